@@ -1,0 +1,263 @@
+// User-facing options of TieredStore, their defaults in one place, and resolveOptions(), which validates
+// every option (naming it in the error) and returns a fully resolved configuration.
+
+import type { Clock } from './clock.js'
+import { systemClock } from './clock.js'
+import type { SessionObject } from './codec.js'
+import { ErrorCodes, TieredSessionError } from './errors.js'
+
+/** The memory tier's byte budget and the spiller's watermarks. */
+export interface MemoryOptions {
+  /**
+   * Most bytes of serialized session payload (UTF-8) the memory tier may hold.
+   * @default 67108864 (64 MiB)
+   */
+  maxBytes?: number
+  /**
+   * Fraction of {@link MemoryOptions.maxBytes} above which the spiller starts moving sessions down.
+   * @default 0.8
+   */
+  highWatermark?: number
+  /**
+   * Fraction of {@link MemoryOptions.maxBytes} the spiller brings the memory tier down to.
+   * @default 0.6
+   */
+  lowWatermark?: number
+}
+
+/** The SQLite disk tier. */
+export interface DiskOptions {
+  /**
+   * Path of the SQLite database file. Its directory is created with mode 0700, the file with 0600.
+   * @default './.sessions/sessions.db'
+   */
+  path?: string
+  /**
+   * SQLite `synchronous` setting. `'normal'` (with WAL) survives a crash or `kill -9` of the app;
+   * `'full'` also survives a power loss, at the cost of an fsync per group commit.
+   * @default 'normal'
+   */
+  synchronous?: 'normal' | 'full'
+  /**
+   * Most writes committed in one transaction (group commit); a full batch commits at once.
+   * @default 1000
+   */
+  maxBatchSize?: number
+}
+
+/** Options of {@link TieredStore}. Every field is optional; no options at all gives local mode. */
+export interface TieredStoreOptions {
+  /** The memory tier. */
+  memory?: MemoryOptions
+  /** The disk tier. `false` is only allowed together with `redis`. */
+  disk?: DiskOptions | false
+  /** Redis (shared mode). Not available in this version: setting it fails with TS_INVALID_OPTION. */
+  redis?: unknown
+  /**
+   * Redis key prefix.
+   * @default 'sess:'
+   */
+  prefix?: string
+  /**
+   * Lifetime in **seconds** of a session whose cookie has no `expires`, or a function of the session
+   * returning seconds.
+   * @default 86400
+   */
+  ttl?: number | ((session: SessionObject) => number)
+  /**
+   * Largest serialized session accepted, in bytes; larger ones are refused with TS_SESSION_TOO_LARGE.
+   * @default 1048576 (1 MiB)
+   */
+  maxSessionBytes?: number
+  /**
+   * Interval of the spiller's background cycle, in milliseconds.
+   * @default 1000
+   */
+  spillIntervalMs?: number
+  /**
+   * Interval of the background sweep that deletes expired sessions, in milliseconds.
+   * @default 60000
+   */
+  sweepIntervalMs?: number
+  /**
+   * Most expired rows deleted per sweep transaction.
+   * @default 1000
+   */
+  sweepBatchSize?: number
+  /**
+   * The user a session belongs to, for {@link TieredStore.listByUser} and {@link TieredStore.destroyByUser}.
+   * @default (sess) => sess.userId ?? sess.passport?.user
+   */
+  userId?: (session: SessionObject) => unknown
+  /**
+   * Time source (milliseconds since the epoch). Tests inject a manual clock.
+   * @default Date.now
+   */
+  clock?: Clock
+}
+
+/** Fully resolved options; every field has its value. */
+export interface ResolvedOptions {
+  readonly memory: {
+    readonly maxBytes: number
+    readonly highWatermark: number
+    readonly lowWatermark: number
+  }
+  readonly disk: {
+    readonly path: string
+    readonly synchronous: 'normal' | 'full'
+    readonly maxBatchSize: number
+  }
+  readonly prefix: string
+  readonly ttlSeconds: (session: SessionObject) => number
+  readonly maxSessionBytes: number
+  readonly spillIntervalMs: number
+  readonly sweepIntervalMs: number
+  readonly sweepBatchSize: number
+  readonly userId: (session: SessionObject) => unknown
+  readonly clock: Clock
+}
+
+/** Every default, in one place. */
+export const defaults = {
+  memory: { maxBytes: 64 * 1024 * 1024, highWatermark: 0.8, lowWatermark: 0.6 },
+  disk: { path: './.sessions/sessions.db', synchronous: 'normal', maxBatchSize: 1000 },
+  prefix: 'sess:',
+  ttl: 86_400,
+  maxSessionBytes: 1024 * 1024,
+  spillIntervalMs: 1000,
+  sweepIntervalMs: 60_000,
+  sweepBatchSize: 1000,
+} as const
+
+/** `sess.userId ?? sess.passport?.user`. */
+export function defaultUserId(session: SessionObject): unknown {
+  const passport = session.passport as { user?: unknown } | undefined
+  return session.userId ?? (passport !== null && typeof passport === 'object' ? passport.user : undefined)
+}
+
+function invalid(option: string, expected: string): TieredSessionError {
+  return new TieredSessionError(ErrorCodes.INVALID_OPTION, `option "${option}" must be ${expected}`)
+}
+
+function checkKeys(value: object, allowed: readonly string[], where: string): void {
+  for (const key of Object.keys(value)) {
+    if (!allowed.includes(key)) {
+      const name = where ? `${where}.${key}` : key
+      throw new TieredSessionError(ErrorCodes.INVALID_OPTION, `unknown option "${name}"`)
+    }
+  }
+}
+
+function integer(value: unknown, option: string, min: number, fallback: number): number {
+  if (value === undefined) return fallback
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min) {
+    throw invalid(option, `an integer >= ${min}`)
+  }
+  return value
+}
+
+function fraction(value: unknown, option: string, fallback: number): number {
+  if (value === undefined) return fallback
+  if (typeof value !== 'number' || !(value > 0 && value <= 1)) throw invalid(option, 'a number in (0, 1]')
+  return value
+}
+
+function plainObject(value: unknown, option: string): Record<string, unknown> | undefined {
+  if (value === undefined) return undefined
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) throw invalid(option, 'an object')
+  return value as Record<string, unknown>
+}
+
+/** Validates user options and fills in the defaults. Throws TS_INVALID_OPTION naming the bad option. */
+export function resolveOptions(input: TieredStoreOptions = {}): ResolvedOptions {
+  const options = plainObject(input, 'options') ?? {}
+  checkKeys(
+    options,
+    [
+      'memory',
+      'disk',
+      'redis',
+      'prefix',
+      'ttl',
+      'maxSessionBytes',
+      'spillIntervalMs',
+      'sweepIntervalMs',
+      'sweepBatchSize',
+      'userId',
+      'clock',
+    ],
+    '',
+  )
+
+  const memoryIn = plainObject(options.memory, 'memory') ?? {}
+  checkKeys(memoryIn, ['maxBytes', 'highWatermark', 'lowWatermark'], 'memory')
+  const maxBytes = integer(memoryIn.maxBytes, 'memory.maxBytes', 1024, defaults.memory.maxBytes)
+  const highWatermark = fraction(
+    memoryIn.highWatermark,
+    'memory.highWatermark',
+    defaults.memory.highWatermark,
+  )
+  const lowWatermark = fraction(memoryIn.lowWatermark, 'memory.lowWatermark', defaults.memory.lowWatermark)
+  if (lowWatermark >= highWatermark) {
+    throw invalid('memory.lowWatermark', 'below memory.highWatermark')
+  }
+
+  if (options.redis !== undefined) {
+    throw new TieredSessionError(
+      ErrorCodes.INVALID_OPTION,
+      'option "redis" is not supported by this version yet (shared mode is coming); remove it for local mode',
+    )
+  }
+  if (options.disk === false) throw invalid('disk', 'an object (`disk: false` needs `redis`)')
+  const diskIn = plainObject(options.disk, 'disk') ?? {}
+  checkKeys(diskIn, ['path', 'synchronous', 'maxBatchSize'], 'disk')
+  const path = diskIn.path ?? defaults.disk.path
+  if (typeof path !== 'string' || path.length === 0 || path.includes('\0')) {
+    throw invalid('disk.path', 'a non-empty file path')
+  }
+  const synchronous = diskIn.synchronous ?? defaults.disk.synchronous
+  if (synchronous !== 'normal' && synchronous !== 'full')
+    throw invalid('disk.synchronous', "'normal' or 'full'")
+  const maxBatchSize = integer(diskIn.maxBatchSize, 'disk.maxBatchSize', 1, defaults.disk.maxBatchSize)
+
+  const prefix = options.prefix ?? defaults.prefix
+  if (typeof prefix !== 'string') throw invalid('prefix', 'a string')
+
+  const ttl = options.ttl ?? defaults.ttl
+  let ttlSeconds: (session: SessionObject) => number
+  if (typeof ttl === 'number') {
+    if (!Number.isFinite(ttl) || ttl <= 0) throw invalid('ttl', 'a number of seconds > 0, or a function')
+    ttlSeconds = () => ttl
+  } else if (typeof ttl === 'function') {
+    ttlSeconds = ttl as (session: SessionObject) => number
+  } else {
+    throw invalid('ttl', 'a number of seconds > 0, or a function')
+  }
+
+  const maxSessionBytes = integer(options.maxSessionBytes, 'maxSessionBytes', 1, defaults.maxSessionBytes)
+  const spillIntervalMs = integer(options.spillIntervalMs, 'spillIntervalMs', 1, defaults.spillIntervalMs)
+  const sweepIntervalMs = integer(options.sweepIntervalMs, 'sweepIntervalMs', 1, defaults.sweepIntervalMs)
+  const sweepBatchSize = integer(options.sweepBatchSize, 'sweepBatchSize', 1, defaults.sweepBatchSize)
+
+  const userId = options.userId ?? defaultUserId
+  if (typeof userId !== 'function') throw invalid('userId', 'a function (session) => user id')
+
+  const clock = options.clock ?? systemClock
+  if (clock === null || typeof clock !== 'object' || typeof (clock as Clock).now !== 'function') {
+    throw invalid('clock', 'an object with a now() method returning milliseconds')
+  }
+
+  return {
+    memory: { maxBytes, highWatermark, lowWatermark },
+    disk: { path, synchronous, maxBatchSize },
+    prefix,
+    ttlSeconds,
+    maxSessionBytes,
+    spillIntervalMs,
+    sweepIntervalMs,
+    sweepBatchSize,
+    userId: userId as (session: SessionObject) => unknown,
+    clock: clock as Clock,
+  }
+}

@@ -1,0 +1,179 @@
+// TieredStore: the express-session Store adapter over the tier manager. Thin: it validates options,
+// maps methods to the manager, offers callbacks or Promises, and turns manager reports into events.
+
+import type { SessionData } from 'express-session'
+import session from 'express-session'
+import type { Callback } from './callback.js'
+import { withCallback } from './callback.js'
+import type { SessionObject } from './codec.js'
+import type { TieredSessionError } from './errors.js'
+import type { TieredStoreOptions } from './options.js'
+import { resolveOptions } from './options.js'
+import type { SpillResult } from './spiller.js'
+import type { StoreStats } from './stats.js'
+import { toPrometheus } from './stats.js'
+import type { UserSession } from './tier-manager.js'
+import { TierManager } from './tier-manager.js'
+
+/** Options of {@link TieredStore.destroyByUser}. */
+export interface DestroyByUserOptions {
+  /** Session ids to keep (e.g. the current one, for "log out everywhere else"). */
+  except?: string | readonly string[]
+}
+
+/**
+ * A session store for express-session: a byte-budgeted memory tier over a SQLite disk tier.
+ *
+ * Events: `spill` ({@link SpillResult}), `promote` (`{ bytes }`), `error` ({@link TieredSessionError}).
+ * Every method takes an optional callback, called exactly once; without one it returns a Promise.
+ */
+export class TieredStore extends session.Store {
+  readonly #manager: TierManager
+  readonly #warned = new Set<string>()
+
+  /** Throws TS_INVALID_OPTION naming a bad option, or TS_DISK_OPEN_FAILED naming the path. */
+  constructor(options: TieredStoreOptions = {}) {
+    super()
+    const resolved = resolveOptions(options)
+    this.#manager = new TierManager(resolved, {
+      spill: (result) => this.emit('spill', result),
+      promote: (info) => this.emit('promote', info),
+      error: (error) => this.#emitError(error),
+    })
+  }
+
+  /** Emits `error`; with no listener, prints one warning per code instead of crashing the app. */
+  #emitError(error: TieredSessionError): void {
+    if (this.listenerCount('error') > 0) {
+      this.emit('error', error)
+      return
+    }
+    if (this.#warned.has(error.code)) return
+    this.#warned.add(error.code)
+    process.emitWarning(error.message, { type: 'TieredSessionWarning', code: error.code })
+  }
+
+  /** The session, or undefined for a miss (expired, unknown, or undecodable). */
+  override get(sid: string): Promise<SessionData | undefined>
+  override get(sid: string, callback: (err: unknown, session?: SessionData | null) => void): void
+  override get(
+    sid: string,
+    callback?: Callback<SessionData | undefined>,
+  ): Promise<SessionData | undefined> | void {
+    return withCallback(() => this.#manager.get(sid) as SessionData | undefined, callback)
+  }
+
+  /** Stores the session; resolves once it is durable. Expiry: `cookie.expires`, else `ttl`. */
+  override set(sid: string, session: SessionData): Promise<void>
+  override set(sid: string, session: SessionData, callback: (err?: unknown) => void): void
+  override set(sid: string, session: SessionData, callback?: Callback<void>): Promise<void> | void {
+    return withCallback(() => this.#manager.set(sid, session as unknown as SessionObject), callback)
+  }
+
+  /** Removes the session from every tier. */
+  override destroy(sid: string): Promise<void>
+  override destroy(sid: string, callback: (err?: unknown) => void): void
+  override destroy(sid: string, callback?: Callback<void>): Promise<void> | void {
+    return withCallback(() => this.#manager.destroy(sid), callback)
+  }
+
+  /** Slides the expiry to the session's `cookie.expires` and stores that cookie, keeping the data. */
+  override touch(sid: string, session: SessionData): Promise<void>
+  override touch(sid: string, session: SessionData, callback: (err?: unknown) => void): void
+  override touch(sid: string, session: SessionData, callback?: Callback<void>): Promise<void> | void {
+    return withCallback(() => this.#manager.touch(sid, session as unknown as SessionObject), callback)
+  }
+
+  /** Every live session, as `{ [sid]: session }`. */
+  override all(): Promise<Record<string, SessionData>>
+  override all(callback: (err: unknown, obj?: Record<string, SessionData> | null) => void): void
+  override all(
+    callback?: Callback<Record<string, SessionData>>,
+  ): Promise<Record<string, SessionData>> | void {
+    return withCallback(() => this.#manager.all() as unknown as Record<string, SessionData>, callback)
+  }
+
+  /** Ids of every live session. */
+  ids(): Promise<string[]>
+  ids(callback: (err: unknown, ids?: string[]) => void): void
+  ids(callback?: Callback<string[]>): Promise<string[]> | void {
+    return withCallback(() => this.#manager.ids(), callback)
+  }
+
+  /** Number of live sessions. */
+  override length(): Promise<number>
+  override length(callback: (err: unknown, length?: number) => void): void
+  override length(callback?: Callback<number>): Promise<number> | void {
+    return withCallback(() => this.#manager.length(), callback)
+  }
+
+  /** Removes every session. */
+  override clear(): Promise<void>
+  override clear(callback: (err?: unknown) => void): void
+  override clear(callback?: Callback<void>): Promise<void> | void {
+    return withCallback(() => this.#manager.clear(), callback)
+  }
+
+  /** The live sessions of a user (see the `userId` option). */
+  listByUser(userId: unknown): Promise<UserSession<SessionData>[]>
+  listByUser(userId: unknown, callback: (err: unknown, sessions?: UserSession<SessionData>[]) => void): void
+  listByUser(
+    userId: unknown,
+    callback?: Callback<UserSession<SessionData>[]>,
+  ): Promise<UserSession<SessionData>[]> | void {
+    return withCallback(
+      () => this.#manager.listByUser(userId) as unknown as UserSession<SessionData>[],
+      callback,
+    )
+  }
+
+  /** Destroys every session of a user but those in `except` ("log out everywhere"); resolves to how many. */
+  destroyByUser(userId: unknown, options?: DestroyByUserOptions): Promise<number>
+  destroyByUser(
+    userId: unknown,
+    options: DestroyByUserOptions,
+    callback: (err: unknown, count?: number) => void,
+  ): void
+  destroyByUser(userId: unknown, callback: (err: unknown, count?: number) => void): void
+  destroyByUser(
+    userId: unknown,
+    optionsOrCallback?: DestroyByUserOptions | Callback<number>,
+    callback?: Callback<number>,
+  ): Promise<number> | void {
+    const cb = typeof optionsOrCallback === 'function' ? optionsOrCallback : callback
+    const options = typeof optionsOrCallback === 'function' ? {} : (optionsOrCallback ?? {})
+    const except = options.except === undefined ? [] : ([] as string[]).concat(options.except)
+    return withCallback(() => this.#manager.destroyByUser(userId, except), cb)
+  }
+
+  /** Commits queued writes and runs the spiller now; resolves to what the spill cycle moved. */
+  flush(): Promise<SpillResult>
+  flush(callback: (err: unknown, result?: SpillResult) => void): void
+  flush(callback?: Callback<SpillResult>): Promise<SpillResult> | void {
+    return withCallback(() => this.#manager.flush(), callback)
+  }
+
+  /** Deletes expired sessions now (the background sweep, on demand); resolves to how many. */
+  sweep(): Promise<number>
+  sweep(callback: (err: unknown, removed?: number) => void): void
+  sweep(callback?: Callback<number>): Promise<number> | void {
+    return withCallback(() => this.#manager.sweep(), callback)
+  }
+
+  /** Commits everything, stops the timers and closes the database. Idempotent. */
+  close(): Promise<void>
+  close(callback: (err?: unknown) => void): void
+  close(callback?: Callback<void>): Promise<void> | void {
+    return withCallback(() => this.#manager.close(), callback)
+  }
+
+  /** A snapshot of sizes and counters per tier. No session data or ids. */
+  stats(): StoreStats {
+    return this.#manager.stats()
+  }
+
+  /** The stats as Prometheus text exposition. */
+  metrics(): string {
+    return toPrometheus(this.stats())
+  }
+}
