@@ -35,6 +35,7 @@ export class Spiller {
   readonly #lowBytes: number
   #timer: NodeJS.Timeout | undefined
   #kicked: NodeJS.Immediate | undefined
+  #running = false
 
   constructor(options: SpillerOptions) {
     this.#options = options
@@ -78,7 +79,22 @@ export class Spiller {
    */
   cycle(): SpillResult {
     const memory = this.#options.memory
-    if (memory.bytes <= this.#highBytes) return { sessions: 0, bytes: 0 }
+    // NB: not re-entrant: a `spill` listener that reads (and so promotes) must not start a nested cycle.
+    if (this.#running || memory.bytes <= this.#highBytes) return { sessions: 0, bytes: 0 }
+    this.#running = true
+    let result: SpillResult
+    try {
+      result = this.#spill(memory)
+      if (result.sessions > 0) this.#options.onSpill(result)
+    } finally {
+      this.#running = false
+    }
+    // Promotions made by spill listeners may have pushed memory up again.
+    this.kick()
+    return result
+  }
+
+  #spill(memory: MemoryTier): SpillResult {
     const victims: Array<readonly [string, MemoryRecord]> = []
     let remaining = memory.bytes
     for (const sid of memory.leastRecentlyUsed()) {
@@ -94,9 +110,7 @@ export class Spiller {
     for (const [sid, record] of victims) {
       if (memory.delete(sid)) bytes += record.bytes
     }
-    const result = { sessions: victims.length, bytes }
-    if (result.sessions > 0) this.#options.onSpill(result)
-    return result
+    return { sessions: victims.length, bytes }
   }
 
   #safeCycle(): void {

@@ -15,6 +15,9 @@ import { toPrometheus } from './stats.js'
 import type { UserSession } from './tier-manager.js'
 import { TierManager } from './tier-manager.js'
 
+/** What `set` and `touch` accept: an express-session session, or any plain JSON-serializable object. */
+export type StorableSession = SessionData | Record<string, unknown>
+
 /** Options of {@link TieredStore.destroyByUser}. */
 export interface DestroyByUserOptions {
   /** Session ids to keep (e.g. the current one, for "log out everywhere else"). */
@@ -64,9 +67,9 @@ export class TieredStore extends session.Store {
   }
 
   /** Stores the session; resolves once it is durable. Expiry: `cookie.expires`, else `ttl`. */
-  override set(sid: string, session: SessionData): Promise<void>
-  override set(sid: string, session: SessionData, callback: (err?: unknown) => void): void
-  override set(sid: string, session: SessionData, callback?: Callback<void>): Promise<void> | void {
+  override set(sid: string, session: StorableSession): Promise<void>
+  override set(sid: string, session: StorableSession, callback: (err?: unknown) => void): void
+  override set(sid: string, session: StorableSession, callback?: Callback<void>): Promise<void> | void {
     return withCallback(() => this.#manager.set(sid, session as unknown as SessionObject), callback)
   }
 
@@ -78,9 +81,9 @@ export class TieredStore extends session.Store {
   }
 
   /** Slides the expiry to the session's `cookie.expires` and stores that cookie, keeping the data. */
-  override touch(sid: string, session: SessionData): Promise<void>
-  override touch(sid: string, session: SessionData, callback: (err?: unknown) => void): void
-  override touch(sid: string, session: SessionData, callback?: Callback<void>): Promise<void> | void {
+  override touch(sid: string, session: StorableSession): Promise<void>
+  override touch(sid: string, session: StorableSession, callback: (err?: unknown) => void): void
+  override touch(sid: string, session: StorableSession, callback?: Callback<void>): Promise<void> | void {
     return withCallback(() => this.#manager.touch(sid, session as unknown as SessionObject), callback)
   }
 

@@ -1,0 +1,75 @@
+import { statSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import Database from 'better-sqlite3'
+import { describe, expect, it, onTestFinished } from 'vitest'
+import { TieredStore } from '../src/store.js'
+import { createStore, sessionFor } from './helpers/stores.js'
+import { makeTempDir } from './helpers/temp-dir.js'
+
+const HOUR = 3_600_000
+
+describe('the SQLite file', () => {
+  it('is created 0600 in a 0700 directory, in WAL mode, with indexes on expiry and user', async () => {
+    const { store, clock, dbPath } = createStore()
+    await store.set('s', sessionFor(clock.now(), HOUR, { userId: 'u' }))
+    expect(statSync(dbPath).mode & 0o777).toBe(0o600)
+    expect(statSync(join(dbPath, '..')).mode & 0o777).toBe(0o700)
+    expect(statSync(`${dbPath}-wal`).mode & 0o777).toBe(0o600)
+    const db = new Database(dbPath, { readonly: true })
+    onTestFinished(() => {
+      db.close()
+    })
+    expect(db.pragma('journal_mode', { simple: true })).toBe('wal')
+    const columns = (db.pragma('table_info(sessions)') as Array<{ name: string }>).map((c) => c.name)
+    expect(columns).toEqual(['sid', 'payload', 'expiresAt', 'version', 'userId'])
+    const indexes = (db.pragma('index_list(sessions)') as Array<{ name: string }>).map((i) => i.name)
+    expect(indexes).toEqual(expect.arrayContaining(['sessions_by_expiry', 'sessions_by_user']))
+    expect(db.prepare('SELECT sid, userId, version FROM sessions').all()).toEqual([
+      { sid: 's', userId: 'u', version: 1 },
+    ])
+  })
+
+  it('commits concurrent writes in one shared transaction, acknowledging each only after it', async () => {
+    const { store, clock, dbPath } = createStore()
+    const before = store.stats().disk?.transactions ?? 0
+    const reader = new Database(dbPath, { readonly: true })
+    onTestFinished(() => {
+      reader.close()
+    })
+    const count = () => (reader.prepare('SELECT count(*) AS n FROM sessions').get() as { n: number }).n
+    const seenAtAck: number[] = []
+    await Promise.all(
+      Array.from({ length: 50 }, (_, i) =>
+        store.set(`s${i}`, sessionFor(clock.now(), HOUR, { i })).then(() => seenAtAck.push(count())),
+      ),
+    )
+    expect(store.stats().disk?.transactions).toBe(before + 1)
+    // When each write was acknowledged, another connection already saw all 50 rows committed.
+    expect(seenAtAck).toEqual(Array(50).fill(50))
+  })
+
+  it('raises the version on every write of a session', async () => {
+    const { store, clock, dbPath } = createStore()
+    for (let i = 0; i < 3; i++) await store.set('s', sessionFor(clock.now(), HOUR, { i }))
+    await store.touch('s', sessionFor(clock.now(), 2 * HOUR, {}))
+    const db = new Database(dbPath, { readonly: true })
+    onTestFinished(() => {
+      db.close()
+    })
+    expect(db.prepare('SELECT version FROM sessions WHERE sid = ?').get('s')).toEqual({ version: 4 })
+  })
+
+  it('a file that is not a SQLite database fails at construction with TS_DISK_OPEN_FAILED', () => {
+    expect.assertions(2)
+    const dir = makeTempDir()
+    onTestFinished(() => dir.remove())
+    const path = join(dir.path, 'sessions.db')
+    writeFileSync(path, 'this is not a database, just some text that is long enough '.repeat(20))
+    try {
+      new TieredStore({ disk: { path } })
+    } catch (error) {
+      expect(error).toMatchObject({ code: 'TS_DISK_OPEN_FAILED' })
+      expect((error as Error).message).toContain(path)
+    }
+  })
+})
