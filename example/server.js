@@ -24,14 +24,14 @@ app.use(express.urlencoded({ extended: false }))
 app.use(session({ store, secret, resave: false, saveUninitialized: false, cookie: { maxAge: 86_400_000 } }))
 
 const products = { apple: 120, bread: 250, cheese: 480 }
-const escape = (s) => String(s).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`)
+const escapeHtml = (s) => String(s).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`)
 
 app.get('/', (req, res) => {
   const cart = req.session.cart ?? []
   const total = cart.reduce((sum, item) => sum + (products[item] ?? 0), 0)
   res.type('html').send(`<!doctype html><meta charset="utf-8"><title>tiered-session demo</title>
 <h1>tiered-session demo</h1>
-<p>${req.session.user ? `Signed in as <b>${escape(req.session.user)}</b>` : 'Not signed in.'}</p>
+<p>${req.session.user ? `Signed in as <b>${escapeHtml(req.session.user)}</b>` : 'Not signed in.'}</p>
 <form method="post" action="/login"><input name="user" placeholder="name" required> <button>Sign in</button></form>
 <form method="post" action="/logout"><button>Sign out</button></form>
 <h2>Products</h2>
@@ -41,7 +41,7 @@ ${Object.entries(products)
       `<form method="post" action="/cart" style="display:inline"><input type="hidden" name="item" value="${name}"><button>Add ${name} (${(cents / 100).toFixed(2)})</button></form>`,
   )
   .join(' ')}
-<h2>Cart</h2><ul>${cart.map((i) => `<li>${escape(i)}</li>`).join('')}</ul><p>Total: ${(total / 100).toFixed(2)}</p>
+<h2>Cart</h2><ul>${cart.map((i) => `<li>${escapeHtml(i)}</li>`).join('')}</ul><p>Total: ${(total / 100).toFixed(2)}</p>
 <p><a href="/admin/stats">store stats</a> · <a href="/metrics">metrics</a></p>`)
 })
 
