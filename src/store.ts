@@ -12,8 +12,12 @@ import { resolveOptions } from './options.js'
 import type { SpillResult } from './spiller.js'
 import type { StoreStats } from './stats.js'
 import { toPrometheus } from './stats.js'
-import type { UserSession } from './tier-manager.js'
+import type { SessionPatch, UserSession } from './tier-manager.js'
 import { TierManager } from './tier-manager.js'
+
+/** Internal: how the middleware reaches the store's tier manager. Not exported from the package. */
+export const managerOf: (store: TieredStore) => TierManager = (store) => store[kManager]
+const kManager = Symbol('tiered-session.manager')
 
 /** What `set` and `touch` accept: an express-session session, or any plain JSON-serializable object. */
 export type StorableSession = SessionData | Record<string, unknown>
@@ -33,6 +37,11 @@ export interface DestroyByUserOptions {
 export class TieredStore extends session.Store {
   readonly #manager: TierManager
   readonly #warned = new Set<string>()
+
+  /** @internal */
+  get [kManager](): TierManager {
+    return this.#manager
+  }
 
   /** Throws TS_INVALID_OPTION naming a bad option, or TS_DISK_OPEN_FAILED naming the path. */
   constructor(options: TieredStoreOptions = {}) {
@@ -85,6 +94,17 @@ export class TieredStore extends session.Store {
   override touch(sid: string, session: StorableSession, callback: (err?: unknown) => void): void
   override touch(sid: string, session: StorableSession, callback?: Callback<void>): Promise<void> | void {
     return withCallback(() => this.#manager.touch(sid, session as unknown as SessionObject), callback)
+  }
+
+  /**
+   * Applies one request's changes (keys set, keys deleted, the cookie) onto the latest stored version of
+   * the session, atomically; resolves to false when the session no longer exists (it is not recreated).
+   * This is how `tieredSession()` avoids lost updates between parallel requests.
+   */
+  merge(sid: string, patch: SessionPatch): Promise<boolean>
+  merge(sid: string, patch: SessionPatch, callback: (err: unknown, applied?: boolean) => void): void
+  merge(sid: string, patch: SessionPatch, callback?: Callback<boolean>): Promise<boolean> | void {
+    return withCallback(() => this.#manager.merge(sid, patch), callback)
   }
 
   /** Every live session, as `{ [sid]: session }`. */

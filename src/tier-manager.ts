@@ -25,6 +25,23 @@ export interface UserSession<S = SessionObject> {
   readonly expiresAt: number
 }
 
+/** A live session and its absolute expiry. */
+export interface SessionEntry {
+  readonly session: SessionObject
+  /** Milliseconds since the epoch. */
+  readonly expiresAt: number
+}
+
+/** The changes one request made to a session, as `merge` applies them. */
+export interface SessionPatch {
+  /** Top-level keys set, each as its JSON text. */
+  readonly set: Readonly<Record<string, string>>
+  /** Top-level keys deleted. */
+  readonly unset: readonly string[]
+  /** The session's cookie to store (its `expires` sets the expiry), or undefined to keep the stored one. */
+  readonly cookie?: unknown
+}
+
 /** Where the manager reports what happens; the store turns these into events. */
 export interface ManagerEvents {
   spill(result: SpillResult): void
@@ -108,6 +125,11 @@ export class TierManager {
 
   /** The live session, or undefined. Memory first; a disk hit is promoted into memory. */
   get(sid: string): SessionObject | undefined {
+    return this.getEntry(sid)?.session
+  }
+
+  /** The live session with its absolute expiry (ms), or undefined. */
+  getEntry(sid: string): SessionEntry | undefined {
     this.#checkOpen()
     if (!isValidSid(sid)) {
       this.counters.misses++
@@ -118,7 +140,7 @@ export class TierManager {
       const session = this.#decode(cached)
       if (session !== undefined) {
         this.counters.hits.memory++
-        return session
+        return { session, expiresAt: cached.expiresAt }
       }
       this.memory.delete(sid)
     }
@@ -143,7 +165,77 @@ export class TierManager {
     this.counters.promotions++
     this.#events.promote({ bytes: promoted.bytes })
     this.#afterMemoryGrew()
-    return session
+    return { session, expiresAt: stored.expiresAt }
+  }
+
+  /** The current time of the store's clock, in ms. */
+  now(): number {
+    return this.#options.clock.now()
+  }
+
+  /** The lifetime (ms) a write of `session` would get: its cookie's remaining life, or the ttl. */
+  lifetimeMs(session: SessionObject): number {
+    const now = this.now()
+    return expiresAtOf(session, now, this.#options) - now
+  }
+
+  /**
+   * Applies a request's changes onto the latest stored version, atomically: the keys in `set` (as JSON
+   * text) are replaced, those in `unset` removed, the cookie replaced; every other key keeps what the
+   * latest write left. Resolves to false when the session no longer exists (destroyed or expired
+   * meanwhile): it is not brought back.
+   */
+  async merge(sid: string, patch: SessionPatch): Promise<boolean> {
+    this.#checkOpen()
+    assertValidSid(sid)
+    const now = this.now()
+    let applied = false
+    try {
+      await this.disk.write(
+        {
+          type: 'patch',
+          sid,
+          // NB: runs inside the write transaction on the latest row: two requests that change different
+          // keys both keep their change (the same key: the last one to commit wins).
+          patch: (current) => {
+            const latest = decodeSession(current.payload)
+            for (const key of patch.unset) delete latest[key]
+            for (const [key, json] of Object.entries(patch.set)) {
+              Object.defineProperty(latest, key, {
+                value: JSON.parse(json),
+                enumerable: true,
+                writable: true,
+                configurable: true,
+              })
+            }
+            if (patch.cookie !== undefined) latest.cookie = patch.cookie
+            const { payload, bytes } = encodeSession(latest)
+            this.#checkSize(bytes)
+            const expiresAt = expiresAtOf(latest, now, this.#options)
+            return { payload, expiresAt, userId: userIdOf(latest, this.#options) }
+          },
+        },
+        (stored) => {
+          if (stored === undefined) return
+          applied = true
+          this.memory.set(sid, stored as StoredRecord)
+          this.counters.writes++
+          this.#afterMemoryGrew()
+        },
+      )
+    } catch (error) {
+      this.#fail(error)
+    }
+    return applied
+  }
+
+  #checkSize(bytes: number): void {
+    if (bytes > this.#options.maxSessionBytes) {
+      throw new TieredSessionError(
+        ErrorCodes.SESSION_TOO_LARGE,
+        `the session is ${bytes} bytes serialized, over maxSessionBytes (${this.#options.maxSessionBytes})`,
+      )
+    }
   }
 
   /** Stores a session; resolves once its transaction has committed. */
@@ -151,13 +243,10 @@ export class TierManager {
     this.#checkOpen()
     assertValidSid(sid)
     const { payload, bytes } = encodeSession(session)
-    if (bytes > this.#options.maxSessionBytes) {
-      this.#fail(
-        new TieredSessionError(
-          ErrorCodes.SESSION_TOO_LARGE,
-          `the session is ${bytes} bytes serialized, over maxSessionBytes (${this.#options.maxSessionBytes})`,
-        ),
-      )
+    try {
+      this.#checkSize(bytes)
+    } catch (error) {
+      this.#fail(error)
     }
     const now = this.#options.clock.now()
     const expiresAt = expiresAtOf(session, now, this.#options)
