@@ -149,10 +149,22 @@ function checkKeys(value: object, allowed: readonly string[], where: string): vo
   }
 }
 
-function integer(value: unknown, option: string, min: number, fallback: number): number {
+/** Longest interval Node's timers accept, in ms (about 24.8 days). */
+const MAX_TIMER_MS = 2 ** 31 - 1
+
+function integer(
+  value: unknown,
+  option: string,
+  min: number,
+  fallback: number,
+  max = Number.MAX_SAFE_INTEGER,
+): number {
   if (value === undefined) return fallback
-  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min) {
-    throw invalid(option, `an integer >= ${min}`)
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min || value > max) {
+    throw invalid(
+      option,
+      max === Number.MAX_SAFE_INTEGER ? `an integer >= ${min}` : `an integer from ${min} to ${max}`,
+    )
   }
   return value
 }
@@ -236,8 +248,20 @@ export function resolveOptions(input: TieredStoreOptions = {}): ResolvedOptions 
   }
 
   const maxSessionBytes = integer(options.maxSessionBytes, 'maxSessionBytes', 1, defaults.maxSessionBytes)
-  const spillIntervalMs = integer(options.spillIntervalMs, 'spillIntervalMs', 1, defaults.spillIntervalMs)
-  const sweepIntervalMs = integer(options.sweepIntervalMs, 'sweepIntervalMs', 1, defaults.sweepIntervalMs)
+  const spillIntervalMs = integer(
+    options.spillIntervalMs,
+    'spillIntervalMs',
+    1,
+    defaults.spillIntervalMs,
+    MAX_TIMER_MS,
+  )
+  const sweepIntervalMs = integer(
+    options.sweepIntervalMs,
+    'sweepIntervalMs',
+    1,
+    defaults.sweepIntervalMs,
+    MAX_TIMER_MS,
+  )
   const sweepBatchSize = integer(options.sweepBatchSize, 'sweepBatchSize', 1, defaults.sweepBatchSize)
 
   const userId = options.userId ?? defaultUserId

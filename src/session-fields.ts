@@ -34,7 +34,12 @@ export function expiresAtOf(session: SessionObject, now: number, options: Resolv
     const at = new Date(expires).getTime()
     if (Number.isFinite(at)) return at
   }
-  const seconds = options.ttlSeconds(session)
+  let seconds: unknown
+  try {
+    seconds = options.ttlSeconds(session)
+  } catch (cause) {
+    throw new TieredSessionError(ErrorCodes.INVALID_OPTION, 'option "ttl" threw', { cause })
+  }
   if (typeof seconds !== 'number' || !Number.isFinite(seconds)) {
     throw new TieredSessionError(
       ErrorCodes.INVALID_OPTION,
@@ -46,11 +51,24 @@ export function expiresAtOf(session: SessionObject, now: number, options: Resolv
 
 /** The session's user as a string, or null when it has none. */
 export function userIdOf(session: SessionObject, options: ResolvedOptions): string | null {
-  return normalizeUserId(options.userId(session))
+  let id: unknown
+  try {
+    id = options.userId(session)
+  } catch (cause) {
+    throw new TieredSessionError(ErrorCodes.INVALID_OPTION, 'option "userId" threw', { cause })
+  }
+  return normalizeUserId(id)
 }
 
-/** Normalizes a user id passed to listByUser/destroyByUser the same way as {@link userIdOf}. */
+/**
+ * A user id as the index keys it: a non-empty string, a finite number or a bigint as text, or an object's
+ * `id` (Passport apps often serialize the user as `{ id, ... }`); anything else is no user.
+ */
 export function normalizeUserId(userId: unknown): string | null {
+  if (userId !== null && typeof userId === 'object' && 'id' in userId) {
+    const id = (userId as { id: unknown }).id
+    return typeof id === 'object' ? null : normalizeUserId(id)
+  }
   if (typeof userId === 'string') return userId.length > 0 ? userId : null
   if (typeof userId === 'number' && Number.isFinite(userId)) return String(userId)
   if (typeof userId === 'bigint') return userId.toString()

@@ -1,7 +1,7 @@
 // TieredStore: the express-session Store adapter over the tier manager. Thin: it validates options,
 // maps methods to the manager, offers callbacks or Promises, and turns manager reports into events.
 
-import type { SessionData } from 'express-session'
+import type { EventEmitter } from 'node:events'
 import session from 'express-session'
 import type { Callback } from './callback.js'
 import { withCallback } from './callback.js'
@@ -9,6 +9,7 @@ import type { SessionObject } from './codec.js'
 import type { TieredSessionError } from './errors.js'
 import type { TieredStoreOptions } from './options.js'
 import { resolveOptions } from './options.js'
+import type { StoredSession } from './session-data.js'
 import type { SpillResult } from './spiller.js'
 import type { StoreStats } from './stats.js'
 import { toPrometheus } from './stats.js'
@@ -19,8 +20,24 @@ import { TierManager } from './tier-manager.js'
 export const managerOf: (store: TieredStore) => TierManager = (store) => store[kManager]
 const kManager = Symbol('tiered-session.manager')
 
-/** What `set` and `touch` accept: an express-session session, or any plain JSON-serializable object. */
-export type StorableSession = SessionData | Record<string, unknown>
+/** What `set` and `touch` accept: a session from express-session or tieredSession(), or any plain JSON-serializable object. */
+export type StorableSession = StoredSession | object
+
+/**
+ * The part of express-session's `Store` that TieredStore inherits, declared here so that our types do not
+ * depend on `@types/express-session` (whose global `req.session` would clash with tieredSession()'s).
+ */
+interface ExpressSessionStore extends EventEmitter {
+  // biome-ignore lint/suspicious/noExplicitAny: mirrors express-session's signature (Express's Request).
+  regenerate(req: any, callback: (err?: any) => any): void
+  // biome-ignore lint/suspicious/noExplicitAny: mirrors express-session's signature.
+  load(sid: string, callback: (err: any, session?: any) => any): void
+  // biome-ignore lint/suspicious/noExplicitAny: mirrors express-session's signature (returns its Session).
+  createSession(req: any, session: any): any
+}
+
+/** express-session's Store class (the runtime base of TieredStore). */
+const ExpressSessionStoreBase = session.Store as unknown as new () => ExpressSessionStore
 
 /** Options of {@link TieredStore.destroyByUser}. */
 export interface DestroyByUserOptions {
@@ -34,7 +51,7 @@ export interface DestroyByUserOptions {
  * Events: `spill` ({@link SpillResult}), `promote` (`{ bytes }`), `error` ({@link TieredSessionError}).
  * Every method takes an optional callback, called exactly once; without one it returns a Promise.
  */
-export class TieredStore extends session.Store {
+export class TieredStore extends ExpressSessionStoreBase {
   readonly #manager: TierManager
   readonly #warned = new Set<string>()
 
@@ -48,16 +65,30 @@ export class TieredStore extends session.Store {
     super()
     const resolved = resolveOptions(options)
     this.#manager = new TierManager(resolved, {
-      spill: (result) => this.emit('spill', result),
-      promote: (info) => this.emit('promote', info),
+      spill: (result) => this.#emitSafely('spill', result),
+      promote: (info) => this.#emitSafely('promote', info),
       error: (error) => this.#emitError(error),
     })
+  }
+
+  /**
+   * Emits an event from inside the engine. A listener that throws must not leave the engine half-way
+   * through a commit or a spill: its error is rethrown on its own, as any uncaught listener error would be.
+   */
+  #emitSafely(event: string, arg: unknown): void {
+    try {
+      this.emit(event, arg)
+    } catch (error) {
+      queueMicrotask(() => {
+        throw error
+      })
+    }
   }
 
   /** Emits `error`; with no listener, prints one warning per code instead of crashing the app. */
   #emitError(error: TieredSessionError): void {
     if (this.listenerCount('error') > 0) {
-      this.emit('error', error)
+      this.#emitSafely('error', error)
       return
     }
     if (this.#warned.has(error.code)) return
@@ -66,33 +97,33 @@ export class TieredStore extends session.Store {
   }
 
   /** The session, or undefined for a miss (expired, unknown, or undecodable). */
-  override get(sid: string): Promise<SessionData | undefined>
-  override get(sid: string, callback: (err: unknown, session?: SessionData | null) => void): void
-  override get(
+  get(sid: string): Promise<StoredSession | undefined>
+  get(sid: string, callback: (err: unknown, session?: StoredSession | null) => void): void
+  get(
     sid: string,
-    callback?: Callback<SessionData | undefined>,
-  ): Promise<SessionData | undefined> | void {
-    return withCallback(() => this.#manager.get(sid) as SessionData | undefined, callback)
+    callback?: Callback<StoredSession | undefined>,
+  ): Promise<StoredSession | undefined> | void {
+    return withCallback(() => this.#manager.get(sid) as StoredSession | undefined, callback)
   }
 
   /** Stores the session; resolves once it is durable. Expiry: `cookie.expires`, else `ttl`. */
-  override set(sid: string, session: StorableSession): Promise<void>
-  override set(sid: string, session: StorableSession, callback: (err?: unknown) => void): void
-  override set(sid: string, session: StorableSession, callback?: Callback<void>): Promise<void> | void {
+  set(sid: string, session: StorableSession): Promise<void>
+  set(sid: string, session: StorableSession, callback: (err?: unknown) => void): void
+  set(sid: string, session: StorableSession, callback?: Callback<void>): Promise<void> | void {
     return withCallback(() => this.#manager.set(sid, session as unknown as SessionObject), callback)
   }
 
   /** Removes the session from every tier. */
-  override destroy(sid: string): Promise<void>
-  override destroy(sid: string, callback: (err?: unknown) => void): void
-  override destroy(sid: string, callback?: Callback<void>): Promise<void> | void {
+  destroy(sid: string): Promise<void>
+  destroy(sid: string, callback: (err?: unknown) => void): void
+  destroy(sid: string, callback?: Callback<void>): Promise<void> | void {
     return withCallback(() => this.#manager.destroy(sid), callback)
   }
 
   /** Slides the expiry to the session's `cookie.expires` and stores that cookie, keeping the data. */
-  override touch(sid: string, session: StorableSession): Promise<void>
-  override touch(sid: string, session: StorableSession, callback: (err?: unknown) => void): void
-  override touch(sid: string, session: StorableSession, callback?: Callback<void>): Promise<void> | void {
+  touch(sid: string, session: StorableSession): Promise<void>
+  touch(sid: string, session: StorableSession, callback: (err?: unknown) => void): void
+  touch(sid: string, session: StorableSession, callback?: Callback<void>): Promise<void> | void {
     return withCallback(() => this.#manager.touch(sid, session as unknown as SessionObject), callback)
   }
 
@@ -108,12 +139,10 @@ export class TieredStore extends session.Store {
   }
 
   /** Every live session, as `{ [sid]: session }`. */
-  override all(): Promise<Record<string, SessionData>>
-  override all(callback: (err: unknown, obj?: Record<string, SessionData> | null) => void): void
-  override all(
-    callback?: Callback<Record<string, SessionData>>,
-  ): Promise<Record<string, SessionData>> | void {
-    return withCallback(() => this.#manager.all() as unknown as Record<string, SessionData>, callback)
+  all(): Promise<Record<string, StoredSession>>
+  all(callback: (err: unknown, obj?: Record<string, StoredSession> | null) => void): void
+  all(callback?: Callback<Record<string, StoredSession>>): Promise<Record<string, StoredSession>> | void {
+    return withCallback(() => this.#manager.all() as unknown as Record<string, StoredSession>, callback)
   }
 
   /** Ids of every live session. */
@@ -124,28 +153,28 @@ export class TieredStore extends session.Store {
   }
 
   /** Number of live sessions. */
-  override length(): Promise<number>
-  override length(callback: (err: unknown, length?: number) => void): void
-  override length(callback?: Callback<number>): Promise<number> | void {
+  length(): Promise<number>
+  length(callback: (err: unknown, length?: number) => void): void
+  length(callback?: Callback<number>): Promise<number> | void {
     return withCallback(() => this.#manager.length(), callback)
   }
 
   /** Removes every session. */
-  override clear(): Promise<void>
-  override clear(callback: (err?: unknown) => void): void
-  override clear(callback?: Callback<void>): Promise<void> | void {
+  clear(): Promise<void>
+  clear(callback: (err?: unknown) => void): void
+  clear(callback?: Callback<void>): Promise<void> | void {
     return withCallback(() => this.#manager.clear(), callback)
   }
 
   /** The live sessions of a user (see the `userId` option). */
-  listByUser(userId: unknown): Promise<UserSession<SessionData>[]>
-  listByUser(userId: unknown, callback: (err: unknown, sessions?: UserSession<SessionData>[]) => void): void
+  listByUser(userId: unknown): Promise<UserSession<StoredSession>[]>
+  listByUser(userId: unknown, callback: (err: unknown, sessions?: UserSession<StoredSession>[]) => void): void
   listByUser(
     userId: unknown,
-    callback?: Callback<UserSession<SessionData>[]>,
-  ): Promise<UserSession<SessionData>[]> | void {
+    callback?: Callback<UserSession<StoredSession>[]>,
+  ): Promise<UserSession<StoredSession>[]> | void {
     return withCallback(
-      () => this.#manager.listByUser(userId) as unknown as UserSession<SessionData>[],
+      () => this.#manager.listByUser(userId) as unknown as UserSession<StoredSession>[],
       callback,
     )
   }

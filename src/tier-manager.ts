@@ -4,6 +4,7 @@
 import { setImmediate as nextTurn } from 'node:timers/promises'
 import type { SessionObject } from './codec.js'
 import { decodeSession, encodeSession } from './codec.js'
+import type { ErrorCode } from './errors.js'
 import { ErrorCodes, isTieredSessionError, TieredSessionError, wrapError } from './errors.js'
 import type { ResolvedOptions } from './options.js'
 import { assertValidSid, expiresAtOf, isValidSid, normalizeUserId, userIdOf } from './session-fields.js'
@@ -97,10 +98,14 @@ export class TierManager {
     this.#events.error(error)
   }
 
-  /** Counts an error the caller will receive (no event: the caller has it). */
-  #fail(error: unknown, code = ErrorCodes.DISK_IO, message = 'a session store operation failed'): never {
+  /** Counts an error, emits it as an `error` event, and throws it to the caller. */
+  #fail(
+    error: unknown,
+    code: ErrorCode = ErrorCodes.DISK_IO,
+    message = 'a session store operation failed',
+  ): never {
     const wrapped = wrapError(code, message, error)
-    this.counters.countError(wrapped.code)
+    this.#report(wrapped)
     throw wrapped
   }
 
@@ -241,20 +246,24 @@ export class TierManager {
   /** Stores a session; resolves once its transaction has committed. */
   async set(sid: string, session: SessionObject): Promise<void> {
     this.#checkOpen()
-    assertValidSid(sid)
-    const { payload, bytes } = encodeSession(session)
-    try {
-      this.#checkSize(bytes)
-    } catch (error) {
-      this.#fail(error)
-    }
+    let record: { payload: string; expiresAt: number; userId: string | null }
     const now = this.#options.clock.now()
-    const expiresAt = expiresAtOf(session, now, this.#options)
-    // NB: a session already expired is a delete, as connect-redis does; storing it would only waste space.
-    if (expiresAt <= now) return this.destroy(sid)
-    const userId = userIdOf(session, this.#options)
     try {
-      await this.disk.set(sid, { payload, expiresAt, userId }, (stored) => {
+      assertValidSid(sid)
+      const { payload, bytes } = encodeSession(session)
+      this.#checkSize(bytes)
+      record = {
+        payload,
+        expiresAt: expiresAtOf(session, now, this.#options),
+        userId: userIdOf(session, this.#options),
+      }
+    } catch (error) {
+      this.#fail(error, ErrorCodes.ENCODE_FAILED, 'the session could not be stored')
+    }
+    // NB: a session already expired is a delete, as connect-redis does; storing it would only waste space.
+    if (record.expiresAt <= now) return this.destroy(sid)
+    try {
+      await this.disk.set(sid, record, (stored) => {
         this.memory.set(sid, stored)
         this.counters.writes++
         this.#afterMemoryGrew()
@@ -265,14 +274,23 @@ export class TierManager {
   }
 
   /**
-   * Slides the expiry of a live session to the session's `cookie.expires` (or ttl), keeping the stored data
-   * and replacing only its `cookie`. A missing or expired session stays missing.
+   * Slides the expiry of a live session forward to the session's `cookie.expires` (or ttl), keeping the
+   * stored data and replacing only its `cookie`. A missing or expired session stays missing, and a touch
+   * never shortens a session (a later write may have given it a longer life).
    */
   async touch(sid: string, session: SessionObject): Promise<void> {
     this.#checkOpen()
     if (!isValidSid(sid)) return
     const now = this.#options.clock.now()
-    const expiresAt = expiresAtOf(session, now, this.#options)
+    let cookie: unknown
+    let expiresAt: number
+    try {
+      // NB: copy the cookie now; the caller may change its object before the transaction runs.
+      cookie = session.cookie === undefined ? undefined : JSON.parse(JSON.stringify(session.cookie))
+      expiresAt = expiresAtOf({ ...session, cookie }, now, this.#options)
+    } catch (error) {
+      this.#fail(error, ErrorCodes.ENCODE_FAILED, 'the session cookie could not be stored')
+    }
     if (expiresAt <= now) return this.destroy(sid)
     try {
       await this.disk.write(
@@ -281,8 +299,9 @@ export class TierManager {
           sid,
           // NB: runs inside the transaction on the latest row, so a touch never undoes a write queued before it.
           patch: (current) => {
+            if (current.expiresAt >= expiresAt) return undefined
             const latest = decodeSession(current.payload)
-            latest.cookie = session.cookie
+            latest.cookie = cookie
             return { payload: encodeSession(latest).payload, expiresAt, userId: current.userId }
           },
         },

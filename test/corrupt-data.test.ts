@@ -41,7 +41,7 @@ describe('corrupt rows on disk', () => {
       // Listing skips it (and reports it), the good session is served, and a new write replaces the bad row.
       expect(Object.keys(await store.all())).toEqual(['good'])
       expect(await store.get('good')).toMatchObject({ v: 2 })
-      await store.touch('bad', sessionFor(clock.now(), HOUR, {}))
+      await store.touch('bad', sessionFor(clock.now(), 2 * HOUR, {}))
       await store.set('bad', sessionFor(clock.now(), HOUR, { v: 3 }))
       expect(await store.get('bad')).toMatchObject({ v: 3 })
       expect(store.stats().errors.TS_DECODE_FAILED).toBe(3)

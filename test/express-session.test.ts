@@ -1,5 +1,5 @@
 import request from 'supertest'
-import { describe, expect, it } from 'vitest'
+import { describe, expect, it, onTestFinished, vi } from 'vitest'
 import { systemClock } from '../src/clock.js'
 import { expressSessionApp } from './helpers/apps.js'
 import { createStore } from './helpers/stores.js'
@@ -62,30 +62,45 @@ describe('express-session with TieredStore (Express 5, supertest)', () => {
   })
 
   it('an unmodified request touches the stored expiry instead of rewriting the session', async () => {
+    // express-session reads Date.now() for cookie expiry: move only Date (no timers are faked).
+    vi.useFakeTimers({ toFake: ['Date'] })
+    onTestFinished(() => {
+      vi.useRealTimers()
+    })
+    const t0 = Date.UTC(2026, 5, 1)
+    vi.setSystemTime(t0)
     const { store } = createStore({ clock: systemClock })
     const agent = request.agent(expressSessionApp(store))
     const sid = sidFromCookie((await agent.get('/views')).headers['set-cookie'])
-    const [listed] = await store.listByUser(undefined)
-    expect(listed).toBeUndefined()
     const writesBefore = store.stats().writes
-    const expiresBefore = new Date((await store.get(sid))?.cookie.expires as unknown as string).getTime()
+    expect(Date.parse((await store.get(sid))?.cookie?.expires as string)).toBe(t0 + 60_000)
+    vi.setSystemTime(t0 + 10_000)
     await agent.get('/whoami').expect(200)
     expect(store.stats().writes).toBe(writesBefore + 1)
     const after = await store.get(sid)
     expect(after).toMatchObject({ views: 1 })
-    expect(new Date(after?.cookie.expires as unknown as string).getTime()).toBeGreaterThanOrEqual(
-      expiresBefore,
-    )
+    expect(Date.parse(after?.cookie?.expires as string)).toBe(t0 + 70_000)
+    // The store enforces the slid expiry, not the first one.
+    vi.setSystemTime(t0 + 65_000)
+    expect(await store.get(sid)).toMatchObject({ views: 1 })
   })
 
-  it('with rolling, sends the cookie on every response and keeps the session', async () => {
+  it('with rolling, sends the cookie on every response and slides the stored expiry', async () => {
+    vi.useFakeTimers({ toFake: ['Date'] })
+    onTestFinished(() => {
+      vi.useRealTimers()
+    })
+    const t0 = Date.UTC(2026, 5, 1)
+    vi.setSystemTime(t0)
     const { store } = createStore({ clock: systemClock })
     const agent = request.agent(expressSessionApp(store, { rolling: true }))
     const first = await agent.get('/views')
     const sid = sidFromCookie(first.headers['set-cookie'])
+    vi.setSystemTime(t0 + 30_000)
     const second = await agent.get('/whoami').expect(200)
     expect(sidFromCookie(second.headers['set-cookie'])).toBe(sid)
     expect(second.body.id).toBe(sid)
+    expect(Date.parse((await store.get(sid))?.cookie?.expires as string)).toBe(t0 + 90_000)
   })
 
   it('a session with cookie maxAge 5 ms is gone once the store clock passes it', async () => {
@@ -94,7 +109,7 @@ describe('express-session with TieredStore (Express 5, supertest)', () => {
     const agent = request.agent(expressSessionApp(store, { cookie: { maxAge: 5 } }))
     const res = await agent.get('/views').expect(200, { views: 1 })
     const sid = sidFromCookie(res.headers['set-cookie'])
-    const expires = new Date((await store.get(sid))?.cookie.expires as unknown as string).getTime()
+    const expires = new Date((await store.get(sid))?.cookie?.expires as unknown as string).getTime()
     clock.set(expires - 1)
     expect(await store.get(sid)).toMatchObject({ views: 1 })
     clock.set(expires)

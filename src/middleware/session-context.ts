@@ -3,14 +3,14 @@
 
 import type { IncomingMessage } from 'node:http'
 import { ErrorCodes, TieredSessionError } from '../errors.js'
+import type { SessionData, StoredCookie } from '../session-data.js'
 import { isValidSid } from '../session-fields.js'
 import type { TieredStore } from '../store.js'
 import type { TierManager } from '../tier-manager.js'
 import { diff, isEmpty, snapshot } from './change-tracker.js'
 import type { ResolvedSessionOptions } from './options.js'
-import type { SessionController, SessionData } from './session.js'
+import type { SessionController } from './session.js'
 import { Session } from './session.js'
-import type { StoredCookie } from './session-cookie.js'
 import { SessionCookie } from './session-cookie.js'
 
 /** The request fields tieredSession() sets. */

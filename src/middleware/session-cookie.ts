@@ -2,6 +2,7 @@
 // shape, so sessions move between express-session and tieredSession() in both directions.
 
 import type { SerializeOptions } from 'cookie'
+import type { StoredCookie } from '../session-data.js'
 
 /** Cookie attributes, as options and as stored with each session. */
 export interface CookieOptions {
@@ -18,19 +19,6 @@ export interface CookieOptions {
   domain?: string
   /** @default '/' */
   path?: string
-  partitioned?: boolean
-  priority?: 'low' | 'medium' | 'high'
-}
-
-/** What is stored under `session.cookie` (express-session's Cookie#toJSON shape). */
-export interface StoredCookie {
-  originalMaxAge: number | null
-  expires: string | Date | null
-  secure?: boolean | 'auto'
-  httpOnly?: boolean
-  domain?: string
-  path?: string
-  sameSite?: boolean | 'lax' | 'strict' | 'none'
   partitioned?: boolean
   priority?: 'low' | 'medium' | 'high'
 }

@@ -5,13 +5,6 @@ import type { Callback } from '../callback.js'
 import { withCallback } from '../callback.js'
 import type { SessionCookie } from './session-cookie.js'
 
-/**
- * The data you keep in a session. Extend it by declaration merging:
- * `declare module 'tiered-session' { interface SessionData { cart: string[] } }`.
- */
-// biome-ignore lint/suspicious/noEmptyInterface: users extend it by declaration merging.
-export interface SessionData {}
-
 /** What a Session asks of its request's controller. */
 export interface SessionController {
   regenerate(keep: readonly string[]): Promise<void>

@@ -1,7 +1,7 @@
 // The disk tier: one SQLite file (WAL) of sessions with indexes on expiry and user. Reads are synchronous
 // point look-ups; writes go through group commit and are acknowledged after their transaction commits.
 
-import { closeSync, existsSync, mkdirSync, openSync } from 'node:fs'
+import { chmodSync, closeSync, existsSync, mkdirSync, openSync } from 'node:fs'
 import { dirname, resolve } from 'node:path'
 import Database from 'better-sqlite3'
 import type { Clock } from '../clock.js'
@@ -64,12 +64,16 @@ function toRecord(row: RawRow): StoredRecord {
   return { payload, expiresAt, version, userId }
 }
 
-/** Creates the directory (0700) and the file (0600) when they do not exist yet. */
+/**
+ * Creates the directory (0700) when it does not exist, and the file; the file and its -wal/-shm companions
+ * are made 0600 whether they are new or not. An existing directory's mode is left as its owner set it.
+ */
 function prepareFile(path: string): void {
   const dir = dirname(path)
   if (!existsSync(dir)) mkdirSync(dir, { recursive: true, mode: 0o700 })
   // NB: create the file ourselves so it is 0600 from its first byte; SQLite gives -wal and -shm the same mode.
   closeSync(openSync(path, 'a', 0o600))
+  for (const file of [path, `${path}-wal`, `${path}-shm`]) if (existsSync(file)) chmodSync(file, 0o600)
 }
 
 /** SQLite-backed tier. One instance owns one connection to one file. */

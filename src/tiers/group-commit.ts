@@ -25,6 +25,7 @@ export class GroupCommit<Op, R> {
   #queue: Pending<Op, R>[] = []
   #scheduled: NodeJS.Immediate | undefined
   #batches = 0
+  #running = false
 
   constructor(options: GroupCommitOptions<Op, R>) {
     this.#options = options
@@ -48,19 +49,34 @@ export class GroupCommit<Op, R> {
     return new Promise<R>((resolve, reject) => {
       this.#queue.push({ op, onCommit, resolve, reject })
       if (this.#queue.length >= this.#options.maxBatchSize) this.commitNow()
-      else this.#scheduled ??= setImmediate(() => this.commitNow())
+      else this.#schedule()
     })
+  }
+
+  #schedule(): void {
+    this.#scheduled ??= setImmediate(() => this.commitNow())
   }
 
   /** Commits everything queued now, in batches of at most `maxBatchSize`. */
   commitNow(): void {
+    // NB: not re-entrant. Code run by an onCommit (a spill, an event listener) may queue writes; committing
+    // them in the middle of this batch would let this batch's remaining onCommits install older records.
+    if (this.#running) {
+      this.#schedule()
+      return
+    }
     if (this.#scheduled !== undefined) {
       clearImmediate(this.#scheduled)
       this.#scheduled = undefined
     }
-    while (this.#queue.length > 0) {
-      const batch = this.#queue.splice(0, this.#options.maxBatchSize)
-      this.#run(batch)
+    this.#running = true
+    try {
+      while (this.#queue.length > 0) {
+        const batch = this.#queue.splice(0, this.#options.maxBatchSize)
+        this.#run(batch)
+      }
+    } finally {
+      this.#running = false
     }
   }
 
@@ -83,9 +99,10 @@ export class GroupCommit<Op, R> {
       try {
         p.onCommit?.(result as R)
       } catch (error) {
-        // NB: the write is durable; a failing cache update must not un-acknowledge it, but it is reported.
-        p.reject(error)
-        continue
+        // NB: the write is durable, so it stays acknowledged; the failure is a bug and surfaces as one.
+        queueMicrotask(() => {
+          throw error
+        })
       }
       p.resolve(result as R)
     }

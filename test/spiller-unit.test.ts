@@ -1,0 +1,66 @@
+import { describe, expect, it } from 'vitest'
+import { Spiller } from '../src/spiller.js'
+import { MemoryTier } from '../src/tiers/memory-tier.js'
+import { ManualClock } from './helpers/manual-clock.js'
+
+function filledMemory(count: number) {
+  const clock = new ManualClock()
+  const memory = new MemoryTier({ maxBytes: 10_000, clock })
+  for (let i = 0; i < count; i++) {
+    memory.set(`s${i}`, {
+      payload: JSON.stringify({ pad: 'x'.repeat(90 - 10) }),
+      expiresAt: clock.now() + 1000,
+      userId: null,
+      version: 1,
+    })
+  }
+  return memory
+}
+
+describe('Spiller with a lower tier to move sessions into (shared mode)', () => {
+  it('hands sessions down while they are still in memory, then removes them', () => {
+    const memory = filledMemory(95)
+    const stillInMemory: boolean[] = []
+    const spiller = new Spiller({
+      memory,
+      highWatermark: 0.8,
+      lowWatermark: 0.6,
+      intervalMs: 1000,
+      moveDown: (records) => {
+        for (const [sid] of records) stillInMemory.push(memory.peek(sid) !== undefined)
+      },
+      onSpill: () => undefined,
+      onError: () => undefined,
+    })
+    const result = spiller.cycle()
+    expect(result.sessions).toBeGreaterThan(0)
+    expect(stillInMemory).toHaveLength(result.sessions)
+    expect(stillInMemory.every(Boolean)).toBe(true)
+    expect(memory.bytes).toBeLessThanOrEqual(6000)
+    // Least recently used first: the oldest went, the newest stayed.
+    expect(memory.peek('s0')).toBeUndefined()
+    expect(memory.peek('s94')).toBeDefined()
+  })
+
+  it('keeps sessions in memory when moving them down fails, and reports the failure from the background', async () => {
+    const memory = filledMemory(95)
+    const errors: unknown[] = []
+    const spiller = new Spiller({
+      memory,
+      highWatermark: 0.8,
+      lowWatermark: 0.6,
+      intervalMs: 1000,
+      moveDown: () => {
+        throw new Error('disk full')
+      },
+      onSpill: () => undefined,
+      onError: (error) => errors.push(error),
+    })
+    const bytes = memory.bytes
+    expect(() => spiller.cycle()).toThrow('disk full')
+    expect(memory.bytes).toBe(bytes)
+    spiller.kick()
+    await new Promise((resolve) => setImmediate(resolve))
+    expect(errors).toHaveLength(1)
+  })
+})
