@@ -19,6 +19,10 @@ describe('when the app is killed with SIGKILL mid-stream', () => {
       stdio: ['ignore', 'pipe', 'inherit'],
     })
     const exited = once(child, 'exit')
+    // Whatever happens below, the writer does not outlive the test.
+    onTestFinished(() => {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
+    })
     const acknowledged: string[] = []
     const lines = createInterface({ input: child.stdout })
     for await (const line of lines) {
