@@ -5,6 +5,7 @@ import type { Clock } from './clock.js'
 import { systemClock } from './clock.js'
 import type { SessionObject } from './codec.js'
 import { ErrorCodes, TieredSessionError } from './errors.js'
+import type { RedisClientLike } from './tiers/redis-connection.js'
 
 /** The memory tier's byte budget and the spiller's watermarks. */
 export interface MemoryOptions {
@@ -45,14 +46,44 @@ export interface DiskOptions {
   maxBatchSize?: number
 }
 
+/** Redis, for shared mode. Give `url` or `client`. */
+export interface RedisOptions {
+  /** A `redis://` or `rediss://` URL; the store creates (and closes) its own ioredis client. */
+  url?: string
+  /**
+   * An ioredis 5 or 6 client the app created: `new Redis(...)` (single node or Sentinel) or `new Cluster(...)`.
+   * The store uses it (and a duplicate for pub/sub) and never closes it.
+   */
+  client?: RedisClientLike
+  /**
+   * Longest a request waits for Redis, in milliseconds; past it Redis counts as down.
+   * @default 500
+   */
+  commandTimeout?: number
+  /**
+   * Longest a local copy (memory or disk) is served without checking its version in Redis, in
+   * milliseconds: a bound on staleness should an invalidation be lost.
+   * @default 15000
+   */
+  localTtlMs?: number
+  /**
+   * Pub/sub channel of invalidations between instances.
+   * @default `${prefix}invalidations` (with the prefix's trailing ':' kept)
+   */
+  channel?: string
+}
+
 /** Options of {@link TieredStore}. Every field is optional; no options at all gives local mode. */
 export interface TieredStoreOptions {
   /** The memory tier. */
   memory?: MemoryOptions
-  /** The disk tier. `false` is only allowed together with `redis`. */
+  /**
+   * The disk tier. In shared mode it is a spill cache and the outbox of writes Redis has not acknowledged;
+   * `false` (only with `redis`) runs without it, so writes fail with TS_REDIS_UNAVAILABLE while Redis is down.
+   */
   disk?: DiskOptions | false
-  /** Redis (shared mode). Not available in this version: setting it fails with TS_INVALID_OPTION. */
-  redis?: unknown
+  /** Redis: shared mode. Absent: local mode. */
+  redis?: RedisOptions
   /**
    * Redis key prefix.
    * @default 'sess:'
@@ -107,7 +138,14 @@ export interface ResolvedOptions {
     readonly path: string
     readonly synchronous: 'normal' | 'full'
     readonly maxBatchSize: number
-  }
+  } | null
+  readonly redis: {
+    readonly url: string | undefined
+    readonly client: RedisClientLike | undefined
+    readonly commandTimeoutMs: number
+    readonly localTtlMs: number
+    readonly channel: string
+  } | null
   readonly prefix: string
   readonly ttlSeconds: (session: SessionObject) => number
   readonly maxSessionBytes: number
@@ -128,6 +166,7 @@ export const defaults = {
   spillIntervalMs: 1000,
   sweepIntervalMs: 60_000,
   sweepBatchSize: 1000,
+  redis: { commandTimeout: 500, localTtlMs: 15_000 },
 } as const
 
 /** `sess.userId ?? sess.passport?.user`. */
@@ -181,6 +220,44 @@ function plainObject(value: unknown, option: string): Record<string, unknown> | 
   return value as Record<string, unknown>
 }
 
+function resolveRedis(input: unknown, prefix: string): ResolvedOptions['redis'] {
+  const redis = plainObject(input, 'redis')
+  if (redis === undefined) return null
+  checkKeys(redis, ['url', 'client', 'commandTimeout', 'localTtlMs', 'channel'], 'redis')
+  const { url, client } = redis
+  if ((url === undefined) === (client === undefined))
+    throw invalid('redis', 'an object with either `url` or `client`')
+  if (url !== undefined && (typeof url !== 'string' || !/^rediss?:\/\//.test(url))) {
+    throw invalid('redis.url', 'a redis:// or rediss:// URL')
+  }
+  if (
+    client !== undefined &&
+    (client === null ||
+      typeof client !== 'object' ||
+      typeof (client as RedisClientLike).evalsha !== 'function' ||
+      typeof (client as RedisClientLike).duplicate !== 'function')
+  ) {
+    throw invalid('redis.client', 'an ioredis Redis or Cluster instance')
+  }
+  const commandTimeoutMs = integer(
+    redis.commandTimeout,
+    'redis.commandTimeout',
+    1,
+    defaults.redis.commandTimeout,
+    MAX_TIMER_MS,
+  )
+  const localTtlMs = integer(redis.localTtlMs, 'redis.localTtlMs', 0, defaults.redis.localTtlMs)
+  const channel = redis.channel ?? `${prefix}invalidations`
+  if (typeof channel !== 'string' || channel === '') throw invalid('redis.channel', 'a non-empty string')
+  return {
+    url: url as string | undefined,
+    client: client as RedisClientLike | undefined,
+    commandTimeoutMs,
+    localTtlMs,
+    channel,
+  }
+}
+
 /** Validates user options and fills in the defaults. Throws TS_INVALID_OPTION naming the bad option. */
 export function resolveOptions(input: TieredStoreOptions = {}): ResolvedOptions {
   const options = plainObject(input, 'options') ?? {}
@@ -215,13 +292,12 @@ export function resolveOptions(input: TieredStoreOptions = {}): ResolvedOptions 
     throw invalid('memory.lowWatermark', 'below memory.highWatermark')
   }
 
-  if (options.redis !== undefined) {
-    throw new TieredSessionError(
-      ErrorCodes.INVALID_OPTION,
-      'option "redis" is not supported by this version yet (shared mode is coming); remove it for local mode',
-    )
-  }
-  if (options.disk === false) throw invalid('disk', 'an object (`disk: false` needs `redis`)')
+  const prefix = options.prefix ?? defaults.prefix
+  if (typeof prefix !== 'string') throw invalid('prefix', 'a string')
+
+  const redis = resolveRedis(options.redis, prefix)
+  if (options.disk === false && redis === null)
+    throw invalid('disk', 'an object (`disk: false` needs `redis`)')
   const diskIn = plainObject(options.disk, 'disk') ?? {}
   checkKeys(diskIn, ['path', 'synchronous', 'maxBatchSize'], 'disk')
   const path = diskIn.path ?? defaults.disk.path
@@ -232,9 +308,6 @@ export function resolveOptions(input: TieredStoreOptions = {}): ResolvedOptions 
   if (synchronous !== 'normal' && synchronous !== 'full')
     throw invalid('disk.synchronous', "'normal' or 'full'")
   const maxBatchSize = integer(diskIn.maxBatchSize, 'disk.maxBatchSize', 1, defaults.disk.maxBatchSize)
-
-  const prefix = options.prefix ?? defaults.prefix
-  if (typeof prefix !== 'string') throw invalid('prefix', 'a string')
 
   const ttl = options.ttl ?? defaults.ttl
   let ttlSeconds: (session: SessionObject) => number
@@ -274,7 +347,8 @@ export function resolveOptions(input: TieredStoreOptions = {}): ResolvedOptions 
 
   return {
     memory: { maxBytes, highWatermark, lowWatermark },
-    disk: { path, synchronous, maxBatchSize },
+    disk: options.disk === false ? null : { path, synchronous, maxBatchSize },
+    redis,
     prefix,
     ttlSeconds,
     maxSessionBytes,

@@ -19,6 +19,8 @@ export interface StoreStats {
   outbox: number
   /** Expired sessions removed by the sweep. */
   expired: number
+  /** Invalidations received from other instances (shared mode). */
+  invalidations: number
   /** Errors counted by code. */
   errors: Record<string, number>
 }
@@ -32,6 +34,7 @@ export class Counters {
   writes = 0
   destroys = 0
   expired = 0
+  invalidations = 0
   readonly errors = new Map<string, number>()
 
   countError(code: string): void {
@@ -103,6 +106,9 @@ export function toPrometheus(stats: StoreStats, prefix = 'tiered_session'): stri
   metric(out, `${prefix}_writes_total`, 'counter', 'Sessions written.', [[stats.writes]])
   metric(out, `${prefix}_destroys_total`, 'counter', 'Sessions destroyed.', [[stats.destroys]])
   metric(out, `${prefix}_expired_total`, 'counter', 'Expired sessions swept.', [[stats.expired]])
+  metric(out, `${prefix}_invalidations_total`, 'counter', 'Invalidations received from other instances.', [
+    [stats.invalidations],
+  ])
   metric(out, `${prefix}_outbox_depth`, 'gauge', 'Writes waiting for Redis.', [[stats.outbox]])
   const errors = Object.entries(stats.errors)
   metric(

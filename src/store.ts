@@ -6,18 +6,19 @@ import session from 'express-session'
 import type { Callback } from './callback.js'
 import { withCallback } from './callback.js'
 import type { SessionObject } from './codec.js'
+import type { SessionEngine, SessionPatch, UserSession } from './engine-core.js'
 import type { TieredSessionError } from './errors.js'
 import type { TieredStoreOptions } from './options.js'
 import { resolveOptions } from './options.js'
 import type { StoredSession } from './session-data.js'
+import { SharedTierManager } from './shared-tier-manager.js'
 import type { SpillResult } from './spiller.js'
 import type { StoreStats } from './stats.js'
 import { toPrometheus } from './stats.js'
-import type { SessionPatch, UserSession } from './tier-manager.js'
 import { TierManager } from './tier-manager.js'
 
-/** Internal: how the middleware reaches the store's tier manager. Not exported from the package. */
-export const managerOf: (store: TieredStore) => TierManager = (store) => store[kManager]
+/** Internal: how the middleware (and tests) reach the store's engine. Not exported from the package. */
+export const managerOf: (store: TieredStore) => SessionEngine = (store) => store[kManager]
 const kManager = Symbol('tiered-session.manager')
 
 /** What `set` and `touch` accept: a session from express-session or tieredSession(), or any plain JSON-serializable object. */
@@ -52,11 +53,11 @@ export interface DestroyByUserOptions {
  * Every method takes an optional callback, called exactly once; without one it returns a Promise.
  */
 export class TieredStore extends ExpressSessionStoreBase {
-  readonly #manager: TierManager
+  readonly #manager: SessionEngine
   readonly #warned = new Set<string>()
 
   /** @internal */
-  get [kManager](): TierManager {
+  get [kManager](): SessionEngine {
     return this.#manager
   }
 
@@ -64,11 +65,18 @@ export class TieredStore extends ExpressSessionStoreBase {
   constructor(options: TieredStoreOptions = {}) {
     super()
     const resolved = resolveOptions(options)
-    this.#manager = new TierManager(resolved, {
-      spill: (result) => this.#emitSafely('spill', result),
-      promote: (info) => this.#emitSafely('promote', info),
-      error: (error) => this.#emitError(error),
-    })
+    const events = {
+      spill: (result: SpillResult) => this.#emitSafely('spill', result),
+      promote: (info: { bytes: number }) => this.#emitSafely('promote', info),
+      error: (error: TieredSessionError) => this.#emitError(error),
+      // express-session listens for these to stop (and resume) using the store.
+      connect: () => this.#emitSafely('connect', undefined),
+      disconnect: () => this.#emitSafely('disconnect', undefined),
+      invalidation: () => this.#emitSafely('invalidation', undefined),
+      coherence: (live: boolean) => this.#emitSafely('coherence', { live }),
+    }
+    this.#manager =
+      resolved.redis === null ? new TierManager(resolved, events) : new SharedTierManager(resolved, events)
   }
 
   /**
@@ -103,7 +111,7 @@ export class TieredStore extends ExpressSessionStoreBase {
     sid: string,
     callback?: Callback<StoredSession | undefined>,
   ): Promise<StoredSession | undefined> | void {
-    return withCallback(() => this.#manager.get(sid) as StoredSession | undefined, callback)
+    return withCallback(() => this.#manager.get(sid) as Promise<StoredSession | undefined>, callback)
   }
 
   /** Stores the session; resolves once it is durable. Expiry: `cookie.expires`, else `ttl`. */

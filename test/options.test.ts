@@ -9,6 +9,7 @@ describe('options', () => {
     const o = resolveOptions()
     expect(o.memory).toEqual({ maxBytes: 64 * 1024 * 1024, highWatermark: 0.8, lowWatermark: 0.6 })
     expect(o.disk).toEqual({ path: './.sessions/sessions.db', synchronous: 'normal', maxBatchSize: 1000 })
+    expect(o.redis).toBeNull()
     expect(o.prefix).toBe('sess:')
     expect(o.ttlSeconds({})).toBe(86_400)
     expect(o.maxSessionBytes).toBe(1024 * 1024)
@@ -28,7 +29,12 @@ describe('options', () => {
     ['disk: false without redis', { disk: false }, 'disk'],
     ['disk.path', { disk: { path: '' } }, 'disk.path'],
     ['disk.synchronous', { disk: { synchronous: 'off' } }, 'disk.synchronous'],
-    ['redis (not yet available)', { redis: { url: 'redis://127.0.0.1' } }, 'redis'],
+    ['redis without url or client', { redis: {} }, 'redis'],
+    ['redis with both url and client', { redis: { url: 'redis://x', client: {} } }, 'redis'],
+    ['redis.url of another scheme', { redis: { url: 'http://127.0.0.1:6379' } }, 'redis.url'],
+    ['redis.client that is not ioredis', { redis: { client: { get() {} } } }, 'redis.client'],
+    ['redis.commandTimeout', { redis: { url: 'redis://x', commandTimeout: 0 } }, 'redis.commandTimeout'],
+    ['an unknown redis option', { redis: { url: 'redis://x', host: 'x' } }, 'redis.host'],
     ['ttl zero', { ttl: 0 }, 'ttl'],
     ['ttl as text', { ttl: '1d' }, 'ttl'],
     ['maxSessionBytes', { maxSessionBytes: 1.5 }, 'maxSessionBytes'],

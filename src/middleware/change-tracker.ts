@@ -1,7 +1,7 @@
 // Which top-level keys of a session a request changed: each key's JSON text at save time is compared
 // with the text it had when the session was loaded (catches `req.session.cart.push(x)` too).
 
-import type { SessionPatch } from '../tier-manager.js'
+import type { SessionPatch } from '../engine-core.js'
 
 /** Keys that are not session data: the cookie is tracked on its own. */
 const NOT_DATA = new Set(['cookie'])

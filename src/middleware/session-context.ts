@@ -2,11 +2,11 @@
 // exactly that (a merge, a full write for a new session, or a throttled touch) before the response.
 
 import type { IncomingMessage } from 'node:http'
+import type { SessionEngine } from '../engine-core.js'
 import { ErrorCodes, TieredSessionError } from '../errors.js'
 import type { SessionData, StoredCookie } from '../session-data.js'
 import { isValidSid } from '../session-fields.js'
 import type { TieredStore } from '../store.js'
-import type { TierManager } from '../tier-manager.js'
 import { diff, isEmpty, snapshot } from './change-tracker.js'
 import type { ResolvedSessionOptions } from './options.js'
 import type { SessionController } from './session.js'
@@ -50,7 +50,7 @@ function snapshotOf(session: Session): Map<string, string | undefined> {
 /** Per-request session controller; `req.session` delegates its methods here. */
 export class SessionContext implements SessionController {
   readonly #req: SessionRequest
-  readonly #manager: TierManager
+  readonly #manager: SessionEngine
   readonly #options: ResolvedSessionOptions
   /** The id the request's cookie carried (verified), if any. */
   readonly cookieSid: string | undefined
@@ -69,7 +69,7 @@ export class SessionContext implements SessionController {
 
   private constructor(
     req: SessionRequest,
-    manager: TierManager,
+    manager: SessionEngine,
     options: ResolvedSessionOptions,
     cookieSid: string | undefined,
     secretIndex: number,
@@ -85,7 +85,7 @@ export class SessionContext implements SessionController {
   static async open(
     req: SessionRequest,
     store: TieredStore,
-    manager: TierManager,
+    manager: SessionEngine,
     options: ResolvedSessionOptions,
     cookieSid: string | undefined,
     secretIndex: number,

@@ -33,9 +33,22 @@ export type DiskOp =
       readonly patch: (current: StoredRecord) => RecordInput | undefined
     }
   | { readonly type: 'clear' }
+  /** Shared mode, Redis down: queue a write for replay and keep the local copy. Resolves to its seq. */
+  | { readonly type: 'outbox-set'; readonly sid: string; readonly record: StoredRecord }
+  /** Shared mode, Redis down: queue a destroy for replay and drop the local copy. Resolves to its seq. */
+  | { readonly type: 'outbox-delete'; readonly sid: string; readonly version: number }
 
 /** What a {@link DiskOp} resolves to: the stored record, whether a delete found a row, or rows cleared. */
 export type DiskResult = StoredRecord | boolean | number | undefined
+
+/** A write waiting for Redis (shared mode). */
+export interface OutboxEntry {
+  readonly seq: number
+  readonly sid: string
+  readonly op: 'set' | 'delete'
+  /** For 'set': the record to write. For 'delete': only `version` matters. */
+  readonly record: StoredRecord
+}
 
 interface RawRow {
   sid: unknown
@@ -45,7 +58,7 @@ interface RawRow {
   userId: unknown
 }
 
-const SCHEMA_VERSION = 1
+const SCHEMA_VERSION = 2
 
 /** Turns a raw row into a record, or throws TS_DECODE_FAILED when a column has the wrong type. */
 function toRecord(row: RawRow): StoredRecord {
@@ -94,6 +107,10 @@ export class DiskTier implements Tier {
     all: Database.Statement<[number], RawRow>
     byUser: Database.Statement<[string, number], RawRow>
     expired: Database.Statement<[number, number], { sid: string }>
+    outboxInsert: Database.Statement<Record<string, unknown>>
+    outboxAll: Database.Statement<[], RawRow & { seq: number; op: string }>
+    outboxRemove: Database.Statement<[number]>
+    outboxCount: Database.Statement<[], { n: number }>
   }
   #closed = false
 
@@ -140,6 +157,15 @@ export class DiskTier implements Tier {
           'SELECT sid, payload, expiresAt, version, userId FROM sessions WHERE userId = ? AND expiresAt > ?',
         ),
         expired: this.#db.prepare('SELECT sid FROM sessions WHERE expiresAt <= ? LIMIT ?'),
+        outboxInsert: this.#db.prepare(
+          `INSERT INTO outbox (sid, op, payload, expiresAt, version, userId)
+           VALUES (@sid, @op, @payload, @expiresAt, @version, @userId)`,
+        ),
+        outboxAll: this.#db.prepare(
+          'SELECT seq, sid, op, payload, expiresAt, version, userId FROM outbox ORDER BY seq',
+        ),
+        outboxRemove: this.#db.prepare('DELETE FROM outbox WHERE seq = ?'),
+        outboxCount: this.#db.prepare('SELECT count(*) AS n FROM outbox'),
       }
     } catch (cause) {
       this.#db.close()
@@ -177,6 +203,15 @@ export class DiskTier implements Tier {
       );
       CREATE INDEX IF NOT EXISTS sessions_by_expiry ON sessions (expiresAt);
       CREATE INDEX IF NOT EXISTS sessions_by_user ON sessions (userId) WHERE userId IS NOT NULL;
+      CREATE TABLE IF NOT EXISTS outbox (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        sid TEXT NOT NULL,
+        op TEXT NOT NULL,
+        payload TEXT,
+        expiresAt INTEGER NOT NULL,
+        version INTEGER NOT NULL,
+        userId TEXT
+      );
       PRAGMA user_version = ${SCHEMA_VERSION};
     `)
   }
@@ -190,6 +225,21 @@ export class DiskTier implements Tier {
         return this.#stmt.delete.run(op.sid).changes > 0
       case 'clear':
         return this.#stmt.clear.run().changes
+      case 'outbox-set':
+        this.#put(op.sid, op.record)
+        return Number(this.#stmt.outboxInsert.run({ sid: op.sid, op: 'set', ...op.record }).lastInsertRowid)
+      case 'outbox-delete':
+        this.#stmt.delete.run(op.sid)
+        return Number(
+          this.#stmt.outboxInsert.run({
+            sid: op.sid,
+            op: 'delete',
+            payload: null,
+            expiresAt: 0,
+            version: op.version,
+            userId: null,
+          }).lastInsertRowid,
+        )
       case 'patch': {
         const raw = this.#stmt.get.get(op.sid)
         if (raw === undefined) return undefined
@@ -327,6 +377,57 @@ export class DiskTier implements Tier {
       }
     }
     return out
+  }
+
+  /** Every write waiting for Redis, oldest first; a row that does not decode goes to `onCorrupt` and is dropped. */
+  outbox(onCorrupt: (error: TieredSessionError) => void): OutboxEntry[] {
+    const out: OutboxEntry[] = []
+    for (const raw of this.#read('the outbox', () => this.#stmt.outboxAll.all())) {
+      try {
+        const op = raw.op === 'delete' ? 'delete' : 'set'
+        const record =
+          op === 'delete'
+            ? { payload: '', expiresAt: 0, version: Number(raw.version), userId: null }
+            : toRecord(raw)
+        out.push({ seq: raw.seq, sid: String(raw.sid), op, record })
+      } catch (error) {
+        onCorrupt(error as TieredSessionError)
+        this.removeFromOutbox(raw.seq)
+      }
+    }
+    return out
+  }
+
+  /** Removes one replayed outbox entry. */
+  removeFromOutbox(seq: number): void {
+    this.#read('the outbox', () => this.#stmt.outboxRemove.run(seq))
+  }
+
+  /** Writes waiting for Redis. */
+  outboxCount(): number {
+    return this.#read('the outbox', () => (this.#stmt.outboxCount.get() as { n: number }).n)
+  }
+
+  /** Upserts rows now, in one transaction (the spiller's move down, which must be synchronous). */
+  putNow(rows: ReadonlyArray<readonly [string, StoredRecord]>): void {
+    this.#checkOpen()
+    try {
+      this.#db.transaction(() => {
+        for (const [sid, record] of rows) this.#put(sid, record)
+      })()
+    } catch (cause) {
+      throw wrapError(ErrorCodes.DISK_IO, 'writing spilled sessions failed', cause)
+    }
+  }
+
+  /** Deletes one row now (dropping a cached copy that is no longer current). */
+  deleteNow(sid: string): void {
+    this.#read('a session', () => this.#stmt.delete.run(sid))
+  }
+
+  /** Deletes every session row now (the outbox is kept). */
+  clearNow(): void {
+    this.#read('sessions', () => this.#stmt.clear.run())
   }
 
   /** Deletes at most `limit` rows expired at `now` in one transaction; returns how many. */

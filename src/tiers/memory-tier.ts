@@ -8,6 +8,10 @@ import type { RecordInput, StoredRecord, Tier } from './tier.js'
 /** A record in memory, with its exact payload size. */
 export interface MemoryRecord extends StoredRecord {
   readonly bytes: number
+  /** When the record was last known current (shared mode: checked against Redis), ms. */
+  readonly verifiedAt: number
+  /** The coherence epoch it was verified in (shared mode: bumped when invalidations may have been missed). */
+  readonly epoch: number
 }
 
 /** Options of {@link MemoryTier}. */
@@ -59,13 +63,19 @@ export class MemoryTier implements Tier {
     return this.#lru.peek(sid)
   }
 
-  set(sid: string, input: RecordInput): MemoryRecord {
+  set(
+    sid: string,
+    input: RecordInput,
+    verified?: { readonly at: number; readonly epoch: number },
+  ): MemoryRecord {
     const record: MemoryRecord = {
       payload: input.payload,
       expiresAt: input.expiresAt,
       version: input.version ?? (this.#lru.peek(sid)?.version ?? 0) + 1,
       userId: input.userId,
       bytes: payloadBytes(input.payload),
+      verifiedAt: verified?.at ?? this.#clock.now(),
+      epoch: verified?.epoch ?? 0,
     }
     this.#lru.set(sid, record)
     return record

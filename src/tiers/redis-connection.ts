@@ -1,0 +1,224 @@
+// The Redis connection: creates or adopts an ioredis client (single node, Sentinel or Cluster), runs every
+// command with a bounded wait (never the offline queue's), runs Lua scripts by SHA, and reports up/down.
+
+import { createHash } from 'node:crypto'
+import { EventEmitter } from 'node:events'
+import { Cluster, Redis } from 'ioredis'
+import { ErrorCodes, TieredSessionError } from '../errors.js'
+
+/** The ioredis surface we use; ioredis 5 and 6 `Redis` and `Cluster` instances both fit. */
+export interface RedisClientLike extends EventEmitter {
+  readonly status: string
+  evalsha(sha: string, numKeys: number, ...args: Array<string | number>): Promise<unknown>
+  eval(script: string, numKeys: number, ...args: Array<string | number>): Promise<unknown>
+  hmget(key: string, ...fields: string[]): Promise<Array<string | null>>
+  hget(key: string, field: string): Promise<string | null>
+  del(...keys: string[]): Promise<number>
+  sadd(key: string, ...members: string[]): Promise<number>
+  srem(key: string, ...members: string[]): Promise<number>
+  smembers(key: string): Promise<string[]>
+  pexpireat(key: string, at: number, ...mode: string[]): Promise<number>
+  publish(channel: string, message: string): Promise<number>
+  scan(cursor: string | number, ...args: Array<string | number>): Promise<[string, string[]]>
+  subscribe(...channels: string[]): Promise<unknown>
+  ping(): Promise<string>
+  duplicate(...args: unknown[]): RedisClientLike
+  quit(): Promise<unknown>
+  disconnect(): void
+  /** Cluster only: the nodes of a role. */
+  nodes?(role?: 'master' | 'slave' | 'all'): RedisClientLike[]
+}
+
+/** Options of {@link RedisConnection}. */
+export interface RedisConnectionOptions {
+  /** A `redis://` URL; we create and own the client. */
+  readonly url?: string
+  /** A client the app created; we use it and never close it. */
+  readonly client?: RedisClientLike
+  /** Longest wait for one command, in ms. */
+  readonly commandTimeoutMs: number
+}
+
+/** A Lua script and its SHA1, run with EVALSHA and loaded on a NOSCRIPT miss. */
+export class Script {
+  readonly sha: string
+  constructor(readonly source: string) {
+    this.sha = createHash('sha1').update(source).digest('hex')
+  }
+}
+
+function unavailable(message: string, cause?: unknown): TieredSessionError {
+  return new TieredSessionError(
+    ErrorCodes.REDIS_UNAVAILABLE,
+    message,
+    cause === undefined ? undefined : { cause },
+  )
+}
+
+/**
+ * One Redis client plus fail-fast command execution. Emits `up` when the client is ready and `down` when it
+ * is not (closed, reconnecting, or a command timed out), each once per change.
+ */
+export class RedisConnection extends EventEmitter {
+  readonly client: RedisClientLike
+  readonly isCluster: boolean
+  readonly #owned: boolean
+  readonly #timeoutMs: number
+  #up = false
+  #closed = false
+  /** Set after a command timed out on a connection that still looks ready: Redis may be hung. */
+  #hung = false
+  #probe: NodeJS.Timeout | undefined
+
+  constructor(options: RedisConnectionOptions) {
+    super()
+    this.#timeoutMs = options.commandTimeoutMs
+    if (options.client !== undefined) {
+      this.client = options.client
+      this.#owned = false
+    } else {
+      // NB: no offline queue and no retries per request: a dead Redis must cost a request at most the timeout.
+      this.client = new Redis(options.url as string, {
+        enableOfflineQueue: false,
+        maxRetriesPerRequest: 0,
+        commandTimeout: options.commandTimeoutMs,
+        connectTimeout: Math.max(options.commandTimeoutMs, 1000),
+        retryStrategy: (times: number) => Math.min(times * 100, 2000),
+        lazyConnect: false,
+      }) as unknown as RedisClientLike
+      this.#owned = true
+    }
+    this.isCluster = this.client instanceof Cluster || typeof this.client.nodes === 'function'
+    this.client.on('ready', this.#onReady)
+    this.client.on('close', this.#onDown)
+    this.client.on('end', this.#onDown)
+    this.client.on('reconnecting', this.#onDown)
+    this.client.on('node error', () => undefined)
+    // NB: ioredis prints unhandled 'error' events; we surface state through up/down and typed errors instead.
+    this.client.on('error', this.#onError)
+    if (this.client.status === 'ready') this.#up = true
+  }
+
+  #onReady = (): void => {
+    if (this.#closed || this.#up) return
+    this.#up = true
+    if (!this.#hung) this.emit('up')
+  }
+
+  #onDown = (): void => {
+    if (!this.#up) return
+    this.#up = false
+    if (!this.#hung) this.emit('down')
+  }
+
+  #onError = (error: unknown): void => {
+    this.emit('client-error', error)
+  }
+
+  /** True while the client is ready and answering. */
+  get up(): boolean {
+    return this.#up && !this.#hung && this.client.status === 'ready'
+  }
+
+  /** A command timed out: treat Redis as down and PING it until it answers again. */
+  #markHung(): void {
+    if (this.#hung || this.#closed) return
+    this.#hung = true
+    this.emit('down')
+    const probe = () => {
+      this.#probe = undefined
+      if (this.#closed) return
+      let timer: NodeJS.Timeout | undefined
+      const timeout = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error('timeout')), this.#timeoutMs)
+        timer.unref()
+      })
+      Promise.race([this.client.ping(), timeout]).then(
+        () => {
+          clearTimeout(timer)
+          if (this.#closed) return
+          this.#hung = false
+          if (this.#up && this.client.status === 'ready') this.emit('up')
+        },
+        () => {
+          clearTimeout(timer)
+          if (!this.#closed) this.#probe = setTimeout(probe, this.#timeoutMs).unref()
+        },
+      )
+    }
+    this.#probe = setTimeout(probe, 0).unref()
+  }
+
+  /** Runs `command` if the client is ready, failing with TS_REDIS_UNAVAILABLE after the timeout. */
+  async run<T>(what: string, command: (client: RedisClientLike) => Promise<T>): Promise<T> {
+    if (this.#closed) throw new TieredSessionError(ErrorCodes.STORE_CLOSED, 'the store is closed')
+    if (!this.up) throw unavailable(`Redis is not connected (${what})`)
+    let timer: NodeJS.Timeout | undefined
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        this.#markHung()
+        reject(unavailable(`Redis did not answer within ${this.#timeoutMs} ms (${what})`))
+      }, this.#timeoutMs)
+      timer.unref()
+    })
+    try {
+      return await Promise.race([command(this.client), timeout])
+    } catch (error) {
+      if (error instanceof TieredSessionError) throw error
+      const message = (error as Error)?.message ?? String(error)
+      // A reply error (WRONGTYPE, a script error) means Redis answered: not an outage.
+      if (
+        /^(WRONGTYPE|ERR|NOSCRIPT|BUSY|OOM|READONLY|MOVED|ASK|CLUSTERDOWN|CROSSSLOT|EXECABORT)/.test(message)
+      ) {
+        throw new TieredSessionError(
+          ErrorCodes.REDIS_UNAVAILABLE,
+          `Redis refused ${what}: ${message.split('\n')[0]}`,
+          {
+            cause: error,
+          },
+        )
+      }
+      throw unavailable(`Redis failed during ${what}`, error)
+    } finally {
+      clearTimeout(timer)
+    }
+  }
+
+  /** Runs a Lua script by SHA, loading it on NOSCRIPT. */
+  script(what: string, script: Script, keys: string[], args: Array<string | number>): Promise<unknown> {
+    return this.run(what, async (client) => {
+      try {
+        return await client.evalsha(script.sha, keys.length, ...keys, ...args)
+      } catch (error) {
+        if (!String((error as Error)?.message).startsWith('NOSCRIPT')) throw error
+        return client.eval(script.source, keys.length, ...keys, ...args)
+      }
+    })
+  }
+
+  /** Every master (one entry on a single node). */
+  masters(): RedisClientLike[] {
+    return this.isCluster && this.client.nodes !== undefined ? this.client.nodes('master') : [this.client]
+  }
+
+  /** Closes the client if we created it. Idempotent. */
+  async close(): Promise<void> {
+    if (this.#closed) return
+    this.#closed = true
+    this.#up = false
+    if (this.#probe !== undefined) clearTimeout(this.#probe)
+    this.client.off('ready', this.#onReady)
+    this.client.off('close', this.#onDown)
+    this.client.off('end', this.#onDown)
+    this.client.off('reconnecting', this.#onDown)
+    this.client.off('error', this.#onError)
+    if (this.#owned) {
+      try {
+        await this.client.quit()
+      } catch {
+        // NB: quit on a dead connection rejects; disconnect() below closes the socket either way.
+      }
+      this.client.disconnect()
+    }
+  }
+}

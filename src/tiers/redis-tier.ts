@@ -1,0 +1,305 @@
+// The Redis tier: sessions as hashes under `${prefix}${sid}` with a version and a PEXPIREAT expiry, written
+// by Lua scripts that also publish the invalidation; a per-user index of sids (one set per user).
+
+import type { Clock } from '../clock.js'
+import { ErrorCodes, TieredSessionError } from '../errors.js'
+import type { RedisClientLike, RedisConnection } from './redis-connection.js'
+import { Script } from './redis-connection.js'
+import { CAS_SCRIPT, DELETE_SCRIPT, SET_IF_NEWER_SCRIPT, SET_SCRIPT } from './redis-scripts.js'
+import type { RecordInput, StoredRecord, Tier } from './tier.js'
+
+const scripts = {
+  set: new Script(SET_SCRIPT),
+  cas: new Script(CAS_SCRIPT),
+  setIfNewer: new Script(SET_IF_NEWER_SCRIPT),
+  delete: new Script(DELETE_SCRIPT),
+}
+
+/** Options of {@link RedisTier}. */
+export interface RedisTierOptions {
+  readonly connection: RedisConnection
+  readonly prefix: string
+  /** Pub/sub channel of invalidations. */
+  readonly channel: string
+  /** This instance's id in invalidation messages, so it can skip its own. */
+  readonly origin: string
+  readonly clock: Clock
+}
+
+/** What a compare-and-set did. */
+export type CasResult =
+  | { readonly ok: true; readonly record: StoredRecord }
+  | { readonly ok: false; readonly gone: boolean }
+
+/** A session row with its id. */
+export interface RedisRow extends StoredRecord {
+  readonly sid: string
+}
+
+/** The separator between the prefix and the user index: sids are visible ASCII, so no sid can start with it. */
+const INDEX_MARK = '\u0001user:'
+
+/** Turns HMGET p v e u into a record; throws TS_DECODE_FAILED for a value that is not ours. */
+function toRecord(values: Array<string | null>): StoredRecord | undefined {
+  const [payload, version, expiresAt, userId] = values
+  if (payload === null && version === null) return undefined
+  const v = Number(version)
+  const e = Number(expiresAt)
+  if (typeof payload !== 'string' || !Number.isFinite(v) || !Number.isFinite(e)) {
+    throw new TieredSessionError(ErrorCodes.DECODE_FAILED, 'a session in Redis has fields of the wrong type')
+  }
+  return {
+    payload,
+    version: v,
+    expiresAt: e,
+    userId: userId === null || userId === undefined || userId === '' ? null : userId,
+  }
+}
+
+/** Redis-backed tier; the authority in shared mode. */
+export class RedisTier implements Tier {
+  readonly kind = 'redis' as const
+  readonly #redis: RedisConnection
+  readonly #prefix: string
+  readonly #channel: string
+  readonly #origin: string
+  readonly #clock: Clock
+
+  constructor(options: RedisTierOptions) {
+    this.#redis = options.connection
+    this.#prefix = options.prefix
+    this.#channel = options.channel
+    this.#origin = options.origin
+    this.#clock = options.clock
+  }
+
+  key(sid: string): string {
+    return `${this.#prefix}${sid}`
+  }
+
+  /** The key of a user's index set; the hash tag keeps it in one slot whatever the user id. */
+  userKey(userId: string): string {
+    return `${this.#prefix}${INDEX_MARK}{${userId}}`
+  }
+
+  /** A version for a new write: wall-clock microseconds-ish, so writes order across instances. */
+  proposedVersion(after = 0): number {
+    return Math.max(after + 1, this.#clock.now() * 1000)
+  }
+
+  /** The live record of `sid`. A value that is not ours is a TS_DECODE_FAILED (the caller's miss). */
+  async get(sid: string): Promise<StoredRecord | undefined> {
+    let values: Array<string | null>
+    try {
+      values = await this.#redis.run('a session read', (c) => c.hmget(this.key(sid), 'p', 'v', 'e', 'u'))
+    } catch (error) {
+      if (error instanceof TieredSessionError && /WRONGTYPE/.test(error.message)) {
+        throw new TieredSessionError(
+          ErrorCodes.DECODE_FAILED,
+          'a session key in Redis holds a value that is not ours',
+          {
+            cause: error,
+          },
+        )
+      }
+      throw error
+    }
+    const record = toRecord(values)
+    return record !== undefined && record.expiresAt > this.#clock.now() ? record : undefined
+  }
+
+  /** The stored version of `sid`, or undefined when it does not exist. */
+  async version(sid: string): Promise<number | undefined> {
+    const v = await this.#redis.run('a version check', (c) => c.hget(this.key(sid), 'v'))
+    return v === null ? undefined : Number(v)
+  }
+
+  async #indexAdd(sid: string, userId: string | null, expiresAt: number): Promise<void> {
+    if (userId === null) return
+    const key = this.userKey(userId)
+    await this.#redis.run('a user index update', async (c) => {
+      await c.sadd(key, sid)
+      // The index lives as long as its longest session: set once (NX), then only ever extend (GT).
+      await c.pexpireat(key, expiresAt, 'NX')
+      await c.pexpireat(key, expiresAt, 'GT')
+    })
+  }
+
+  async #indexRemove(sid: string, userId: string | null | undefined): Promise<void> {
+    if (userId === null || userId === undefined || userId === '') return
+    await this.#redis.run('a user index update', (c) => c.srem(this.userKey(userId), sid))
+  }
+
+  /** Writes `record` (version = max(old + 1, proposed)); the user index entry is added before the write. */
+  async set(sid: string, record: RecordInput): Promise<StoredRecord> {
+    await this.#indexAdd(sid, record.userId, record.expiresAt)
+    const reply = (await this.#redis.script(
+      'a session write',
+      scripts.set,
+      [this.key(sid)],
+      [
+        record.payload,
+        record.expiresAt,
+        record.userId ?? '',
+        record.version ?? this.proposedVersion(),
+        this.#channel,
+        this.#origin,
+        sid,
+      ],
+    )) as [number, string]
+    const version = Number(reply[0])
+    const previousUser = reply[1]
+    if (previousUser !== '' && previousUser !== record.userId) await this.#indexRemove(sid, previousUser)
+    return { payload: record.payload, expiresAt: record.expiresAt, userId: record.userId, version }
+  }
+
+  /** Writes `record` only if the stored version is still `expected`. */
+  async compareAndSet(
+    sid: string,
+    record: RecordInput,
+    expected: number,
+    previousUser: string | null,
+  ): Promise<CasResult> {
+    await this.#indexAdd(sid, record.userId, record.expiresAt)
+    const reply = (await this.#redis.script(
+      'a session merge',
+      scripts.cas,
+      [this.key(sid)],
+      [
+        record.payload,
+        record.expiresAt,
+        record.userId ?? '',
+        String(expected),
+        this.proposedVersion(expected),
+        this.#channel,
+        this.#origin,
+        sid,
+      ],
+    )) as Array<number | string>
+    if (Number(reply[0]) === -1) return { ok: false, gone: true }
+    if (Number(reply[0]) === 0) return { ok: false, gone: false }
+    if (previousUser !== null && previousUser !== record.userId) await this.#indexRemove(sid, previousUser)
+    return {
+      ok: true,
+      record: {
+        payload: record.payload,
+        expiresAt: record.expiresAt,
+        userId: record.userId,
+        version: Number(reply[1]),
+      },
+    }
+  }
+
+  /** Outbox replay of a write: applied only if Redis holds nothing newer. */
+  async setIfNewer(sid: string, record: StoredRecord): Promise<boolean> {
+    await this.#indexAdd(sid, record.userId, record.expiresAt)
+    const written = await this.#redis.script(
+      'an outbox replay',
+      scripts.setIfNewer,
+      [this.key(sid)],
+      [
+        record.payload,
+        record.expiresAt,
+        record.userId ?? '',
+        record.version,
+        this.#channel,
+        this.#origin,
+        sid,
+      ],
+    )
+    return Number(written) === 1
+  }
+
+  /** Deletes `sid` (only if older than `olderThan`, for outbox replay); returns whether it was deleted. */
+  async delete(sid: string, olderThan?: number): Promise<boolean> {
+    const reply = (await this.#redis.script(
+      'a session delete',
+      scripts.delete,
+      [this.key(sid)],
+      [olderThan === undefined ? 'inf' : olderThan, this.#channel, this.#origin, sid],
+    )) as [number, string]
+    if (Number(reply[0]) === 1) await this.#indexRemove(sid, reply[1])
+    return Number(reply[0]) === 1
+  }
+
+  /** Every session key on every master, via SCAN (never KEYS). */
+  async #keys(): Promise<string[]> {
+    const out: string[] = []
+    const pattern = `${this.#prefix.replace(/[*?[\]\\]/g, '\\$&')}*`
+    for (const node of this.#redis.masters()) {
+      let cursor = '0'
+      do {
+        const [next, keys] = await this.#redis.run('a key scan', () =>
+          (node as RedisClientLike).scan(cursor, 'MATCH', pattern, 'COUNT', 500),
+        )
+        cursor = next
+        for (const key of keys) if (!key.startsWith(`${this.#prefix}${INDEX_MARK}`)) out.push(key)
+      } while (cursor !== '0')
+    }
+    return out
+  }
+
+  /** Ids of live sessions. */
+  async ids(): Promise<string[]> {
+    return (await this.rows(() => undefined)).map((row) => row.sid)
+  }
+
+  /** Every live session; a value that is not ours goes to `onCorrupt`. */
+  async rows(onCorrupt: (error: TieredSessionError) => void): Promise<RedisRow[]> {
+    const keys = await this.#keys()
+    return this.#rowsOf(
+      keys.map((key) => key.slice(this.#prefix.length)),
+      onCorrupt,
+    )
+  }
+
+  async #rowsOf(sids: string[], onCorrupt: (error: TieredSessionError) => void): Promise<RedisRow[]> {
+    const rows = await Promise.all(
+      sids.map(async (sid) => {
+        try {
+          const record = await this.get(sid)
+          return record === undefined ? undefined : { sid, ...record }
+        } catch (error) {
+          if (error instanceof TieredSessionError && error.code === ErrorCodes.DECODE_FAILED) {
+            onCorrupt(error)
+            return undefined
+          }
+          throw error
+        }
+      }),
+    )
+    return rows.filter((row): row is RedisRow => row !== undefined)
+  }
+
+  /** Live sessions of one user; index entries of sessions gone or moved to another user are pruned. */
+  async rowsOfUser(userId: string, onCorrupt: (error: TieredSessionError) => void): Promise<RedisRow[]> {
+    const sids = await this.#redis.run('a user index read', (c) => c.smembers(this.userKey(userId)))
+    const rows = await this.#rowsOf(sids, onCorrupt)
+    const live = new Set(rows.filter((row) => row.userId === userId).map((row) => row.sid))
+    const stale = sids.filter((sid) => !live.has(sid))
+    if (stale.length > 0)
+      await this.#redis.run('a user index prune', (c) => c.srem(this.userKey(userId), ...stale))
+    return rows.filter((row) => live.has(row.sid))
+  }
+
+  /** Deletes every session (and index) under the prefix. */
+  async clear(): Promise<void> {
+    const keys = await this.#keys()
+    for (const key of keys) await this.delete(key.slice(this.#prefix.length))
+    // Index sets are removed with their last session; drop any left over.
+    for (const node of this.#redis.masters()) {
+      let cursor = '0'
+      do {
+        const [next, keys2] = await this.#redis.run('a key scan', () =>
+          (node as RedisClientLike).scan(cursor, 'MATCH', `${this.#prefix}${INDEX_MARK}*`, 'COUNT', 500),
+        )
+        cursor = next
+        for (const key of keys2) await this.#redis.run('an index delete', (c) => c.del(key))
+      } while (cursor !== '0')
+    }
+  }
+
+  close(): void {
+    // The connection is closed by its owner (the manager).
+  }
+}

@@ -1,0 +1,72 @@
+// Shared-mode stores for tests: TieredStores on a test-owned Redis, each with its own SQLite file, a unique
+// key prefix per test, a manual clock that starts at the real time, and cleanup when the test ends.
+
+import { randomBytes } from 'node:crypto'
+import { once } from 'node:events'
+import { join } from 'node:path'
+import { onTestFinished } from 'vitest'
+import type { TieredStoreOptions } from '../../src/options.js'
+import type { SharedTierManager } from '../../src/shared-tier-manager.js'
+import { managerOf, TieredStore } from '../../src/store.js'
+import { ManualClock } from './manual-clock.js'
+import { makeTempDir } from './temp-dir.js'
+
+/** A prefix no other test uses. */
+export function uniquePrefix(label = 't'): string {
+  return `${label}-${randomBytes(6).toString('hex')}:`
+}
+
+export interface SharedFixture {
+  clock: ManualClock
+  prefix: string
+  dir: string
+  /** Opens another instance on the same Redis and prefix, with its own SQLite file. */
+  open(name: string, options?: TieredStoreOptions): Promise<TieredStore>
+}
+
+/** The engine behind a shared-mode store. */
+export function engineOf(store: TieredStore): SharedTierManager {
+  return managerOf(store) as SharedTierManager
+}
+
+/** Resolves once the store is connected and its invalidation channel is live. */
+export async function ready(store: TieredStore): Promise<TieredStore> {
+  const engine = engineOf(store)
+  const connected = engine.connected ? undefined : once(store, 'connect')
+  await connected
+  while (!engine.coherent) await once(store, 'coherence')
+  return store
+}
+
+/** Instances on `redis` (a URL, or options building a client per instance). */
+export function sharedStores(redis: () => TieredStoreOptions['redis']): SharedFixture {
+  const dir = makeTempDir()
+  const clock = new ManualClock(Date.now())
+  const prefix = uniquePrefix()
+  const opened: TieredStore[] = []
+  onTestFinished(async () => {
+    for (const store of opened) await store.close()
+    dir.remove()
+  })
+  return {
+    clock,
+    prefix,
+    dir: dir.path,
+    async open(name, options = {}) {
+      const store = new TieredStore({
+        clock,
+        prefix,
+        redis: redis(),
+        disk: { path: join(dir.path, `${name}.db`) },
+        ...options,
+      })
+      opened.push(store)
+      return ready(store)
+    },
+  }
+}
+
+/** A session expiring `ms` after `now`. */
+export function sharedSession(now: number, ms: number, data: Record<string, unknown> = {}) {
+  return { cookie: { originalMaxAge: ms, expires: new Date(now + ms).toISOString(), path: '/' }, ...data }
+}

@@ -1,0 +1,69 @@
+import { once } from 'node:events'
+import { describe, expect, it } from 'vitest'
+import { redisCommand, useRedis } from './helpers/redis-server.js'
+import { ready, sharedSession, sharedStores } from './helpers/shared-stores.js'
+import { startProxy } from './helpers/tcp-proxy.js'
+
+const HOUR = 3_600_000
+
+describe('the known races of client-side caching', () => {
+  const redis = useRedis()
+
+  it('an invalidation that overtakes the reply of a read in flight leaves no stale copy cached', async () => {
+    const proxy = await startProxy(redis.port)
+    const { open, clock } = sharedStores(() => ({ url: redis.url }))
+    const a = await open('a')
+    const b = await open('b', { redis: { url: proxy.url } })
+    await a.set('s', sharedSession(clock.now(), HOUR, { v: 1 }))
+
+    const hold = proxy.holdNextReply()
+    const reading = b.get('s')
+    // Redis has answered B's read with v1; the answer is on its way (held by the proxy).
+    await hold.held
+    const invalidated = once(b, 'invalidation')
+    await a.set('s', sharedSession(clock.now(), HOUR, { v: 2 }))
+    await invalidated
+    hold.release()
+    // The read began before the write: v1 is a fair answer to it, but it must not stay cached.
+    expect(await reading).toMatchObject({ v: 1 })
+    expect(await b.get('s')).toMatchObject({ v: 2 })
+  })
+
+  it('after the subscriber connection drops, nothing cached is served unverified', async () => {
+    const proxy = await startProxy(redis.port)
+    const { open, clock } = sharedStores(() => ({ url: redis.url }))
+    const a = await open('a')
+    const b = await open('b', { redis: { url: proxy.url } })
+    await a.set('s', sharedSession(clock.now(), HOUR, { v: 1 }))
+    expect(await b.get('s')).toMatchObject({ v: 1 })
+    expect(await b.get('s')).toMatchObject({ v: 1 })
+    expect(b.stats().hits.memory).toBe(1)
+
+    // The subscriber drops and cannot come back yet: A's invalidation is lost.
+    const stall = proxy.stallNewConnections()
+    const lost = once(b, 'coherence')
+    proxy.dropSubscribers()
+    expect((await lost)[0]).toEqual({ live: false })
+    await a.set('s', sharedSession(clock.now(), HOUR, { v: 2 }))
+    expect(await b.get('s')).toMatchObject({ v: 2 })
+
+    stall.release()
+    await ready(b)
+    await a.set('s', sharedSession(clock.now(), HOUR, { v: 3 }))
+    expect(await b.get('s')).toMatchObject({ v: 3 })
+  })
+
+  it('bounds staleness with the local safety TTL when an invalidation is lost silently', async () => {
+    const { open, clock, prefix } = sharedStores(() => ({ url: redis.url }))
+    const b = await open('b', { redis: { url: redis.url, localTtlMs: 1000 } })
+    await b.set('s', sharedSession(clock.now(), HOUR, { v: 1 }))
+    expect(await b.get('s')).toMatchObject({ v: 1 })
+    // Another writer whose invalidation never arrives: a newer version lands in Redis with no message.
+    const newer = JSON.stringify(sharedSession(clock.now(), HOUR, { v: 2 }))
+    await redisCommand(redis.port, ['HSET', `${prefix}s`, 'p', newer, 'v', String((clock.now() + 1) * 1000)])
+    clock.advance(999)
+    expect(await b.get('s')).toMatchObject({ v: 1 })
+    clock.advance(1)
+    expect(await b.get('s')).toMatchObject({ v: 2 })
+  })
+})
