@@ -46,12 +46,12 @@ redis.call('PUBLISH', ARGV[5], 'I|' .. ARGV[6] .. '|' .. ARGV[4] .. '|' .. ARGV[
 return 1
 `
 
-/** Destroy. KEYS: key. ARGV: maxVersion (delete only what is older; 'inf' always), channel, origin, sid.
+/** Destroy. KEYS: key. ARGV: version of the destroy (delete only what is not newer; 'inf' always), channel, origin, sid.
  * Returns { deleted (0/1), userId of what was deleted }. */
 export const DELETE_SCRIPT = `
 local old = redis.call('HMGET', KEYS[1], 'v', 'u')
 if not old[1] then return {0, ''} end
-if ARGV[1] ~= 'inf' and tonumber(old[1]) >= tonumber(ARGV[1]) then return {0, ''} end
+if ARGV[1] ~= 'inf' and tonumber(old[1]) > tonumber(ARGV[1]) then return {0, ''} end
 redis.call('DEL', KEYS[1])
 redis.call('PUBLISH', ARGV[2], 'I|' .. ARGV[3] .. '|' .. string.format('%d', tonumber(old[1]) + 1) .. '|' .. ARGV[4])
 return {1, old[2] or ''}

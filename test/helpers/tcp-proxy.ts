@@ -22,6 +22,8 @@ export interface Proxy {
   holdNextReply(): { held: Promise<void>; release(): void }
   /** Closes every pub/sub connection (as a network blip would). */
   dropSubscribers(): void
+  /** Closes every connection. */
+  dropAll(): void
   /** New connections wait (unanswered) until `release()`. */
   stallNewConnections(): { release(): void }
   close(): Promise<void>
@@ -100,6 +102,12 @@ export async function startProxy(targetPort: number): Promise<Proxy> {
           link.client.destroy()
           link.upstream.destroy()
         }
+      }
+    },
+    dropAll() {
+      for (const link of links) {
+        link.client.destroy()
+        link.upstream.destroy()
       }
     },
     stallNewConnections() {
