@@ -1,5 +1,5 @@
-// A minimal demo: express-session over TieredStore in local mode (memory + SQLite, no Redis needed).
-// Run it with `npm run example`, then open http://localhost:3000.
+// A minimal demo: express-session over TieredStore, in local mode (memory + SQLite, no Redis needed) or, with
+// REDIS_URL set, in shared mode. Run it with `npm run example`, then open http://localhost:3000.
 
 import { randomBytes } from 'node:crypto'
 import { join } from 'node:path'
@@ -16,8 +16,15 @@ if (!secret) {
   console.warn('SESSION_SECRET is not set: using a random secret, so sessions end when the server restarts.')
 }
 
-const store = new TieredStore({ disk: { path: join(sessionDir, 'sessions.db') }, memory: { maxBytes } })
+const redisUrl = process.env.REDIS_URL
+const store = new TieredStore({
+  disk: { path: join(sessionDir, 'sessions.db') },
+  memory: { maxBytes },
+  ...(redisUrl ? { redis: { url: redisUrl } } : {}),
+})
 store.on('error', (err) => console.error(`session store: ${err.code}: ${err.message}`))
+store.on('disconnect', () => console.warn('session store: Redis is down; writes go to the local outbox'))
+store.on('connect', () => console.log('session store: Redis connected'))
 
 const app = express()
 app.use(express.urlencoded({ extended: false }))
@@ -70,7 +77,8 @@ app.get('/admin/stats', (_req, res) => res.json(store.stats()))
 app.get('/metrics', (_req, res) => res.type('text/plain; version=0.0.4').send(store.metrics()))
 
 const server = app.listen(port, () => {
-  console.log(`tiered-session demo on http://localhost:${server.address().port} (local mode, ${sessionDir})`)
+  const mode = redisUrl ? 'shared mode, Redis' : 'local mode'
+  console.log(`tiered-session demo on http://localhost:${server.address().port} (${mode}, ${sessionDir})`)
 })
 
 function shutdown(signal) {
