@@ -45,6 +45,8 @@ export class SharedTierManager extends EngineCore implements SessionEngine {
   #epoch = 1
   #sweepTimer: NodeJS.Timeout | undefined
   #replaying: Promise<void> | undefined
+  #retryTimer: NodeJS.Timeout | undefined
+  #replayDelayMs = 250
   #diskEntries = 0
 
   constructor(options: ResolvedOptions, events: ManagerEvents) {
@@ -357,11 +359,27 @@ export class SharedTierManager extends EngineCore implements SessionEngine {
     }
   }
 
-  #wrote(sid: string, stored: StoredRecord): void {
+  /**
+   * A write Redis acknowledged. `write` tracked invalidations while it was in flight: one for a newer version
+   * (another instance wrote after us) means our copy is already stale, so it is dropped, not cached.
+   */
+  #wrote(sid: string, stored: StoredRecord, write: InflightRead): void {
     this.#pending.delete(sid)
-    this.#remember(sid, stored, this.now())
+    if (write.newest <= stored.version) this.#remember(sid, stored, this.now())
+    else this.memory.delete(sid)
     this.#dropDiskCopy(sid)
     this.counters.writes++
+  }
+
+  /**
+   * Before a live write of a session that still has an outbox entry, let the replay put that entry into
+   * Redis first; otherwise the live write (newer) would make the replay skip an acknowledged outage write.
+   */
+  async #settle(sid: string): Promise<void> {
+    for (let i = 0; i < 3 && this.#pending.has(sid) && this.#connection.up; i++) {
+      this.#replay()
+      await this.replayed()
+    }
   }
 
   async set(sid: string, session: SessionObject): Promise<void> {
@@ -369,13 +387,15 @@ export class SharedTierManager extends EngineCore implements SessionEngine {
     const now = this.now()
     const record = this.prepareWrite(sid, session, now)
     if (record.expiresAt <= now) return this.destroy(sid)
+    await this.#settle(sid)
     if (this.#connection.up) {
+      const write = this.#beginRead(sid)
       try {
         const stored = await this.redis.set(sid, {
           ...record,
           version: this.redis.proposedVersion(this.#knownVersion(sid)),
         })
-        this.#wrote(sid, stored)
+        this.#wrote(sid, stored, write)
         return
       } catch (error) {
         if (
@@ -385,6 +405,8 @@ export class SharedTierManager extends EngineCore implements SessionEngine {
         ) {
           this.fail(error, ErrorCodes.REDIS_UNAVAILABLE)
         }
+      } finally {
+        this.#endRead(sid, write)
       }
     }
     await this.#toOutbox(sid, record)
@@ -395,7 +417,8 @@ export class SharedTierManager extends EngineCore implements SessionEngine {
    * so parallel changes to different keys all survive. While Redis is down it applies to the local copy.
    */
   async #update(sid: string, change: (current: StoredRecord) => RecordInput | undefined): Promise<boolean> {
-    if (!this.#connection.up) {
+    await this.#settle(sid)
+    if (!this.#connection.up || this.#pending.has(sid)) {
       const local = this.#localRecord(sid)
       if (local === undefined) {
         if (this.disk === null || !this.#pending.has(sid)) {
@@ -424,9 +447,15 @@ export class SharedTierManager extends EngineCore implements SessionEngine {
         }
         const next = change(current)
         if (next === undefined) return true
-        const result = await this.redis.compareAndSet(sid, next, current.version, current.userId)
+        const write = this.#beginRead(sid)
+        let result: Awaited<ReturnType<RedisTier['compareAndSet']>>
+        try {
+          result = await this.redis.compareAndSet(sid, next, current.version, current.userId)
+        } finally {
+          this.#endRead(sid, write)
+        }
         if (result.ok) {
-          this.#wrote(sid, result.record)
+          this.#wrote(sid, result.record, write)
           return true
         }
         if (result.gone) {
@@ -477,6 +506,7 @@ export class SharedTierManager extends EngineCore implements SessionEngine {
   async destroy(sid: string): Promise<void> {
     this.checkOpen()
     if (!isValidSid(sid)) return
+    // A live destroy wins over the outbox entries before it: drop them rather than replay them.
     if (this.#connection.up) {
       try {
         await this.redis.delete(sid)
@@ -500,34 +530,46 @@ export class SharedTierManager extends EngineCore implements SessionEngine {
 
   // ---- outbox replay ---------------------------------------------------------------------------------
 
-  /** Replays the outbox in order once Redis is back: newer values in Redis win, destroys win, expired drop. */
+  /**
+   * Replays the outbox once Redis is back: for each session only its latest entry (older ones are superseded),
+   * and only if no live operation replaced it meanwhile. A newer value in Redis is kept, a destroy deletes
+   * anything not newer, a tombstone blocks a write, expired entries are dropped. An entry Redis refuses stays
+   * (it was acknowledged) and is retried with a growing delay; an outage stops the replay until the next `up`.
+   */
   #replay(): void {
-    if (this.disk === null || this.#replaying !== undefined || this.closed) return
+    if (this.disk === null || this.#replaying !== undefined || this.closed || !this.#connection.up) return
     const disk = this.disk
     this.#replaying = (async () => {
+      let refused = 0
       for (const entry of disk.outbox((error) => this.report(error))) {
         if (!this.#connection.up || this.closed) return
-        if (entry.op === 'set') {
-          if (entry.record.expiresAt > this.now()) {
-            const written = await this.redis.setIfNewer(entry.sid, entry.record)
-            // Redis had something newer: our copy is stale.
-            if (!written && this.#pending.get(entry.sid)?.seq === entry.seq) this.memory.delete(entry.sid)
+        if (this.#pending.get(entry.sid)?.seq !== entry.seq) {
+          disk.removeFromOutbox(entry.seq)
+          continue
+        }
+        try {
+          if (entry.op === 'delete') await this.redis.delete(entry.sid, entry.record.version)
+          else if (entry.record.expiresAt > this.now()) {
+            // Redis had something newer (or a tombstone): our copy is stale.
+            if (!(await this.redis.setIfNewer(entry.sid, entry.record))) this.memory.delete(entry.sid)
           }
-        } else {
-          await this.redis.delete(entry.sid, entry.record.version)
+        } catch (error) {
+          if (!this.#connection.up) return
+          this.report(wrapError(ErrorCodes.REDIS_UNAVAILABLE, 'Redis refused an outbox entry', error))
+          refused++
+          continue
         }
         disk.removeFromOutbox(entry.seq)
         if (this.#pending.get(entry.sid)?.seq === entry.seq) this.#pending.delete(entry.sid)
-        await nextTurn()
       }
+      this.#replayDelayMs = refused > 0 ? Math.min(this.#replayDelayMs * 2, 30_000) : 250
+      if (refused > 0) this.#retryTimer = setTimeout(() => this.#replay(), this.#replayDelayMs).unref()
     })()
       .catch((error: unknown) =>
-        this.report(wrapError(ErrorCodes.REDIS_UNAVAILABLE, 'replaying the outbox failed', error)),
+        this.report(wrapError(ErrorCodes.DISK_IO, 'replaying the outbox failed', error)),
       )
       .finally(() => {
         this.#replaying = undefined
-        // Redis may have come back (or new entries arrived) while we were replaying.
-        if (this.#connection.up && this.#pending.size > 0 && !this.closed) setImmediate(() => this.#replay())
       })
   }
 
@@ -683,7 +725,8 @@ export class SharedTierManager extends EngineCore implements SessionEngine {
     if (this.closed) return
     this.spiller.stop()
     if (this.#sweepTimer !== undefined) clearInterval(this.#sweepTimer)
-    await this.#replaying?.catch(() => undefined)
+    if (this.#retryTimer !== undefined) clearTimeout(this.#retryTimer)
+    await this.#replaying
     this.closed = true
     this.disk?.close()
     await this.#channel.close()

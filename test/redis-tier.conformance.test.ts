@@ -1,5 +1,6 @@
 import { once } from 'node:events'
 import { Cluster } from 'ioredis'
+import { Redis as Redis5 } from 'ioredis5'
 import { describe } from 'vitest'
 import { RedisConnection } from '../src/tiers/redis-connection.js'
 import { RedisTier } from '../src/tiers/redis-tier.js'
@@ -46,6 +47,16 @@ describe('on a 3-master Redis Cluster', () => {
         client: new Cluster(cluster.nodes, { enableOfflineQueue: true }) as never,
         commandTimeoutMs: 2000,
       }),
+      true,
+    ),
+  )
+})
+
+describe('with an ioredis 5 client', () => {
+  const redis = useRedis()
+  runTierConformance('redis (ioredis 5)', () =>
+    redisFixture(
+      new RedisConnection({ client: new Redis5(redis.url) as never, commandTimeoutMs: 2000 }),
       true,
     ),
   )

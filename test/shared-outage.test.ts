@@ -86,9 +86,14 @@ describe('when one instance loses Redis while another keeps it', () => {
     // A, cut off, writes first; B, still connected, writes the same session later.
     await a.set('contested', sharedSession(clock.now(), HOUR, { by: 'a' }))
     await a.destroy('doomed')
-    await a.set('short', sharedSession(clock.now(), 1000, { by: 'a' }))
-    clock.advance(2000)
+    await a.set('stolen', sharedSession(clock.now(), HOUR, { by: 'a' }))
+    // Expired by our clock before the replay, while Redis (on the real clock) would still keep it a minute.
+    await a.set('short', sharedSession(clock.now(), 60_000, { by: 'a' }))
+    clock.advance(61_000)
     await b.set('contested', sharedSession(clock.now(), HOUR, { by: 'b', v: 1 }))
+    // B logs the session out while A (cut off) still has a write of it queued.
+    await b.set('stolen', sharedSession(clock.now(), HOUR, { by: 'b' }))
+    await b.destroy('stolen')
 
     // The replayed destroy reaches B as an invalidation (the skipped and the expired entries publish nothing).
     const invalidated = once(b, 'invalidation')
@@ -99,6 +104,7 @@ describe('when one instance loses Redis while another keeps it', () => {
     await invalidated
     expect(await b.get('contested')).toMatchObject({ by: 'b', v: 1 })
     expect(await b.get('doomed')).toBeUndefined()
+    expect(await b.get('stolen')).toBeUndefined()
     expect(await redisCommand(redis.port, ['EXISTS', `${prefix}short`])).toBe(0)
     await ready(a)
     expect(await a.get('contested')).toMatchObject({ by: 'b', v: 1 })
@@ -131,5 +137,111 @@ describe('when Redis hangs', () => {
     await ready(b)
     expect(await b.get('s')).toMatchObject({ v: 2 })
     expect(await b.get('t')).toMatchObject({ v: 1 })
+  })
+})
+
+describe('outbox replay racing live operations', () => {
+  const redis = useRedis()
+
+  async function cutOff(label: string) {
+    const proxy = await startProxy(redis.port)
+    const fixture = sharedStores(() => ({ url: redis.url, commandTimeout: COMMAND_TIMEOUT }))
+    const a = await fixture.open(label, { redis: { url: proxy.url, commandTimeout: COMMAND_TIMEOUT } })
+    const b = await fixture.open(`${label}-b`)
+    const stall = proxy.stallNewConnections()
+    const down = once(a, 'disconnect')
+    proxy.dropAll()
+    await down
+    return { ...fixture, a, b, reconnect: () => stall.release() }
+  }
+
+  it('a destroy made right after reconnecting is not undone by the replay', async () => {
+    const { a, b, clock, reconnect } = await cutOff('a')
+    for (let i = 0; i < 50; i++) await a.set(`s${i}`, sharedSession(clock.now(), HOUR, { i }))
+    const up = once(a, 'connect')
+    reconnect()
+    await up
+    await a.destroy('s49')
+    await a.destroy('s0')
+    await engineOf(a).replayed()
+    expect(await b.get('s49')).toBeUndefined()
+    expect(await b.get('s0')).toBeUndefined()
+    expect(await b.get('s25')).toMatchObject({ i: 25 })
+  })
+
+  it('a merge made right after reconnecting keeps the write acknowledged during the outage', async () => {
+    const proxy = await startProxy(redis.port)
+    const { open, clock } = sharedStores(() => ({ url: redis.url, commandTimeout: COMMAND_TIMEOUT }))
+    const a = await open('a', { redis: { url: proxy.url, commandTimeout: COMMAND_TIMEOUT } })
+    const b = await open('b')
+    await a.set('cart', sharedSession(clock.now(), HOUR, { cart: ['old'] }))
+    const stall = proxy.stallNewConnections()
+    const down = once(a, 'disconnect')
+    proxy.dropAll()
+    await down
+    // Many entries ahead of the cart's, so the replay is still running when the merge comes in.
+    for (let i = 0; i < 60; i++) await a.set(`other-${i}`, sharedSession(clock.now(), HOUR, { i }))
+    await a.merge('cart', { set: { cart: '["old","bought-offline"]' }, unset: [] })
+    const up = once(a, 'connect')
+    stall.release()
+    await up
+    await a.merge('cart', { set: { theme: '"dark"' }, unset: [] })
+    await engineOf(a).replayed()
+    expect(await b.get('cart')).toMatchObject({ cart: ['old', 'bought-offline'], theme: 'dark' })
+  })
+
+  it('a session destroyed while an instance was cut off stays destroyed, even if its queued write is newer', async () => {
+    const { a, b, clock, reconnect } = await cutOff('a')
+    await b.set('revoked', sharedSession(clock.now(), HOUR, { v: 1 }))
+    await b.destroy('revoked')
+    clock.advance(1000)
+    await a.set('revoked', sharedSession(clock.now(), HOUR, { v: 'offline' }))
+    const up = once(a, 'connect')
+    reconnect()
+    await up
+    await engineOf(a).replayed()
+    expect(await b.get('revoked')).toBeUndefined()
+    expect(await a.get('revoked')).toBeUndefined()
+  })
+
+  it('an outbox left by a store that was closed (or killed) is replayed by the next one on the same file', async () => {
+    const { a, b, clock, reconnect, open } = await cutOff('a')
+    await a.set('offline', sharedSession(clock.now(), HOUR, { v: 'offline' }))
+    await a.destroy('never-existed')
+    expect(a.stats().outbox).toBe(2)
+    await a.close()
+    reconnect()
+    // Same SQLite file ('a'), Redis reachable directly this time.
+    const again = await open('a', { redis: { url: redis.url } })
+    await engineOf(again).replayed()
+    expect(again.stats().outbox).toBe(0)
+    expect(await b.get('offline')).toMatchObject({ v: 'offline' })
+  })
+})
+
+describe('when Redis hangs, every kind of call is bounded', () => {
+  const redis = useRedis()
+
+  it('get of an unknown session, merge, touch and destroy each wait at most commandTimeout', async () => {
+    const { open, clock } = sharedStores(() => ({ url: redis.url, commandTimeout: COMMAND_TIMEOUT }))
+    const a = await open('a')
+    await a.set('s', sharedSession(clock.now(), HOUR, { v: 1 }))
+    process.kill(redis.server.pid, 'SIGSTOP')
+    try {
+      const [, unknownMs] = await timed(() =>
+        a.get('unknown').then(
+          () => 'resolved',
+          (e: { code?: string }) => e.code,
+        ),
+      )
+      expect(unknownMs).toBeLessThan(COMMAND_TIMEOUT + MARGIN)
+      const [, mergeMs] = await timed(() => a.merge('s', { set: { m: '1' }, unset: [] }))
+      const [, touchMs] = await timed(() => a.touch('s', sharedSession(clock.now() + 1000, HOUR)))
+      const [, destroyMs] = await timed(() => a.destroy('s'))
+      for (const ms of [mergeMs, touchMs, destroyMs]) expect(ms).toBeLessThan(COMMAND_TIMEOUT + MARGIN)
+      expect(await a.get('s')).toBeUndefined()
+    } finally {
+      process.kill(redis.server.pid, 'SIGCONT')
+    }
   })
 })

@@ -29,6 +29,25 @@ describe('the known races of client-side caching', () => {
     expect(await b.get('s')).toMatchObject({ v: 2 })
   })
 
+  it("an invalidation that overtakes the reply to this instance's own write leaves no stale copy cached", async () => {
+    const proxy = await startProxy(redis.port)
+    const { open, clock } = sharedStores(() => ({ url: redis.url }))
+    const a = await open('a')
+    const b = await open('b', { redis: { url: proxy.url } })
+    await b.set('s', sharedSession(clock.now(), HOUR, { v: 0 }))
+
+    const hold = proxy.holdNextReply()
+    const writing = b.set('s', sharedSession(clock.now(), HOUR, { v: 1 }))
+    await hold.held
+    const invalidated = once(b, 'invalidation')
+    clock.advance(1)
+    await a.set('s', sharedSession(clock.now(), HOUR, { v: 2 }))
+    await invalidated
+    hold.release()
+    await writing
+    expect(await b.get('s')).toMatchObject({ v: 2 })
+  })
+
   it('after the subscriber connection drops, nothing cached is served unverified', async () => {
     const proxy = await startProxy(redis.port)
     const { open, clock } = sharedStores(() => ({ url: redis.url }))

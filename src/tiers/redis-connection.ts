@@ -47,12 +47,8 @@ export class Script {
   }
 }
 
-function unavailable(message: string, cause?: unknown): TieredSessionError {
-  return new TieredSessionError(
-    ErrorCodes.REDIS_UNAVAILABLE,
-    message,
-    cause === undefined ? undefined : { cause },
-  )
+function unavailable(message: string): TieredSessionError {
+  return new TieredSessionError(ErrorCodes.REDIS_UNAVAILABLE, message)
 }
 
 /**
@@ -93,7 +89,7 @@ export class RedisConnection extends EventEmitter {
     this.client.on('close', this.#onDown)
     this.client.on('end', this.#onDown)
     this.client.on('reconnecting', this.#onDown)
-    this.client.on('node error', () => undefined)
+    this.client.on('node error', this.#onNodeError)
     // NB: ioredis prints unhandled 'error' events; we surface state through up/down and typed errors instead.
     this.client.on('error', this.#onError)
     if (this.client.status === 'ready') this.#up = true
@@ -109,6 +105,10 @@ export class RedisConnection extends EventEmitter {
     if (!this.#up) return
     this.#up = false
     if (!this.#hung) this.emit('down')
+  }
+
+  #onNodeError = (): void => {
+    this.emit('client-error')
   }
 
   #onError = (error: unknown): void => {
@@ -165,20 +165,21 @@ export class RedisConnection extends EventEmitter {
       return await Promise.race([command(this.client), timeout])
     } catch (error) {
       if (error instanceof TieredSessionError) throw error
-      const message = (error as Error)?.message ?? String(error)
-      // A reply error (WRONGTYPE, a script error) means Redis answered: not an outage.
+      // NB: never chain ioredis errors as `cause`: they carry the command and its arguments (session ids,
+      // payloads). Only the first line of the message is kept, which names the failure and no data.
+      const message = String((error as Error)?.message ?? error).split('\n')[0] ?? ''
+      // A reply error (WRONGTYPE, a script error, OOM) means Redis answered: not an outage.
       if (
-        /^(WRONGTYPE|ERR|NOSCRIPT|BUSY|OOM|READONLY|MOVED|ASK|CLUSTERDOWN|CROSSSLOT|EXECABORT)/.test(message)
+        /^(WRONGTYPE|ERR|NOSCRIPT|BUSY|OOM|READONLY|MOVED|ASK|CLUSTERDOWN|CROSSSLOT|EXECABORT|NOPERM)/.test(
+          message,
+        )
       ) {
         throw new TieredSessionError(
           ErrorCodes.REDIS_UNAVAILABLE,
-          `Redis refused ${what}: ${message.split('\n')[0]}`,
-          {
-            cause: error,
-          },
+          `Redis refused ${what}: ${message.slice(0, 200)}`,
         )
       }
-      throw unavailable(`Redis failed during ${what}`, error)
+      throw unavailable(`Redis failed during ${what}: ${message.slice(0, 200)}`)
     } finally {
       clearTimeout(timer)
     }
@@ -212,6 +213,7 @@ export class RedisConnection extends EventEmitter {
     this.client.off('end', this.#onDown)
     this.client.off('reconnecting', this.#onDown)
     this.client.off('error', this.#onError)
+    this.client.off('node error', this.#onNodeError)
     if (this.#owned) {
       try {
         await this.client.quit()

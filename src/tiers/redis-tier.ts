@@ -5,7 +5,13 @@ import type { Clock } from '../clock.js'
 import { ErrorCodes, TieredSessionError } from '../errors.js'
 import type { RedisClientLike, RedisConnection } from './redis-connection.js'
 import { Script } from './redis-connection.js'
-import { CAS_SCRIPT, DELETE_SCRIPT, SET_IF_NEWER_SCRIPT, SET_SCRIPT } from './redis-scripts.js'
+import {
+  CAS_SCRIPT,
+  DELETE_SCRIPT,
+  INDEX_ADD_SCRIPT,
+  SET_IF_NEWER_SCRIPT,
+  SET_SCRIPT,
+} from './redis-scripts.js'
 import type { RecordInput, StoredRecord, Tier } from './tier.js'
 
 const scripts = {
@@ -13,6 +19,7 @@ const scripts = {
   cas: new Script(CAS_SCRIPT),
   setIfNewer: new Script(SET_IF_NEWER_SCRIPT),
   delete: new Script(DELETE_SCRIPT),
+  indexAdd: new Script(INDEX_ADD_SCRIPT),
 }
 
 /** Options of {@link RedisTier}. */
@@ -39,10 +46,10 @@ export interface RedisRow extends StoredRecord {
 /** The separator between the prefix and the user index: sids are visible ASCII, so no sid can start with it. */
 const INDEX_MARK = '\u0001user:'
 
-/** Turns HMGET p v e u into a record; throws TS_DECODE_FAILED for a value that is not ours. */
+/** Turns HMGET p v e u d into a record (a tombstone is no record); throws TS_DECODE_FAILED for a value that is not ours. */
 function toRecord(values: Array<string | null>): StoredRecord | undefined {
-  const [payload, version, expiresAt, userId] = values
-  if (payload === null && version === null) return undefined
+  const [payload, version, expiresAt, userId, dead] = values
+  if (dead === '1' || (payload === null && version === null)) return undefined
   const v = Number(version)
   const e = Number(expiresAt)
   if (typeof payload !== 'string' || !Number.isFinite(v) || !Number.isFinite(e)) {
@@ -91,7 +98,7 @@ export class RedisTier implements Tier {
   async get(sid: string): Promise<StoredRecord | undefined> {
     let values: Array<string | null>
     try {
-      values = await this.#redis.run('a session read', (c) => c.hmget(this.key(sid), 'p', 'v', 'e', 'u'))
+      values = await this.#redis.run('a session read', (c) => c.hmget(this.key(sid), 'p', 'v', 'e', 'u', 'd'))
     } catch (error) {
       if (error instanceof TieredSessionError && /WRONGTYPE/.test(error.message)) {
         throw new TieredSessionError(
@@ -108,21 +115,21 @@ export class RedisTier implements Tier {
     return record !== undefined && record.expiresAt > this.#clock.now() ? record : undefined
   }
 
-  /** The stored version of `sid`, or undefined when it does not exist. */
+  /** The stored version of `sid`, or undefined when it does not exist (or was destroyed). */
   async version(sid: string): Promise<number | undefined> {
-    const v = await this.#redis.run('a version check', (c) => c.hget(this.key(sid), 'v'))
-    return v === null ? undefined : Number(v)
+    const [v, dead] = await this.#redis.run('a version check', (c) => c.hmget(this.key(sid), 'v', 'd'))
+    return v === null || v === undefined || dead === '1' ? undefined : Number(v)
   }
 
+  /** Adds `sid` to its user's index; the index lives as long as its longest session. */
   async #indexAdd(sid: string, userId: string | null, expiresAt: number): Promise<void> {
     if (userId === null) return
-    const key = this.userKey(userId)
-    await this.#redis.run('a user index update', async (c) => {
-      await c.sadd(key, sid)
-      // The index lives as long as its longest session: set once (NX), then only ever extend (GT).
-      await c.pexpireat(key, expiresAt, 'NX')
-      await c.pexpireat(key, expiresAt, 'GT')
-    })
+    await this.#redis.script(
+      'a user index update',
+      scripts.indexAdd,
+      [this.userKey(userId)],
+      [sid, expiresAt, this.#clock.now()],
+    )
   }
 
   async #indexRemove(sid: string, userId: string | null | undefined): Promise<void> {
@@ -150,6 +157,9 @@ export class RedisTier implements Tier {
     const version = Number(reply[0])
     const previousUser = reply[1]
     if (previousUser !== '' && previousUser !== record.userId) await this.#indexRemove(sid, previousUser)
+    // NB: added before the write (a crash in between leaves a stale entry, never a missing one) and again
+    // after it, in case a listByUser pruned the entry while the write was on its way.
+    await this.#indexAdd(sid, record.userId, record.expiresAt)
     return { payload: record.payload, expiresAt: record.expiresAt, userId: record.userId, version }
   }
 
@@ -179,6 +189,7 @@ export class RedisTier implements Tier {
     if (Number(reply[0]) === -1) return { ok: false, gone: true }
     if (Number(reply[0]) === 0) return { ok: false, gone: false }
     if (previousUser !== null && previousUser !== record.userId) await this.#indexRemove(sid, previousUser)
+    await this.#indexAdd(sid, record.userId, record.expiresAt)
     return {
       ok: true,
       record: {
@@ -282,10 +293,13 @@ export class RedisTier implements Tier {
     return rows.filter((row) => live.has(row.sid))
   }
 
-  /** Deletes every session (and index) under the prefix. */
+  /** Deletes every session, tombstone and index under the prefix. */
   async clear(): Promise<void> {
     const keys = await this.#keys()
-    for (const key of keys) await this.delete(key.slice(this.#prefix.length))
+    for (const key of keys) {
+      await this.delete(key.slice(this.#prefix.length))
+      await this.#redis.run('a session delete', (c) => c.del(key))
+    }
     // Index sets are removed with their last session; drop any left over.
     for (const node of this.#redis.masters()) {
       let cursor = '0'
