@@ -139,27 +139,28 @@ export class RedisTier implements Tier {
 
   /** Writes `record` (version = max(old + 1, proposed)); the user index entry is added before the write. */
   async set(sid: string, record: RecordInput): Promise<StoredRecord> {
-    await this.#indexAdd(sid, record.userId, record.expiresAt)
-    const reply = (await this.#redis.script(
-      'a session write',
-      scripts.set,
-      [this.key(sid)],
-      [
-        record.payload,
-        record.expiresAt,
-        record.userId ?? '',
-        record.version ?? this.proposedVersion(),
-        this.#channel,
-        this.#origin,
-        sid,
-      ],
-    )) as [number, string]
+    // NB: the index add and the write go out together (one round trip; on one connection Redis runs them
+    // in order): a crash cannot leave a session missing from its user's index, only a stale entry.
+    const [, reply] = (await Promise.all([
+      this.#indexAdd(sid, record.userId, record.expiresAt),
+      this.#redis.script(
+        'a session write',
+        scripts.set,
+        [this.key(sid)],
+        [
+          record.payload,
+          record.expiresAt,
+          record.userId ?? '',
+          record.version ?? this.proposedVersion(),
+          this.#channel,
+          this.#origin,
+          sid,
+        ],
+      ),
+    ])) as [unknown, [number, string]]
     const version = Number(reply[0])
     const previousUser = reply[1]
     if (previousUser !== '' && previousUser !== record.userId) await this.#indexRemove(sid, previousUser)
-    // NB: added before the write (a crash in between leaves a stale entry, never a missing one) and again
-    // after it, in case a listByUser pruned the entry while the write was on its way.
-    await this.#indexAdd(sid, record.userId, record.expiresAt)
     return { payload: record.payload, expiresAt: record.expiresAt, userId: record.userId, version }
   }
 
@@ -170,26 +171,27 @@ export class RedisTier implements Tier {
     expected: number,
     previousUser: string | null,
   ): Promise<CasResult> {
-    await this.#indexAdd(sid, record.userId, record.expiresAt)
-    const reply = (await this.#redis.script(
-      'a session merge',
-      scripts.cas,
-      [this.key(sid)],
-      [
-        record.payload,
-        record.expiresAt,
-        record.userId ?? '',
-        String(expected),
-        this.proposedVersion(expected),
-        this.#channel,
-        this.#origin,
-        sid,
-      ],
-    )) as Array<number | string>
+    const [, reply] = (await Promise.all([
+      this.#indexAdd(sid, record.userId, record.expiresAt),
+      this.#redis.script(
+        'a session merge',
+        scripts.cas,
+        [this.key(sid)],
+        [
+          record.payload,
+          record.expiresAt,
+          record.userId ?? '',
+          String(expected),
+          this.proposedVersion(expected),
+          this.#channel,
+          this.#origin,
+          sid,
+        ],
+      ),
+    ])) as [unknown, Array<number | string>]
     if (Number(reply[0]) === -1) return { ok: false, gone: true }
     if (Number(reply[0]) === 0) return { ok: false, gone: false }
     if (previousUser !== null && previousUser !== record.userId) await this.#indexRemove(sid, previousUser)
-    await this.#indexAdd(sid, record.userId, record.expiresAt)
     return {
       ok: true,
       record: {
