@@ -44,6 +44,12 @@ export interface DiskOptions {
    * @default 1000
    */
   maxBatchSize?: number
+  /**
+   * Largest the database file may grow, in bytes. A write that would need more fails with TS_DISK_IO and
+   * is not acknowledged; writes succeed again once the sweep has freed space.
+   * @default undefined (no limit but the disk's)
+   */
+  maxBytes?: number
 }
 
 /** Redis, for shared mode. Give `url` or `client`. */
@@ -138,6 +144,7 @@ export interface ResolvedOptions {
     readonly path: string
     readonly synchronous: 'normal' | 'full'
     readonly maxBatchSize: number
+    readonly maxBytes: number | undefined
   } | null
   readonly redis: {
     readonly url: string | undefined
@@ -299,7 +306,7 @@ export function resolveOptions(input: TieredStoreOptions = {}): ResolvedOptions 
   if (options.disk === false && redis === null)
     throw invalid('disk', 'an object (`disk: false` needs `redis`)')
   const diskIn = plainObject(options.disk, 'disk') ?? {}
-  checkKeys(diskIn, ['path', 'synchronous', 'maxBatchSize'], 'disk')
+  checkKeys(diskIn, ['path', 'synchronous', 'maxBatchSize', 'maxBytes'], 'disk')
   const path = diskIn.path ?? defaults.disk.path
   if (typeof path !== 'string' || path.length === 0 || path.includes('\0')) {
     throw invalid('disk.path', 'a non-empty file path')
@@ -308,6 +315,8 @@ export function resolveOptions(input: TieredStoreOptions = {}): ResolvedOptions 
   if (synchronous !== 'normal' && synchronous !== 'full')
     throw invalid('disk.synchronous', "'normal' or 'full'")
   const maxBatchSize = integer(diskIn.maxBatchSize, 'disk.maxBatchSize', 1, defaults.disk.maxBatchSize)
+  const diskMaxBytes =
+    diskIn.maxBytes === undefined ? undefined : integer(diskIn.maxBytes, 'disk.maxBytes', 65_536, 0)
 
   const ttl = options.ttl ?? defaults.ttl
   let ttlSeconds: (session: SessionObject) => number
@@ -347,7 +356,7 @@ export function resolveOptions(input: TieredStoreOptions = {}): ResolvedOptions 
 
   return {
     memory: { maxBytes, highWatermark, lowWatermark },
-    disk: options.disk === false ? null : { path, synchronous, maxBatchSize },
+    disk: options.disk === false ? null : { path, synchronous, maxBatchSize, maxBytes: diskMaxBytes },
     redis,
     prefix,
     ttlSeconds,

@@ -54,7 +54,10 @@ export class SharedTierManager extends EngineCore implements SessionEngine {
     const redis = options.redis
     if (redis === null) throw new Error('shared mode needs redis options')
     this.#localTtlMs = redis.localTtlMs
-    this.disk = options.disk === null ? null : new DiskTier({ ...options.disk, clock: options.clock })
+    this.disk =
+      options.disk === null
+        ? null
+        : new DiskTier({ ...options.disk, clock: options.clock, onError: (error) => this.report(error) })
     this.#connection = new RedisConnection({
       ...(redis.url === undefined ? {} : { url: redis.url }),
       ...(redis.client === undefined ? {} : { client: redis.client }),

@@ -27,7 +27,11 @@ export class TierManager extends EngineCore implements SessionEngine {
     // Local mode: every record in memory is already durable on disk, so a spill only drops memory copies.
     super(options, events)
     if (options.disk === null) throw new Error('local mode needs the disk tier')
-    this.disk = new DiskTier({ ...options.disk, clock: options.clock })
+    this.disk = new DiskTier({
+      ...options.disk,
+      clock: options.clock,
+      onError: (error) => this.report(error),
+    })
     this.spiller.start()
     this.#sweepTimer = setInterval(() => {
       this.sweep().catch(() => {

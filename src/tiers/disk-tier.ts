@@ -1,7 +1,7 @@
 // The disk tier: one SQLite file (WAL) of sessions with indexes on expiry and user. Reads are synchronous
 // point look-ups; writes go through group commit and are acknowledged after their transaction commits.
 
-import { chmodSync, closeSync, existsSync, mkdirSync, openSync } from 'node:fs'
+import { chmodSync, closeSync, existsSync, mkdirSync, openSync, statSync } from 'node:fs'
 import { dirname, resolve } from 'node:path'
 import Database from 'better-sqlite3'
 import type { Clock } from '../clock.js'
@@ -14,7 +14,11 @@ export interface DiskTierOptions {
   readonly path: string
   readonly synchronous: 'normal' | 'full'
   readonly maxBatchSize: number
+  /** Largest the database file may grow, in bytes (SQLite `max_page_count`); undefined: no limit. */
+  readonly maxBytes?: number | undefined
   readonly clock: Clock
+  /** Hears of problems the tier handled on its own (a database file removed underneath and restored). */
+  readonly onError?: (error: TieredSessionError) => void
 }
 
 /** A session row with its id. */
@@ -94,9 +98,13 @@ export class DiskTier implements Tier {
   readonly kind = 'disk' as const
   readonly path: string
   readonly #clock: Clock
-  readonly #db: Database.Database
+  readonly #options: DiskTierOptions
+  #db!: Database.Database
+  /** The inode of the file we opened: a different one (or none) at `path` means it was removed underneath. */
+  #inode = 0
+  #transaction!: (ops: readonly DiskOp[]) => Array<DiskResult | Error>
   readonly #writes: GroupCommit<DiskOp, DiskResult>
-  readonly #stmt: {
+  #stmt!: {
     get: Database.Statement<[string], RawRow>
     put: Database.Statement<Record<string, unknown>, { version: number }>
     delete: Database.Statement<[string]>
@@ -118,9 +126,27 @@ export class DiskTier implements Tier {
   constructor(options: DiskTierOptions) {
     this.path = resolve(options.path)
     this.#clock = options.clock
+    this.#options = options
+    this.#open()
+    this.#writes = new GroupCommit<DiskOp, DiskResult>({
+      maxBatchSize: options.maxBatchSize,
+      commit: (ops) => {
+        try {
+          this.#checkFile()
+          return this.#transaction(ops)
+        } catch (cause) {
+          throw wrapError(ErrorCodes.DISK_IO, 'a write transaction on the session database failed', cause)
+        }
+      },
+    })
+  }
+
+  /** Opens the file at `path` and prepares everything; throws TS_DISK_OPEN_FAILED naming the path. */
+  #open(): void {
     try {
       prepareFile(this.path)
       this.#db = new Database(this.path, { fileMustExist: true })
+      this.#inode = statSync(this.path).ino
     } catch (cause) {
       throw new TieredSessionError(
         ErrorCodes.DISK_OPEN_FAILED,
@@ -130,8 +156,12 @@ export class DiskTier implements Tier {
     }
     try {
       this.#db.pragma('journal_mode = WAL')
-      this.#db.pragma(`synchronous = ${options.synchronous === 'full' ? 'FULL' : 'NORMAL'}`)
+      this.#db.pragma(`synchronous = ${this.#options.synchronous === 'full' ? 'FULL' : 'NORMAL'}`)
       this.#db.pragma('busy_timeout = 5000')
+      if (this.#options.maxBytes !== undefined) {
+        const pageSize = this.#db.pragma('page_size', { simple: true }) as number
+        this.#db.pragma(`max_page_count = ${Math.max(1, Math.floor(this.#options.maxBytes / pageSize))}`)
+      }
       this.#migrate()
       this.#stmt = {
         get: this.#db.prepare('SELECT sid, payload, expiresAt, version, userId FROM sessions WHERE sid = ?'),
@@ -175,17 +205,39 @@ export class DiskTier implements Tier {
         { cause },
       )
     }
-    const transaction = this.#db.transaction((ops: readonly DiskOp[]) => ops.map((op) => this.#apply(op)))
-    this.#writes = new GroupCommit<DiskOp, DiskResult>({
-      maxBatchSize: options.maxBatchSize,
-      commit: (ops) => {
-        try {
-          return transaction(ops)
-        } catch (cause) {
-          throw wrapError(ErrorCodes.DISK_IO, 'a write transaction on the session database failed', cause)
-        }
-      },
-    })
+    this.#transaction = this.#db.transaction((ops: readonly DiskOp[]) => ops.map((op) => this.#apply(op)))
+  }
+
+  /**
+   * If the file was removed underneath us, writes would go on into a file that no longer has a name and
+   * be lost at the next start. Restore it from the copy we still have open (VACUUM INTO) and reopen it.
+   */
+  #checkFile(): void {
+    let inode: number | undefined
+    try {
+      inode = statSync(this.path).ino
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error
+    }
+    if (inode === this.#inode) return
+    if (inode !== undefined) {
+      throw new TieredSessionError(
+        ErrorCodes.DISK_IO,
+        `the session database at ${this.path} was replaced by another file`,
+      )
+    }
+    const dir = dirname(this.path)
+    if (!existsSync(dir)) mkdirSync(dir, { recursive: true, mode: 0o700 })
+    this.#db.prepare('VACUUM INTO ?').run(this.path)
+    chmodSync(this.path, 0o600)
+    this.#db.close()
+    this.#open()
+    this.#options.onError?.(
+      new TieredSessionError(
+        ErrorCodes.DISK_IO,
+        `the session database at ${this.path} was removed while open; it was restored from the open copy`,
+      ),
+    )
   }
 
   #migrate(): void {
