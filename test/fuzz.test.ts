@@ -15,10 +15,21 @@ function expectTyped(error: unknown, codes: string[]): void {
   expect(codes).toContain((error as { code: string }).code)
 }
 
-const nastyKey = fc.constantFrom('__proto__', 'constructor', 'prototype', 'toString', 'hasOwnProperty', 'cookie')
-const nastyObject = fc.dictionary(fc.oneof(nastyKey, fc.string({ maxLength: 12 })), fc.jsonValue({ maxDepth: 4 }), {
-  maxKeys: 8,
-})
+const nastyKey = fc.constantFrom(
+  '__proto__',
+  'constructor',
+  'prototype',
+  'toString',
+  'hasOwnProperty',
+  'cookie',
+)
+const nastyObject = fc.dictionary(
+  fc.oneof(nastyKey, fc.string({ maxLength: 12 })),
+  fc.jsonValue({ maxDepth: 4 }),
+  {
+    maxKeys: 8,
+  },
+)
 
 describe('fuzzing the store (local mode)', () => {
   it('session ids: long, odd, path-like or unicode ids are a clean miss or TS_INVALID_SID, never anything else', async () => {
@@ -26,7 +37,17 @@ describe('fuzzing the store (local mode)', () => {
     const sid = fc.oneof(
       fc.string({ maxLength: 300 }),
       fc.string({ unit: 'binary', maxLength: 40 }),
-      fc.constantFrom('../../etc/passwd', '/', '.', '\0', 'a\nb', ' ', '%2e%2e', 'x'.repeat(257), 'x'.repeat(10_000)),
+      fc.constantFrom(
+        '../../etc/passwd',
+        '/',
+        '.',
+        '\0',
+        'a\nb',
+        ' ',
+        '%2e%2e',
+        'x'.repeat(257),
+        'x'.repeat(10_000),
+      ),
     )
     await fc.assert(
       fc.asyncProperty(sid, async (id) => {
@@ -52,7 +73,8 @@ describe('fuzzing the store (local mode)', () => {
     await fc.assert(
       fc.asyncProperty(nastyObject, fc.nat(3), async (data, shape) => {
         let session: Record<string, unknown> = { ...sessionFor(clock.now(), HOUR), data }
-        for (const [k, v] of Object.entries(data)) Object.defineProperty(session, k, { value: v, enumerable: true })
+        for (const [k, v] of Object.entries(data))
+          Object.defineProperty(session, k, { value: v, enumerable: true })
         if (shape === 1) session.self = session
         if (shape === 2) session.big = 'x'.repeat(70 * 1024)
         if (shape === 3) {
@@ -71,9 +93,9 @@ describe('fuzzing the store (local mode)', () => {
         if (ok) expect(JSON.stringify(await store.get('s'))).toBe(JSON.stringify(session))
         // An own "__proto__" key, as JSON.parse makes it (an object literal would set the prototype instead).
         const set = JSON.parse('{"__proto__":"{\\"polluted\\":true}","constructor":"{\\"x\\":1}"}')
-        await store.merge('s', { set, unset: ['prototype'] }).catch(
-          (error: unknown) => expectTyped(error, ['TS_SESSION_TOO_LARGE']),
-        )
+        await store
+          .merge('s', { set, unset: ['prototype'] })
+          .catch((error: unknown) => expectTyped(error, ['TS_SESSION_TOO_LARGE']))
         expect(({} as Record<string, unknown>).polluted).toBeUndefined()
         const after = await store.get('s')
         if (after !== undefined) {
@@ -98,7 +120,9 @@ describe('fuzzing the store (local mode)', () => {
     })
     const rows = fc.sample(garbage, { numRuns: 200, seed: SEED })
     const db = new Database(dbPath)
-    const insert = db.prepare('INSERT OR REPLACE INTO sessions (sid, payload, expiresAt, version, userId) VALUES (?, ?, ?, ?, NULL)')
+    const insert = db.prepare(
+      'INSERT OR REPLACE INTO sessions (sid, payload, expiresAt, version, userId) VALUES (?, ?, ?, ?, NULL)',
+    )
     db.pragma('ignore_check_constraints = ON')
     rows.forEach((row, i) => {
       try {
@@ -130,10 +154,12 @@ describe('fuzzing garbage values in Redis (shared mode)', () => {
     store.on('error', () => undefined)
     const value = fc.oneof(
       fc.string({ maxLength: 50 }).map((s) => ['SET', s]),
-      fc.array(fc.tuple(fc.constantFrom('p', 'v', 'e', 'u', 'd', 'x'), fc.string({ maxLength: 20 })), {
-        minLength: 1,
-        maxLength: 5,
-      }).map((pairs) => ['HSET', ...pairs.flat()]),
+      fc
+        .array(fc.tuple(fc.constantFrom('p', 'v', 'e', 'u', 'd', 'x'), fc.string({ maxLength: 20 })), {
+          minLength: 1,
+          maxLength: 5,
+        })
+        .map((pairs) => ['HSET', ...pairs.flat()]),
       fc.array(fc.string({ maxLength: 10 }), { minLength: 1, maxLength: 4 }).map((m) => ['SADD', ...m]),
     )
     const samples = fc.sample(value, { numRuns: 150, seed: SEED })
