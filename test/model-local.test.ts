@@ -1,6 +1,7 @@
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import type { TieredStore } from '../src/store.js'
+import { soakRuns, soakSeed } from './helpers/soak.js'
 import { createStore, type StoreFixture, sessionFor } from './helpers/stores.js'
 
 /** The reference: a Map with expiry, against the same manual clock. */
@@ -134,7 +135,11 @@ export async function runLocalModel(runs: number, seed: number): Promise<number>
 
 describe('model-based test (local mode)', () => {
   it('random sequences of set, get, destroy, touch, clock, flush, sweep and restart never diverge from a Map', async () => {
-    const commands = await runLocalModel(60, 20261127)
+    const runs = soakRuns(60)
+    const seed = soakSeed()
+    const commands = await runLocalModel(runs, seed)
+    if (process.env.SOAK)
+      console.info(`local model: seed ${seed}, ${runs} runs, ${commands} commands, 0 divergences`)
     expect(commands).toBeGreaterThan(500)
   })
 })

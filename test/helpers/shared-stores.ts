@@ -1,5 +1,5 @@
 // Shared-mode stores for tests: TieredStores on a test-owned Redis, each with its own SQLite file, a unique
-// key prefix per test, a manual clock that starts at the real time, and cleanup when the test ends.
+// key prefix per test, a manual clock that starts ahead of the real time, and cleanup when the test ends.
 
 import { randomBytes } from 'node:crypto'
 import { once } from 'node:events'
@@ -20,8 +20,11 @@ export interface SharedFixture {
   clock: ManualClock
   prefix: string
   dir: string
-  /** Opens another instance on the same Redis and prefix, with its own SQLite file. */
-  open(name: string, options?: TieredStoreOptions): Promise<TieredStore>
+  /**
+   * Opens another instance on the same Redis and prefix, with its own SQLite file (the same name reopens the
+   * same file). Resolves once it is connected and coherent, unless `wait` is false (Redis may be down).
+   */
+  open(name: string, options?: TieredStoreOptions, wait?: boolean): Promise<TieredStore>
 }
 
 /** The engine behind a shared-mode store. */
@@ -41,7 +44,9 @@ export async function ready(store: TieredStore): Promise<TieredStore> {
 /** Instances on `redis` (a URL, or options building a client per instance). */
 export function sharedStores(redis: () => TieredStoreOptions['redis']): SharedFixture {
   const dir = makeTempDir()
-  const clock = new ManualClock(Date.now())
+  // NB: ahead of the real time, and only ever moved forward: Redis expires keys on its own (real) clock, so a
+  // session must never expire there before it does on ours.
+  const clock = new ManualClock(Date.now() + 10 * 60_000)
   const prefix = uniquePrefix()
   const opened: TieredStore[] = []
   onTestFinished(async () => {
@@ -52,7 +57,7 @@ export function sharedStores(redis: () => TieredStoreOptions['redis']): SharedFi
     clock,
     prefix,
     dir: dir.path,
-    async open(name, options = {}) {
+    async open(name, options = {}, wait = true) {
       const store = new TieredStore({
         clock,
         prefix,
@@ -61,7 +66,7 @@ export function sharedStores(redis: () => TieredStoreOptions['redis']): SharedFi
         ...options,
       })
       opened.push(store)
-      return ready(store)
+      return wait ? ready(store) : store
     },
   }
 }

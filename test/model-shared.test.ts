@@ -1,0 +1,231 @@
+import { once } from 'node:events'
+import fc from 'fast-check'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import type { TieredStore } from '../src/store.js'
+import type { RedisProcess } from './helpers/redis-server.js'
+import { startRedis } from './helpers/redis-server.js'
+import { engineOf, ready, sharedSession, sharedStores } from './helpers/shared-stores.js'
+import { soakRuns, soakSeed } from './helpers/soak.js'
+
+/** The reference: a Map with expiry; plus whether Redis is down and which instance works meanwhile. */
+interface Model {
+  now: number
+  sessions: Map<string, { v: number; expiresAt: number }>
+  down: boolean
+  /** While Redis is down, the one instance used (the other cannot see its outbox). */
+  active: number
+}
+interface Real {
+  stores: TieredStore[]
+  advance(ms: number): void
+  reopen(i: number): Promise<void>
+  redis: RedisProcess
+}
+
+const sids = fc.constantFrom('a', 'b', 'c', 'd')
+const ttl = fc.integer({ min: 1, max: 20_000 })
+const instance = fc.constantFrom(0, 1)
+const usable = (m: Model, i: number) => !m.down || m.active === i
+
+function live(m: Model, sid: string): number | undefined {
+  const s = m.sessions.get(sid)
+  return s !== undefined && s.expiresAt > m.now ? s.v : undefined
+}
+
+/** While Redis is down, an instance may not hold a session locally: TS_REDIS_UNAVAILABLE is then its answer. */
+function unavailable(m: Model, error: unknown): boolean {
+  return m.down && (error as { code?: string })?.code === 'TS_REDIS_UNAVAILABLE'
+}
+
+class Set implements fc.AsyncCommand<Model, Real> {
+  constructor(
+    readonly i: number,
+    readonly sid: string,
+    readonly v: number,
+    readonly ttlMs: number,
+  ) {}
+  check = (m: Readonly<Model>) => usable(m as Model, this.i)
+  async run(m: Model, r: Real) {
+    await r.stores[this.i]?.set(this.sid, sharedSession(m.now, this.ttlMs, { v: this.v }))
+    m.sessions.set(this.sid, { v: this.v, expiresAt: m.now + this.ttlMs })
+  }
+  toString = () => `${this.i}.set(${this.sid}, ${this.v}, ${this.ttlMs}ms)`
+}
+class Get implements fc.AsyncCommand<Model, Real> {
+  constructor(
+    readonly i: number,
+    readonly sid: string,
+  ) {}
+  check = (m: Readonly<Model>) => usable(m as Model, this.i)
+  async run(m: Model, r: Real) {
+    try {
+      const got = (await r.stores[this.i]?.get(this.sid)) as { v?: number } | undefined
+      expect(got?.v).toBe(live(m, this.sid))
+    } catch (error) {
+      if (!unavailable(m, error)) throw error
+    }
+  }
+  toString = () => `${this.i}.get(${this.sid})`
+}
+class Destroy implements fc.AsyncCommand<Model, Real> {
+  constructor(
+    readonly i: number,
+    readonly sid: string,
+  ) {}
+  check = (m: Readonly<Model>) => usable(m as Model, this.i)
+  async run(m: Model, r: Real) {
+    await r.stores[this.i]?.destroy(this.sid)
+    m.sessions.delete(this.sid)
+  }
+  toString = () => `${this.i}.destroy(${this.sid})`
+}
+class Touch implements fc.AsyncCommand<Model, Real> {
+  constructor(
+    readonly i: number,
+    readonly sid: string,
+    readonly ttlMs: number,
+  ) {}
+  check = (m: Readonly<Model>) => usable(m as Model, this.i)
+  async run(m: Model, r: Real) {
+    try {
+      await r.stores[this.i]?.touch(this.sid, sharedSession(m.now, this.ttlMs))
+    } catch (error) {
+      if (!unavailable(m, error)) throw error
+      return
+    }
+    const s = m.sessions.get(this.sid)
+    if (s !== undefined && s.expiresAt > m.now && m.now + this.ttlMs > s.expiresAt)
+      s.expiresAt = m.now + this.ttlMs
+  }
+  toString = () => `${this.i}.touch(${this.sid}, ${this.ttlMs}ms)`
+}
+class Advance implements fc.AsyncCommand<Model, Real> {
+  constructor(readonly ms: number) {}
+  check = () => true
+  async run(m: Model, r: Real) {
+    m.now += this.ms
+    r.advance(this.ms)
+  }
+  toString = () => `advance(${this.ms}ms)`
+}
+class Flush implements fc.AsyncCommand<Model, Real> {
+  constructor(readonly i: number) {}
+  check = () => true
+  async run(_m: Model, r: Real) {
+    await r.stores[this.i]?.flush()
+  }
+  toString = () => `${this.i}.flush()`
+}
+class Reopen implements fc.AsyncCommand<Model, Real> {
+  constructor(readonly i: number) {}
+  check = (m: Readonly<Model>) => usable(m as Model, this.i)
+  async run(_m: Model, r: Real) {
+    await r.reopen(this.i)
+  }
+  toString = () => `${this.i}.close-and-reopen()`
+}
+class KillRedis implements fc.AsyncCommand<Model, Real> {
+  constructor(readonly active: number) {}
+  check = (m: Readonly<Model>) => !m.down
+  async run(m: Model, r: Real) {
+    const downs = r.stores.map((s) => (engineOf(s).connected ? once(s, 'disconnect') : undefined))
+    await r.redis.kill9()
+    await Promise.all(downs)
+    m.down = true
+    m.active = this.active
+  }
+  toString = () => `kill-redis(then use ${this.active})`
+}
+class RestartRedis implements fc.AsyncCommand<Model, Real> {
+  check = (m: Readonly<Model>) => m.down
+  async run(m: Model, r: Real) {
+    await r.redis.restart()
+    for (const store of r.stores) {
+      await ready(store)
+      await engineOf(store).replayed()
+    }
+    m.down = false
+  }
+  toString = () => 'restart-redis()'
+}
+
+const set = fc.tuple(instance, sids, fc.nat(10_000), ttl).map(([i, s, v, t]) => new Set(i, s, v, t))
+const get = fc.tuple(instance, sids).map(([i, s]) => new Get(i, s))
+export const sharedCommands = [
+  set,
+  set,
+  get,
+  get,
+  get,
+  fc.tuple(instance, sids).map(([i, s]) => new Destroy(i, s)),
+  fc.tuple(instance, sids, ttl).map(([i, s, t]) => new Touch(i, s, t)),
+  fc.integer({ min: 1, max: 4000 }).map((ms) => new Advance(ms)),
+  instance.map((i) => new Flush(i)),
+  instance.map((i) => new Reopen(i)),
+  instance.map((i) => new KillRedis(i)),
+  instance.map((i) => new KillRedis(i)),
+  fc.constant(new RestartRedis()),
+  fc.constant(new RestartRedis()),
+]
+
+/** Runs `runs` random sequences against two instances on `redis`; returns how many commands ran. */
+export async function runSharedModel(redis: () => RedisProcess, runs: number, seed: number): Promise<number> {
+  let commands = 0
+  await fc.assert(
+    fc.asyncProperty(fc.commands(sharedCommands, { maxCommands: 40, size: 'max' }), async (cmds) => {
+      const server = redis()
+      if (!(await isUp(server))) await server.restart()
+      // NB: localTtlMs 0: every local copy is checked against Redis when Redis is up, so the model needs no
+      // knowledge of when invalidations arrive (the coherence tests cover delivery).
+      const { open, clock } = sharedStores(() => ({ url: server.url, commandTimeout: 300, localTtlMs: 0 }))
+      const stores = [
+        await open('a', { memory: { maxBytes: 4096 } }),
+        await open('b', { memory: { maxBytes: 4096 } }),
+      ]
+      const real: Real = {
+        stores,
+        redis: server,
+        advance: (ms) => clock.advance(ms),
+        async reopen(i) {
+          await stores[i]?.close()
+          // The same SQLite file (and so the same outbox); Redis may be down, so do not wait for it.
+          const store = await open(i === 0 ? 'a' : 'b', { memory: { maxBytes: 4096 } }, false)
+          if (engineOf(store).connected || !(await isUp(server))) {
+            stores[i] = store
+            return
+          }
+          stores[i] = await ready(store)
+        },
+      }
+      const model: Model = { now: clock.now(), sessions: new Map(), down: false, active: 0 }
+      commands += [...cmds].length
+      await fc.asyncModelRun(() => ({ model, real }), cmds)
+    }),
+    { numRuns: runs, seed },
+  )
+  return commands
+}
+
+async function isUp(server: RedisProcess): Promise<boolean> {
+  const { ping } = await import('./helpers/redis-server.js')
+  return ping(server.port)
+}
+
+describe('model-based test (shared mode, two instances)', () => {
+  let redis: RedisProcess | undefined
+  beforeAll(async () => {
+    redis = await startRedis({ args: ['--appendonly', 'yes', '--appendfsync', 'always'] })
+  })
+  afterAll(async () => {
+    await redis?.destroy()
+  })
+
+  it('random sequences with Redis killed and restarted, instances switched and restarted, never diverge from a Map', async () => {
+    const runs = soakRuns(25)
+    const seed = soakSeed()
+    const commands = await runSharedModel(() => redis as RedisProcess, runs, seed)
+    if (process.env.SOAK)
+      console.info(`shared model: seed ${seed}, ${runs} runs, ${commands} commands, 0 divergences`)
+    expect(commands).toBeGreaterThan(400)
+  })
+})
