@@ -179,6 +179,10 @@ export class RedisConnection extends EventEmitter {
           `Redis refused ${what}: ${message.slice(0, 200)}`,
         )
       }
+      // The connection failed under this command (closed, reset): treat Redis as down now, before its
+      // 'close' event arrives, so the caller falls back (outbox, local copy) instead of failing; a PING
+      // probe brings it back if the connection turns out to be fine.
+      this.#markHung()
       throw unavailable(`Redis failed during ${what}: ${message.slice(0, 200)}`)
     } finally {
       clearTimeout(timer)
