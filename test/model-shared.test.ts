@@ -27,6 +27,16 @@ const ttl = fc.integer({ min: 1, max: 20_000 })
 const instance = fc.constantFrom(0, 1)
 const usable = (m: Model, i: number) => !m.down || m.active === i
 
+/**
+ * Time moves on between two writes. NB: versions are wall-clock based, so two writes of one session made by
+ * different instances within the same millisecond (one of them while cut off from Redis) are ordered
+ * arbitrarily; the model, like reality, never makes two writes at the same instant.
+ */
+function tick(m: Model, r: Real): void {
+  m.now += 1
+  r.advance(1)
+}
+
 function live(m: Model, sid: string): number | undefined {
   const s = m.sessions.get(sid)
   return s !== undefined && s.expiresAt > m.now ? s.v : undefined
@@ -46,6 +56,7 @@ class Set implements fc.AsyncCommand<Model, Real> {
   ) {}
   check = (m: Readonly<Model>) => usable(m as Model, this.i)
   async run(m: Model, r: Real) {
+    tick(m, r)
     await r.stores[this.i]?.set(this.sid, sharedSession(m.now, this.ttlMs, { v: this.v }))
     m.sessions.set(this.sid, { v: this.v, expiresAt: m.now + this.ttlMs })
   }
@@ -74,6 +85,7 @@ class Destroy implements fc.AsyncCommand<Model, Real> {
   ) {}
   check = (m: Readonly<Model>) => usable(m as Model, this.i)
   async run(m: Model, r: Real) {
+    tick(m, r)
     await r.stores[this.i]?.destroy(this.sid)
     m.sessions.delete(this.sid)
   }
@@ -87,6 +99,7 @@ class Touch implements fc.AsyncCommand<Model, Real> {
   ) {}
   check = (m: Readonly<Model>) => usable(m as Model, this.i)
   async run(m: Model, r: Real) {
+    tick(m, r)
     try {
       await r.stores[this.i]?.touch(this.sid, sharedSession(m.now, this.ttlMs))
     } catch (error) {
