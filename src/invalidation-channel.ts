@@ -28,7 +28,15 @@ export class InvalidationChannel {
 
   constructor(options: InvalidationChannelOptions) {
     this.#options = options
-    this.#subscriber = options.connection.client.duplicate()
+    // NB: we subscribe ourselves on every 'ready' (and handle its failure); ioredis's own re-subscribe
+    // would be a command nobody awaits, rejected unhandled when a reconnect flushes its queue.
+    this.#subscriber = options.connection.isCluster
+      ? options.connection.client.duplicate()
+      : options.connection.client.duplicate({
+          autoResubscribe: false,
+          enableOfflineQueue: true,
+          maxRetriesPerRequest: null,
+        })
     this.#subscriber.on('message', this.#onMessage)
     this.#subscriber.on('ready', this.#onReady)
     this.#subscriber.on('close', this.#onLost)
@@ -83,7 +91,7 @@ export class InvalidationChannel {
     this.#options.onInvalidate(sid, version)
   }
 
-  /** Unsubscribes and closes the subscriber connection. */
+  /** Unsubscribes and closes the subscriber connection (its error listener stays: it is ours). */
   async close(): Promise<void> {
     if (this.#closed) return
     this.#closed = true

@@ -47,6 +47,16 @@ export class Script {
   }
 }
 
+/**
+ * The command itself, made safe to abandon: when the timeout wins the race, ioredis still settles the
+ * command later (often rejecting it when it flushes its queue on a reconnect). That late outcome has no
+ * reader any more; it was already reported as the timeout, so it must not surface as an unhandled rejection.
+ */
+function settledLater<T>(command: Promise<T>): Promise<T> {
+  command.catch(() => undefined)
+  return command
+}
+
 function unavailable(message: string): TieredSessionError {
   return new TieredSessionError(ErrorCodes.REDIS_UNAVAILABLE, message)
 }
@@ -133,7 +143,7 @@ export class RedisConnection extends EventEmitter {
         timer = setTimeout(() => reject(new Error('timeout')), this.#timeoutMs)
         timer.unref()
       })
-      Promise.race([this.client.ping(), timeout]).then(
+      Promise.race([settledLater(this.client.ping()), timeout]).then(
         () => {
           clearTimeout(timer)
           if (this.#closed) return
@@ -162,7 +172,7 @@ export class RedisConnection extends EventEmitter {
       timer.unref()
     })
     try {
-      return await Promise.race([command(this.client), timeout])
+      return await Promise.race([settledLater(command(this.client)), timeout])
     } catch (error) {
       if (error instanceof TieredSessionError) throw error
       // NB: never chain ioredis errors as `cause`: they carry the command and its arguments (session ids,
@@ -216,7 +226,8 @@ export class RedisConnection extends EventEmitter {
     this.client.off('close', this.#onDown)
     this.client.off('end', this.#onDown)
     this.client.off('reconnecting', this.#onDown)
-    this.client.off('error', this.#onError)
+    // NB: a client we own keeps a listener: errors it emits while closing must not be printed as unhandled.
+    if (!this.#owned) this.client.off('error', this.#onError)
     this.client.off('node error', this.#onNodeError)
     if (this.#owned) {
       try {
