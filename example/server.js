@@ -1,97 +1,97 @@
-// A minimal demo: express-session over TieredStore, in local mode (memory + SQLite, no Redis needed) or, with
-// REDIS_URL set, in shared mode. Run it with `npm run example`, then open http://localhost:3000.
+// The example shop's entry point: reads the environment, opens the store (local mode, or shared mode with
+// REDIS_URL), listens, and shuts down cleanly on SIGTERM / SIGINT. Run it with `npm run example`.
 
-import { randomBytes } from 'node:crypto'
 import { join } from 'node:path'
-import express from 'express'
-import session from 'express-session'
-import { TieredStore } from 'tiered-session'
+import { defaults, TieredStore } from 'tiered-session'
+import { createApp } from './app.js'
+import { readConfig } from './config.js'
 
-const port = Number(process.env.PORT ?? 3000)
-const sessionDir = process.env.SESSION_DIR ?? './.sessions'
-const maxBytes = Number(process.env.MEMORY_MAX_BYTES ?? 64 * 1024 * 1024)
-let secret = process.env.SESSION_SECRET
-if (!secret) {
-  secret = randomBytes(32).toString('hex')
-  console.warn('SESSION_SECRET is not set: using a random secret, so sessions end when the server restarts.')
+/** In shared mode, how long to wait for Redis (and the invalidation channel) before serving anyway. */
+const REDIS_WAIT_MS = 5000
+/** How long a shutdown waits for requests in flight before it closes their connections. */
+const SHUTDOWN_GRACE_MS = 5000
+
+let config
+try {
+  config = readConfig()
+} catch (err) {
+  console.error(`example: ${err.message}`)
+  process.exit(2)
 }
+for (const warning of config.warnings) console.warn(`example: ${warning}`)
 
-const redisUrl = process.env.REDIS_URL
-const store = new TieredStore({
-  disk: { path: join(sessionDir, 'sessions.db') },
-  memory: { maxBytes },
-  ...(redisUrl ? { redis: { url: redisUrl } } : {}),
-})
+const mode = config.redisUrl ? 'shared' : 'local'
+const dbPath = join(config.sessionDir, 'sessions.db')
+const memory = { ...defaults.memory, maxBytes: config.maxBytes }
+let store
+try {
+  store = new TieredStore({
+    memory,
+    disk: { path: dbPath },
+    ...(config.redisUrl ? { redis: { url: config.redisUrl } } : {}),
+  })
+} catch (err) {
+  console.error(`example: cannot open the session store: ${err.code ?? err.name}: ${err.message}`)
+  process.exit(1)
+}
 store.on('error', (err) => console.error(`session store: ${err.code}: ${err.message}`))
 store.on('disconnect', () => console.warn('session store: Redis is down; writes go to the local outbox'))
 store.on('connect', () => console.log('session store: Redis connected'))
+store.on('coherence', ({ live }) =>
+  console.log(`session store: invalidation channel ${live ? 'live' : 'lost; local copies are re-checked'}`),
+)
 
-const app = express()
-app.use(express.urlencoded({ extended: false }))
-app.use(session({ store, secret, resave: false, saveUninitialized: false, cookie: { maxAge: 86_400_000 } }))
+// NB: before waiting for Redis, so the admin page sees the store's first events.
+const { app, close: closeApp } = createApp({ store, secret: config.secret, mode, memory })
 
-const products = { apple: 120, bread: 250, cheese: 480 }
-const escapeHtml = (s) => String(s).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`)
-
-app.get('/', (req, res) => {
-  const cart = req.session.cart ?? []
-  const total = cart.reduce((sum, item) => sum + (products[item] ?? 0), 0)
-  res.type('html').send(`<!doctype html><meta charset="utf-8"><title>tiered-session demo</title>
-<h1>tiered-session demo</h1>
-<p>${req.session.user ? `Signed in as <b>${escapeHtml(req.session.user)}</b>` : 'Not signed in.'}</p>
-<form method="post" action="/login"><input name="user" placeholder="name" required> <button>Sign in</button></form>
-<form method="post" action="/logout"><button>Sign out</button></form>
-<h2>Products</h2>
-${Object.entries(products)
-  .map(
-    ([name, cents]) =>
-      `<form method="post" action="/cart" style="display:inline"><input type="hidden" name="item" value="${name}"><button>Add ${name} (${(cents / 100).toFixed(2)})</button></form>`,
-  )
-  .join(' ')}
-<h2>Cart</h2><ul>${cart.map((i) => `<li>${escapeHtml(i)}</li>`).join('')}</ul><p>Total: ${(total / 100).toFixed(2)}</p>
-<p><a href="/admin/stats">store stats</a> · <a href="/metrics">metrics</a></p>`)
-})
-
-app.post('/cart', (req, res) => {
-  if (Object.hasOwn(products, req.body.item)) req.session.cart = [...(req.session.cart ?? []), req.body.item]
-  res.redirect('/')
-})
-
-app.post('/login', (req, res, next) => {
-  const cart = req.session.cart
-  // A new id on login (session fixation), keeping the cart.
-  req.session.regenerate((err) => {
-    if (err) return next(err)
-    req.session.user = String(req.body.user ?? '').slice(0, 64)
-    req.session.userId = req.session.user
-    if (cart) req.session.cart = cart
-    res.redirect('/')
-  })
-})
-
-app.post('/logout', (req, res, next) => {
-  req.session.destroy((err) => (err ? next(err) : res.redirect('/')))
-})
-
-app.get('/admin/stats', (_req, res) => res.json(store.stats()))
-app.get('/metrics', (_req, res) => res.type('text/plain; version=0.0.4').send(store.metrics()))
-
-const server = app.listen(port, () => {
-  const mode = redisUrl ? 'shared mode, Redis' : 'local mode'
-  console.log(`tiered-session demo on http://localhost:${server.address().port} (${mode}, ${sessionDir})`)
-})
-
-function shutdown(signal) {
-  console.log(`${signal}: closing`)
-  server.close(() => {
-    store.close().then(
-      () => process.exit(0),
-      (err) => {
-        console.error(err)
-        process.exit(1)
-      },
-    )
-  })
+if (mode === 'shared') {
+  // Serve once Redis answers and invalidations flow, so a first login is shared at once. If Redis is not
+  // there, start anyway: the store serves what it holds locally and queues writes in its outbox.
+  // NB: not events.once(), which rejects on the store's 'error' events (they are logged above).
+  const event = (name) => new Promise((resolve) => store.once(name, resolve))
+  const ready = Promise.all([event('connect'), event('coherence')])
+  const timeout = new Promise((resolve) => setTimeout(resolve, REDIS_WAIT_MS, 'timeout').unref())
+  if ((await Promise.race([ready, timeout])) === 'timeout') {
+    console.warn(`example: Redis not ready after ${REDIS_WAIT_MS} ms; starting anyway`)
+  }
 }
-process.on('SIGTERM', () => shutdown('SIGTERM'))
-process.on('SIGINT', () => shutdown('SIGINT'))
+
+const server = app.listen(config.port)
+server.on('error', (err) => {
+  console.error(`example: cannot listen on port ${config.port}: ${err.code ?? err.message}`)
+  process.exit(1)
+})
+server.on('listening', () => {
+  const where = mode === 'shared' ? 'shared mode with Redis' : 'local mode'
+  console.log(
+    `tiered-session example shop listening on http://localhost:${server.address().port} (${where}, sessions in ${dbPath}, memory budget ${config.maxBytes} bytes)`,
+  )
+})
+
+let shuttingDown = false
+async function shutdown(signal) {
+  if (shuttingDown) {
+    console.warn(`${signal} again: exiting now`)
+    process.exit(1)
+  }
+  shuttingDown = true
+  console.log(`${signal}: closing`)
+  const force = setTimeout(() => server.closeAllConnections(), SHUTDOWN_GRACE_MS)
+  force.unref()
+  try {
+    // Stop taking requests (idle keep-alive connections close now), let those in flight finish, stop the
+    // admin's sampler and load, then commit and close the store.
+    const closed = new Promise((resolve) => server.close(resolve))
+    server.closeIdleConnections()
+    await closed
+    await closeApp()
+    await store.close()
+    console.log('closed')
+    process.exit(0)
+  } catch (err) {
+    console.error(`example: shutdown failed: ${err.code ?? err.name}: ${err.message}`)
+    process.exit(1)
+  }
+}
+process.on('SIGTERM', () => void shutdown('SIGTERM'))
+process.on('SIGINT', () => void shutdown('SIGINT'))

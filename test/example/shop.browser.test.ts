@@ -16,6 +16,14 @@ const SECRET = randomBytes(32).toString('base64url')
 const MEMORY_MAX_BYTES = 256 * 1024
 const VIEWPORT = { width: 1200, height: 800 }
 
+// The bits of the DOM that the in-page callbacks below use (the project's tsconfig has no DOM lib).
+declare const document: {
+  getElementById(
+    id: string,
+  ): { textContent: string | null; dataset: Record<string, string | undefined> } | null
+}
+declare const navigator: { userAgent: string }
+
 interface TiersJson {
   maxBytes: number
   history: Array<{ memoryBytes: number }>
@@ -69,7 +77,7 @@ describe('the example shop in a real browser', { timeout: 30_000 }, () => {
     dir.remove()
   })
 
-  it('1. logs in (keeping the cart), adds two items to the cart and sees the total', async () => {
+  it('1. logs in (keeping the cart), adds two items to the cart and sees the total; quantities change', async () => {
     await page.goto(shop.url)
     expect(await page.isVisible('#login-link')).toBe(true)
     expect(await page.isVisible('#cart-empty')).toBe(true)
@@ -87,6 +95,17 @@ describe('the example shop in a real browser', { timeout: 30_000 }, () => {
     expect(await page.isVisible('tr[data-sku="tea"]')).toBe(true)
 
     await addToCart(page, 'mug')
+    expect(await textOf(page, '#cart-count')).toBe('2')
+    expect(await textOf(page, '#cart-total')).toBe('€20.50')
+
+    // Change a quantity, then remove the line.
+    await addToCart(page, 'honey')
+    await page.fill('tr[data-sku="honey"] input[name="quantity"]', '3')
+    await navigate(page, () => page.click('tr[data-sku="honey"] button:text("Update")'))
+    expect(await textOf(page, '#cart-count')).toBe('5')
+    expect(await textOf(page, '#cart-total')).toBe('€47.20')
+    await navigate(page, () => page.click('tr[data-sku="honey"] button:text("Remove")'))
+    expect(await page.isVisible('tr[data-sku="honey"]')).toBe(false)
     expect(await textOf(page, '#cart-count')).toBe('2')
     expect(await textOf(page, '#cart-total')).toBe('€20.50')
     await screenshot(page, '1-logged-in-cart.png', 'shop.png')
@@ -146,7 +165,7 @@ describe('the example shop in a real browser', { timeout: 30_000 }, () => {
   })
 
   it('4. in shared mode, logged in on one instance is logged in on the other, with the same cart', async () => {
-    const dirs = [makeTempDir('tiered-session-example-a'), makeTempDir('tiered-session-example-b')]
+    const [dirA, dirB] = [makeTempDir('tiered-session-example-a'), makeTempDir('tiered-session-example-b')]
     const [portA, portB] = [await freePort(), await freePort()]
     const env = (sessionDir: string, portOf: number) => ({
       PORT: String(portOf),
@@ -155,15 +174,16 @@ describe('the example shop in a real browser', { timeout: 30_000 }, () => {
       REDIS_URL: redis.url,
     })
     const started = await Promise.allSettled([
-      startExample(env(dirs[0]!.path, portA)),
-      startExample(env(dirs[1]!.path, portB)),
+      startExample(env(dirA.path, portA)),
+      startExample(env(dirB.path, portB)),
     ])
     const instances = started.flatMap((result) => (result.status === 'fulfilled' ? [result.value] : []))
     const context = await browser.newContext({ viewport: VIEWPORT })
     onTestFinished(async () => {
       await context.close()
       await Promise.all(instances.map((instance) => instance.stop()))
-      for (const d of dirs) d.remove()
+      dirA.remove()
+      dirB.remove()
     })
     for (const result of started) if (result.status === 'rejected') throw result.reason
     const [a, b] = instances as [ExampleProcess, ExampleProcess]
