@@ -19,6 +19,8 @@ export const ErrorCodes = {
   DISK_IO: 'TS_DISK_IO',
   /** Redis did not answer within `commandTimeout` or is disconnected. */
   REDIS_UNAVAILABLE: 'TS_REDIS_UNAVAILABLE',
+  /** `req.session.reload()` found no session to load (destroyed or expired meanwhile). */
+  SESSION_NOT_FOUND: 'TS_SESSION_NOT_FOUND',
   /** The store was closed; no further operation is accepted. */
   STORE_CLOSED: 'TS_STORE_CLOSED',
 } as const

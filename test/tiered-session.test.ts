@@ -157,6 +157,25 @@ describe.each(expressVersions)('tieredSession() on %s', (_, express) => {
     expect(res.body).toMatchObject({ saved: { a: 1 }, b: 2, sameId: true, store: true })
   })
 
+  it('reload() of a session destroyed meanwhile fails with TS_SESSION_NOT_FOUND', async () => {
+    const { store } = createStore({ clock: systemClock })
+    const app = tieredApp(express, { secret, store }, (a) => {
+      a.get('/reload', async (req, res) => {
+        await store.destroy(sessionOf(req).id)
+        const code = await sessionOf(req)
+          .reload()
+          .then(
+            () => null,
+            (error: { code?: string }) => error.code,
+          )
+        res.json({ code })
+      })
+    })
+    const agent = request.agent(app)
+    await agent.get('/views').expect(200)
+    expect((await agent.get('/reload').expect(200)).body).toEqual({ code: 'TS_SESSION_NOT_FOUND' })
+  })
+
   it('rolling sends the cookie on every response', async () => {
     const { store } = createStore({ clock: systemClock })
     const agent = request.agent(tieredApp(express, { secret, store, rolling: true }))

@@ -154,7 +154,11 @@ export class SessionContext implements SessionController {
   async reload(): Promise<void> {
     const sid = this.#session.id
     const entry = await this.#manager.getEntry(sid)
-    if (entry === undefined) throw new TieredSessionError(ErrorCodes.DECODE_FAILED, 'failed to load session')
+    if (entry === undefined)
+      throw new TieredSessionError(
+        ErrorCodes.SESSION_NOT_FOUND,
+        'failed to load session: it no longer exists',
+      )
     this.#attach(sid, entry.session, false)
     this.#storedExpiresAt = entry.expiresAt
   }
