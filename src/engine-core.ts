@@ -11,6 +11,7 @@ import type { SpillResult } from './spiller.js'
 import { Spiller } from './spiller.js'
 import type { StoreStats } from './stats.js'
 import { Counters } from './stats.js'
+import type { DiskTier } from './tiers/disk-tier.js'
 import type { MemoryRecord } from './tiers/memory-tier.js'
 import { MemoryTier } from './tiers/memory-tier.js'
 import type { RecordInput, StoredRecord } from './tiers/tier.js'
@@ -221,6 +222,72 @@ export abstract class EngineCore {
     const latest = decodeSession(current.payload)
     latest.cookie = cookie
     return { payload: encodeSession(latest).payload, expiresAt, userId: current.userId }
+  }
+
+  /** Decoded sessions by id (rows that do not decode are reported and left out). */
+  protected sessionsById(
+    rows: ReadonlyArray<StoredRecord & { readonly sid: string }>,
+  ): Record<string, SessionObject> {
+    const out: Record<string, SessionObject> = {}
+    for (const row of rows) {
+      const session = this.decode(row)
+      // NB: defineProperty, so a sid such as "__proto__" is a key like any other.
+      if (session !== undefined) {
+        Object.defineProperty(out, row.sid, {
+          value: session,
+          enumerable: true,
+          writable: true,
+          configurable: true,
+        })
+      }
+    }
+    return out
+  }
+
+  /** Decoded sessions with their ids and expiry (rows that do not decode are reported and left out). */
+  protected userSessions(rows: ReadonlyArray<StoredRecord & { readonly sid: string }>): UserSession[] {
+    const out: UserSession[] = []
+    for (const row of rows) {
+      const session = this.decode(row)
+      if (session !== undefined) out.push({ sid: row.sid, session, expiresAt: row.expiresAt })
+    }
+    return out
+  }
+
+  #diskEntries = 0
+
+  /** The stats snapshot; `disk.count()` is refreshed unless closed (its last value is kept on a failure). */
+  protected snapshot(disk: DiskTier | null, redis: StoreStats['redis'], outbox: number): StoreStats {
+    const c = this.counters
+    if (!this.closed && disk !== null) {
+      try {
+        this.#diskEntries = disk.count()
+      } catch (error) {
+        this.report(wrapError(ErrorCodes.DISK_IO, 'counting rows failed', error))
+      }
+    }
+    return {
+      memory: { entries: this.memory.entries, bytes: this.memory.bytes, maxBytes: this.memory.maxBytes },
+      disk:
+        disk === null
+          ? null
+          : {
+              entries: this.#diskEntries,
+              pendingWrites: disk.pendingWrites,
+              transactions: disk.transactions,
+            },
+      redis,
+      spills: c.spills,
+      promotions: c.promotions,
+      hits: { ...c.hits },
+      misses: c.misses,
+      writes: c.writes,
+      destroys: c.destroys,
+      outbox,
+      expired: c.expired,
+      invalidations: c.invalidations,
+      errors: c.errorsByCode(),
+    }
   }
 
   /** The current time of the store's clock, in ms. */

@@ -47,7 +47,6 @@ export class SharedTierManager extends EngineCore implements SessionEngine {
   #replaying: Promise<void> | undefined
   #retryTimer: NodeJS.Timeout | undefined
   #replayDelayMs = 250
-  #diskEntries = 0
 
   constructor(options: ResolvedOptions, events: ManagerEvents) {
     super(options, events, (victims) => this.#moveDown(victims))
@@ -401,13 +400,7 @@ export class SharedTierManager extends EngineCore implements SessionEngine {
         this.#wrote(sid, stored, write)
         return
       } catch (error) {
-        if (
-          !isTieredSessionError(error) ||
-          error.code !== ErrorCodes.REDIS_UNAVAILABLE ||
-          this.#connection.up
-        ) {
-          this.fail(error, ErrorCodes.REDIS_UNAVAILABLE)
-        }
+        this.#failUnlessOutage(error)
       } finally {
         this.#endRead(sid, write)
       }
@@ -519,16 +512,17 @@ export class SharedTierManager extends EngineCore implements SessionEngine {
         this.counters.destroys++
         return
       } catch (error) {
-        if (
-          !isTieredSessionError(error) ||
-          error.code !== ErrorCodes.REDIS_UNAVAILABLE ||
-          this.#connection.up
-        ) {
-          this.fail(error, ErrorCodes.REDIS_UNAVAILABLE)
-        }
+        this.#failUnlessOutage(error)
       }
     }
     await this.#toOutbox(sid, null)
+  }
+
+  /** A failure that means "Redis is down" falls through to the outbox; anything else is the caller's. */
+  #failUnlessOutage(error: unknown): void {
+    if (isTieredSessionError(error) && error.code === ErrorCodes.REDIS_UNAVAILABLE && !this.#connection.up)
+      return
+    this.fail(error, ErrorCodes.REDIS_UNAVAILABLE)
   }
 
   // ---- outbox replay ---------------------------------------------------------------------------------
@@ -595,20 +589,7 @@ export class SharedTierManager extends EngineCore implements SessionEngine {
   }
 
   async all(): Promise<Record<string, SessionObject>> {
-    const rows = await this.#authoritative(() => this.redis.rows(this.#onCorrupt))
-    const out: Record<string, SessionObject> = {}
-    for (const row of rows) {
-      const session = this.decode(row)
-      if (session !== undefined) {
-        Object.defineProperty(out, row.sid, {
-          value: session,
-          enumerable: true,
-          writable: true,
-          configurable: true,
-        })
-      }
-    }
-    return out
+    return this.sessionsById(await this.#authoritative(() => this.redis.rows(this.#onCorrupt)))
   }
 
   ids(): Promise<string[]> {
@@ -633,13 +614,7 @@ export class SharedTierManager extends EngineCore implements SessionEngine {
   async listByUser(userId: unknown): Promise<UserSession[]> {
     const key = normalizeUserId(userId)
     if (key === null) return []
-    const rows = await this.#authoritative(() => this.redis.rowsOfUser(key, this.#onCorrupt))
-    const out: UserSession[] = []
-    for (const row of rows) {
-      const session = this.decode(row)
-      if (session !== undefined) out.push({ sid: row.sid, session, expiresAt: row.expiresAt })
-    }
-    return out
+    return this.userSessions(await this.#authoritative(() => this.redis.rowsOfUser(key, this.#onCorrupt)))
   }
 
   async destroyByUser(userId: unknown, except: readonly string[] = []): Promise<number> {
@@ -682,36 +657,7 @@ export class SharedTierManager extends EngineCore implements SessionEngine {
   }
 
   stats(): StoreStats {
-    const c = this.counters
-    if (!this.closed && this.disk !== null) {
-      try {
-        this.#diskEntries = this.disk.count()
-      } catch (error) {
-        this.report(wrapError(ErrorCodes.DISK_IO, 'counting rows failed', error))
-      }
-    }
-    return {
-      memory: { entries: this.memory.entries, bytes: this.memory.bytes, maxBytes: this.memory.maxBytes },
-      disk:
-        this.disk === null
-          ? null
-          : {
-              entries: this.#diskEntries,
-              pendingWrites: this.disk.pendingWrites,
-              transactions: this.disk.transactions,
-            },
-      redis: { connected: this.#connection.up },
-      spills: c.spills,
-      promotions: c.promotions,
-      hits: { ...c.hits },
-      misses: c.misses,
-      writes: c.writes,
-      destroys: c.destroys,
-      outbox: this.#outboxDepth(),
-      expired: c.expired,
-      invalidations: c.invalidations,
-      errors: c.errorsByCode(),
-    }
+    return this.snapshot(this.disk, { connected: this.#connection.up }, this.#outboxDepth())
   }
 
   #outboxDepth(): number {

@@ -21,7 +21,6 @@ export class TierManager extends EngineCore implements SessionEngine {
   readonly disk: DiskTier
   #sweepTimer: NodeJS.Timeout | undefined
   #sweeping: Promise<number> | undefined
-  #diskEntries = 0
 
   constructor(options: ResolvedOptions, events: ManagerEvents) {
     // Local mode: every record in memory is already durable on disk, so a spill only drops memory copies.
@@ -187,20 +186,7 @@ export class TierManager extends EngineCore implements SessionEngine {
   /** Every live session by id. */
   all(): Record<string, SessionObject> {
     this.checkOpen()
-    const out: Record<string, SessionObject> = {}
-    for (const row of this.#rows(() => this.disk.rows(this.#onCorrupt))) {
-      const session = this.decode(row)
-      // NB: defineProperty, so a sid such as "__proto__" is a key like any other.
-      if (session !== undefined) {
-        Object.defineProperty(out, row.sid, {
-          value: session,
-          enumerable: true,
-          writable: true,
-          configurable: true,
-        })
-      }
-    }
-    return out
+    return this.sessionsById(this.#rows(() => this.disk.rows(this.#onCorrupt)))
   }
 
   #rows<T>(query: () => T): T {
@@ -238,12 +224,7 @@ export class TierManager extends EngineCore implements SessionEngine {
     this.checkOpen()
     const key = normalizeUserId(userId)
     if (key === null) return []
-    const out: UserSession[] = []
-    for (const row of this.#rows(() => this.disk.rowsOfUser(key, this.#onCorrupt))) {
-      const session = this.decode(row)
-      if (session !== undefined) out.push({ sid: row.sid, session, expiresAt: row.expiresAt })
-    }
-    return out
+    return this.userSessions(this.#rows(() => this.disk.rowsOfUser(key, this.#onCorrupt)))
   }
 
   /** Destroys every session of one user except the ids in `except`; resolves to how many. */
@@ -302,33 +283,7 @@ export class TierManager extends EngineCore implements SessionEngine {
 
   /** A snapshot of the counters and tier sizes. */
   stats(): StoreStats {
-    const c = this.counters
-    if (!this.closed) {
-      try {
-        this.#diskEntries = this.disk.count()
-      } catch (error) {
-        this.report(wrapError(ErrorCodes.DISK_IO, 'counting rows failed', error))
-      }
-    }
-    return {
-      memory: { entries: this.memory.entries, bytes: this.memory.bytes, maxBytes: this.memory.maxBytes },
-      disk: {
-        entries: this.#diskEntries,
-        pendingWrites: this.disk.pendingWrites,
-        transactions: this.disk.transactions,
-      },
-      redis: null,
-      spills: c.spills,
-      promotions: c.promotions,
-      hits: { ...c.hits },
-      misses: c.misses,
-      writes: c.writes,
-      destroys: c.destroys,
-      outbox: 0,
-      expired: c.expired,
-      invalidations: c.invalidations,
-      errors: c.errorsByCode(),
-    }
+    return this.snapshot(this.disk, null, 0)
   }
 
   /** Commits everything, stops the timers and closes the file. Idempotent. */

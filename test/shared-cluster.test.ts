@@ -1,7 +1,7 @@
 import { Cluster } from 'ioredis'
-import { describe, expect, it, onTestFinished } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { useCluster } from './helpers/redis-server.js'
-import { sharedSession, sharedStores } from './helpers/shared-stores.js'
+import { sharedSession, sharedStoresWithClients } from './helpers/shared-stores.js'
 
 const HOUR = 3_600_000
 
@@ -9,15 +9,7 @@ describe('shared mode on a 3-master Redis Cluster', () => {
   const cluster = useCluster()
 
   it('get, set, destroy, all, length, listByUser and destroyByUser work across slots', async () => {
-    const clients: Cluster[] = []
-    const { open, clock } = sharedStores(() => {
-      const client = new Cluster(cluster.nodes)
-      clients.push(client)
-      return { client: client as never }
-    })
-    onTestFinished(async () => {
-      for (const client of clients) await client.quit()
-    })
+    const { open, clock } = sharedStoresWithClients(() => new Cluster(cluster.nodes))
     const a = await open('a')
     const b = await open('b')
     // 60 ids land on every master (16384 slots over 3 nodes).

@@ -2,11 +2,11 @@ import { once } from 'node:events'
 import express from 'express'
 import { Redis as Redis5 } from 'ioredis5'
 import request from 'supertest'
-import { describe, expect, it, onTestFinished } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { systemClock } from '../src/clock.js'
 import { expressSessionApp } from './helpers/apps.js'
 import { useRedis } from './helpers/redis-server.js'
-import { sharedStores } from './helpers/shared-stores.js'
+import { sharedStores, sharedStoresWithClients } from './helpers/shared-stores.js'
 import { sidFromSetCookie, tieredApp } from './helpers/tiered-apps.js'
 
 describe('two Express apps with their own stores on one Redis', () => {
@@ -56,15 +56,7 @@ describe('two Express apps with their own stores on one Redis', () => {
   })
 
   it('works with an ioredis 5 client', async () => {
-    const clients: Redis5[] = []
-    const { open, clock } = sharedStores(() => {
-      const client = new Redis5(redis.url)
-      clients.push(client)
-      return { client: client as never }
-    })
-    onTestFinished(async () => {
-      for (const client of clients) await client.quit()
-    })
+    const { open, clock } = sharedStoresWithClients(() => new Redis5(redis.url))
     const a = await open('a')
     const b = await open('b')
     const session = { cookie: { expires: new Date(clock.now() + 60_000).toISOString() }, userId: 'u5', v: 1 }

@@ -1,10 +1,10 @@
 import { once } from 'node:events'
 import { Redis } from 'ioredis'
-import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { SentinelProcess } from './helpers/redis-sentinel.js'
 import { startSentinel } from './helpers/redis-sentinel.js'
 import { useRedis } from './helpers/redis-server.js'
-import { sharedSession, sharedStores } from './helpers/shared-stores.js'
+import { sharedSession, sharedStoresWithClients } from './helpers/shared-stores.js'
 
 describe('shared mode through Redis Sentinel', () => {
   const master = useRedis()
@@ -17,18 +17,9 @@ describe('shared mode through Redis Sentinel', () => {
   })
 
   it('works with an ioredis client that finds the master through Sentinel', async () => {
-    const clients: Redis[] = []
-    const { open, clock } = sharedStores(() => {
-      const client = new Redis({
-        sentinels: [{ host: '127.0.0.1', port: sentinel?.port ?? 0 }],
-        name: 'mymaster',
-      })
-      clients.push(client)
-      return { client: client as never }
-    })
-    onTestFinished(async () => {
-      for (const client of clients) await client.quit()
-    })
+    const { open, clock } = sharedStoresWithClients(
+      () => new Redis({ sentinels: [{ host: '127.0.0.1', port: sentinel?.port ?? 0 }], name: 'mymaster' }),
+    )
     const a = await open('a')
     const b = await open('b')
     await a.set('s', sharedSession(clock.now(), 60_000, { v: 1 }))

@@ -71,6 +71,21 @@ export function sharedStores(redis: () => TieredStoreOptions['redis']): SharedFi
   }
 }
 
+/** Instances that each get a client from `makeClient` (the app's own client); the clients are quit afterwards. */
+export function sharedStoresWithClients(makeClient: () => { quit(): Promise<unknown> }): SharedFixture {
+  const clients: Array<{ quit(): Promise<unknown> }> = []
+  const fixture = sharedStores(() => {
+    const client = makeClient()
+    clients.push(client)
+    return { client: client as never }
+  })
+  // NB: registered after the fixture's own cleanup, so it runs first: stores close before their clients.
+  onTestFinished(async () => {
+    for (const client of clients) await client.quit()
+  })
+  return fixture
+}
+
 /** A session expiring `ms` after `now`. */
 export function sharedSession(now: number, ms: number, data: Record<string, unknown> = {}) {
   return { cookie: { originalMaxAge: ms, expires: new Date(now + ms).toISOString(), path: '/' }, ...data }
