@@ -80,7 +80,11 @@ describe('fuzzing the store (local mode)', () => {
         if (shape === 3) {
           let deep: Record<string, unknown> = {}
           const root = deep
-          for (let i = 0; i < 5000; i++) deep = (deep.next = {}) as Record<string, unknown>
+          for (let i = 0; i < 5000; i++) {
+            const next: Record<string, unknown> = {}
+            deep.next = next
+            deep = next
+          }
           session = { ...sessionFor(clock.now(), HOUR), root }
         }
         const ok = await store.set('s', session as never).then(

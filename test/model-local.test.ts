@@ -17,7 +17,7 @@ interface Real {
 const sids = fc.constantFrom('a', 'b', 'c', 'd', 'e', 'f', 'g', 'h')
 const ttl = fc.integer({ min: 1, max: 20_000 })
 
-class Set implements fc.AsyncCommand<Model, Real> {
+class SetCommand implements fc.AsyncCommand<Model, Real> {
   constructor(
     readonly sid: string,
     readonly v: number,
@@ -97,11 +97,11 @@ class Reopen implements fc.AsyncCommand<Model, Real> {
   toString = () => 'close-and-reopen()'
 }
 
-const set = fc.tuple(sids, fc.nat(10_000), ttl).map(([s, v, t]) => new Set(s, v, t))
+const set = fc.tuple(sids, fc.nat(10_000), ttl).map(([s, v, t]) => new SetCommand(s, v, t))
 const get = sids.map((s) => new Get(s))
 const touch = fc.tuple(sids, ttl).map(([s, t]) => new Touch(s, t))
 
-export const localCommands = [
+const localCommands = [
   set,
   set,
   get,
@@ -117,7 +117,7 @@ export const localCommands = [
 ]
 
 /** Runs `runs` random command sequences; returns how many commands ran. */
-export async function runLocalModel(runs: number, seed: number): Promise<number> {
+async function runLocalModel(runs: number, seed: number): Promise<number> {
   let commands = 0
   await fc.assert(
     fc.asyncProperty(fc.commands(localCommands, { maxCommands: 60, size: 'max' }), async (cmds) => {

@@ -47,7 +47,7 @@ function unavailable(m: Model, error: unknown): boolean {
   return m.down && (error as { code?: string })?.code === 'TS_REDIS_UNAVAILABLE'
 }
 
-class Set implements fc.AsyncCommand<Model, Real> {
+class SetCommand implements fc.AsyncCommand<Model, Real> {
   constructor(
     readonly i: number,
     readonly sid: string,
@@ -162,9 +162,9 @@ class RestartRedis implements fc.AsyncCommand<Model, Real> {
   toString = () => 'restart-redis()'
 }
 
-const set = fc.tuple(instance, sids, fc.nat(10_000), ttl).map(([i, s, v, t]) => new Set(i, s, v, t))
+const set = fc.tuple(instance, sids, fc.nat(10_000), ttl).map(([i, s, v, t]) => new SetCommand(i, s, v, t))
 const get = fc.tuple(instance, sids).map(([i, s]) => new Get(i, s))
-export const sharedCommands = [
+const sharedCommands = [
   set,
   set,
   get,
@@ -182,7 +182,7 @@ export const sharedCommands = [
 ]
 
 /** Runs `runs` random sequences against two instances on `redis`; returns how many commands ran. */
-export async function runSharedModel(redis: () => RedisProcess, runs: number, seed: number): Promise<number> {
+async function runSharedModel(redis: () => RedisProcess, runs: number, seed: number): Promise<number> {
   let commands = 0
   await fc.assert(
     fc.asyncProperty(fc.commands(sharedCommands, { maxCommands: 40, size: 'max' }), async (cmds) => {
