@@ -312,10 +312,13 @@ export class SharedTierManager extends EngineCore implements SessionEngine {
 
   /** The session as this instance holds it locally (outbox, memory or disk cache), for writes during an outage. */
   #localRecord(sid: string): StoredRecord | undefined {
+    const now = this.now()
     const pending = this.#pending.get(sid)
-    if (pending !== undefined) return pending.op === 'delete' ? undefined : pending.record
+    // NB: an expired copy is no copy: a touch or merge must never bring it back (found by the soak run).
+    if (pending !== undefined)
+      return pending.op === 'set' && pending.record.expiresAt > now ? pending.record : undefined
     const cached = this.memory.peek(sid)
-    if (cached !== undefined) return cached.expiresAt > this.now() ? cached : undefined
+    if (cached !== undefined) return cached.expiresAt > now ? cached : undefined
     try {
       return this.disk?.get(sid)
     } catch (error) {
@@ -433,7 +436,9 @@ export class SharedTierManager extends EngineCore implements SessionEngine {
     }
     let current: StoredRecord | undefined
     const cached = this.memory.peek(sid)
-    current = cached !== undefined && this.#trusted(cached, this.now()) ? cached : undefined
+    const now = this.now()
+    current =
+      cached !== undefined && cached.expiresAt > now && this.#trusted(cached, now) ? cached : undefined
     for (let attempt = 0; attempt < MAX_CAS_ATTEMPTS; attempt++) {
       try {
         current ??= await this.redis.get(sid)

@@ -190,6 +190,15 @@ describe('outbox replay racing live operations', () => {
     expect(await b.get('cart')).toMatchObject({ cart: ['old', 'bought-offline'], theme: 'dark' })
   })
 
+  it('a touch while Redis is down never brings back a session that expired (found by the soak run)', async () => {
+    const { a, clock, reconnect } = await cutOff('a')
+    await a.set('brief', sharedSession(clock.now(), 1000, { v: 1 }))
+    clock.advance(1000)
+    await a.touch('brief', sharedSession(clock.now(), 60_000))
+    await expect(a.get('brief')).resolves.toBeUndefined()
+    reconnect()
+  })
+
   it('a session destroyed while an instance was cut off stays destroyed, even if its queued write is newer', async () => {
     const { a, b, clock, reconnect } = await cutOff('a')
     await b.set('revoked', sharedSession(clock.now(), HOUR, { v: 1 }))
