@@ -75,6 +75,8 @@ export class RedisConnection extends EventEmitter {
   /** Set after a command timed out on a connection that still looks ready: Redis may be hung. */
   #hung = false
   #probe: NodeJS.Timeout | undefined
+  /** Bumped on every 'ready': a command from an older connection failing late says nothing about this one. */
+  #generation = 0
 
   constructor(options: RedisConnectionOptions) {
     super()
@@ -106,6 +108,7 @@ export class RedisConnection extends EventEmitter {
   }
 
   #onReady = (): void => {
+    this.#generation++
     if (this.#closed || this.#up) return
     this.#up = true
     if (!this.#hung) this.emit('up')
@@ -163,10 +166,11 @@ export class RedisConnection extends EventEmitter {
   async run<T>(what: string, command: (client: RedisClientLike) => Promise<T>): Promise<T> {
     if (this.#closed) throw new TieredSessionError(ErrorCodes.STORE_CLOSED, 'the store is closed')
     if (!this.up) throw unavailable(`Redis is not connected (${what})`)
+    const generation = this.#generation
     let timer: NodeJS.Timeout | undefined
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => {
-        this.#markHung()
+        if (generation === this.#generation) this.#markHung()
         reject(unavailable(`Redis did not answer within ${this.#timeoutMs} ms (${what})`))
       }, this.#timeoutMs)
       timer.unref()
@@ -192,7 +196,7 @@ export class RedisConnection extends EventEmitter {
       // The connection failed under this command (closed, reset): treat Redis as down now, before its
       // 'close' event arrives, so the caller falls back (outbox, local copy) instead of failing; a PING
       // probe brings it back if the connection turns out to be fine.
-      this.#markHung()
+      if (generation === this.#generation) this.#markHung()
       throw unavailable(`Redis failed during ${what}: ${message.slice(0, 200)}`)
     } finally {
       clearTimeout(timer)
