@@ -1,98 +1,55 @@
-// One contender's Express 5 app for bench/http-read-mostly.js, run in its own child process (forked by it).
+// One contender's Express 5 app, in its own process (forked by bench/http.js):
 //
-//   node bench/http-server.js <contender> <port> <tmp-root>
+//   node bench/http-server.js '<json>'   json: { id, store, middleware, tmpRoot, redisUrl, prefix, memorystoreMax }
 //
-// contender: 'tiered'      tieredSession() over a TieredStore (local mode)
-//            'es-memory'   express-session + its built-in MemoryStore
-//            'es-tiered'   express-session + TieredStore (local mode)
-// port: 0 picks a free one. A TieredStore gets a fresh SQLite file in its own mkdtemp() directory under
-// <tmp-root> (which the parent creates and deletes).
-//
-// IPC (process.send / 'message'):
-//   child -> parent  { type: 'listening', port }                  once the server listens
-//   parent -> child  { type: 'sample' }                            -> { type: 'sample', cpu, counts, heap }
-//   parent -> child  { type: 'shutdown' }                          -> { type: 'closed', stats } then exit(0)
-// If the parent goes away (IPC disconnect), the child closes its store and exits.
+// middleware 'es': express-session (resave false, saveUninitialized false) over the store `store`
+//   (bench/lib/stores.js: memory, memorystore, file, local, shared, cr9, cr8);
+// middleware 'ts': tieredSession() (touchAfter 0.5, its default) over a TieredStore (`local` or `shared`).
+// Every contender: cookie maxAge 1 day; our stores get memory.maxBytes 64 MiB and a fresh SQLite file.
 //
 // Routes (identical for every contender):
-//   POST /login?user=N  a login: sets userId, a cart (~1 KiB of session in all) and counter = 0
-//   GET  /read          reads the session only; { items: cart.length }, 401 without a logged-in session
-//   POST /write         changes one key: counter += 1; { counter }, 401 without a logged-in session
+//   POST /login?user=N  a login: userId, a 6-item cart and counter = 0 (~1 KiB of session JSON)
+//   GET  /read          reads the session only; { items }; 401 without a logged-in session
+//   POST /write         changes one key: counter += 1; { counter }; 401 without a logged-in session
+//   GET  /visit         a new visitor (no cookie): puts a cart into a brand-new session (~1 KiB); { items }
+//
+// IPC: child → parent { type: 'listening', port } once it listens;
+//      parent → child { type: 'sample' } → { type: 'sample', cpu, counts, heapUsed, rss };
+//      parent → child { type: 'shutdown' } → { type: 'closed', stats, counts }, then exit.
+// If the parent goes away (IPC disconnect), the child closes its store and exits.
 
-import { mkdtempSync } from 'node:fs'
-import { join } from 'node:path'
 import express from 'express'
 import session from 'express-session'
-import { TieredStore, tieredSession } from 'tiered-session'
+import { tieredSession } from 'tiered-session'
+import { cartFor, DAY_MS, MiB } from './lib/sessions.js'
+import { openStore } from './lib/stores.js'
 
-const [contender, portArg, tmpRoot] = process.argv.slice(2)
-const SECRET = 'bench-http-read-mostly-secret'
-const DAY_MS = 86_400_000
-const MEMORY_MAX_BYTES = 64 * 1024 * 1024
+const SECRET = 'bench-http-secret'
 
 if (typeof process.send !== 'function') {
-  console.error('bench/http-server.js is meant to be forked by bench/http-read-mostly.js (needs IPC)')
+  console.error('bench/http-server.js is meant to be forked by bench/http.js (needs IPC)')
   process.exit(2)
 }
 
-function newTieredStore() {
-  const dir = mkdtempSync(join(tmpRoot, `${contender}-`))
-  const store = new TieredStore({
-    disk: { path: join(dir, 'sessions.db') },
-    memory: { maxBytes: MEMORY_MAX_BYTES },
-  })
-  store.on('error', (err) => console.error(`[${contender}] store error`, err.code, err.message))
-  return store
-}
+const cfg = JSON.parse(process.argv[2])
+const errors = []
+const opened = await openStore(cfg.store, {
+  tmpRoot: cfg.tmpRoot,
+  redisUrl: cfg.redisUrl,
+  prefix: cfg.prefix,
+  maxBytes: 64 * MiB,
+  memorystoreMax: cfg.memorystoreMax,
+  errors,
+})
+const store = opened.store
 
-let store
-let sessionMiddleware
-switch (contender) {
-  case 'tiered':
-    store = newTieredStore()
-    sessionMiddleware = tieredSession({ secret: SECRET, store, cookie: { maxAge: DAY_MS }, touchAfter: 0.5 })
-    break
-  case 'es-memory':
-    store = new session.MemoryStore()
-    sessionMiddleware = session({
-      secret: SECRET,
-      store,
-      resave: false,
-      saveUninitialized: false,
-      cookie: { maxAge: DAY_MS },
-    })
-    break
-  case 'es-tiered':
-    store = newTieredStore()
-    sessionMiddleware = session({
-      secret: SECRET,
-      store,
-      resave: false,
-      saveUninitialized: false,
-      cookie: { maxAge: DAY_MS },
-    })
-    break
-  default:
-    console.error(`unknown contender ${JSON.stringify(contender)}`)
-    process.exit(2)
-}
+const sessionMiddleware =
+  cfg.middleware === 'ts'
+    ? tieredSession({ secret: SECRET, store, cookie: { maxAge: DAY_MS } })
+    : session({ secret: SECRET, store, resave: false, saveUninitialized: false, cookie: { maxAge: DAY_MS } })
 
-/** A cart of 6 items: with userId, counter and the cookie, the stored session is ~1 KiB of JSON. */
-function cartFor(user) {
-  const items = []
-  for (let i = 0; i < 6; i++) {
-    items.push({
-      sku: `SKU-${String(user * 7 + i * 13).padStart(8, '0')}`,
-      name: `Product ${user}-${i} with a reasonably descriptive name`,
-      qty: 1 + ((user + i) % 4),
-      priceCents: 499 + ((user * 31 + i * 17) % 9000),
-      addedAt: 1_700_000_000_000 + user * 1000 + i,
-    })
-  }
-  return items
-}
-
-const counts = { login: 0, read: 0, write: 0, unauthorized: 0 }
+const counts = { login: 0, read: 0, write: 0, visit: 0, unauthorized: 0 }
+let visitors = 0
 
 const app = express()
 app.disable('x-powered-by')
@@ -104,7 +61,6 @@ app.post('/login', (req, res) => {
   req.session.cart = cartFor(user)
   req.session.counter = 0
   counts.login++
-  // Size of the session as a store would serialize it (express-session's and ours: JSON with the cookie).
   res.json({ items: req.session.cart.length, bytes: Buffer.byteLength(JSON.stringify(req.session)) })
 })
 
@@ -130,17 +86,32 @@ app.post('/write', (req, res) => {
   res.json({ counter: req.session.counter })
 })
 
-const server = app.listen(Number(portArg ?? 0), '127.0.0.1', () => {
+app.get('/visit', (req, res) => {
+  const n = 1_000_000 + visitors++
+  req.session.userId = `visitor-${n}`
+  req.session.cart = cartFor(n)
+  req.session.counter = 0
+  counts.visit++
+  res.json({ items: req.session.cart.length })
+})
+
+app.use((err, _req, res, _next) => {
+  errors.push(String(err?.message ?? err))
+  res.status(err?.status ?? 500).json({ error: String(err?.code ?? err?.message ?? err) })
+})
+
+const server = app.listen(0, '127.0.0.1', () => {
   process.send({ type: 'listening', port: server.address().port, pid: process.pid })
 })
+server.keepAliveTimeout = 60_000
 
 let closing
 function shutdown() {
   closing ??= (async () => {
     server.closeAllConnections()
     await new Promise((resolve) => server.close(resolve))
-    const stats = typeof store.stats === 'function' ? store.stats() : null
-    if (typeof store.close === 'function') await store.close()
+    const stats = opened.stats()
+    await opened.close()
     return stats
   })()
   return closing
@@ -148,15 +119,20 @@ function shutdown() {
 
 process.on('message', (msg) => {
   if (msg?.type === 'sample') {
+    const mem = process.memoryUsage()
     process.send({
       type: 'sample',
       cpu: process.cpuUsage(),
       counts: { ...counts },
-      heapUsed: process.memoryUsage().heapUsed,
+      heapUsed: mem.heapUsed,
+      rss: mem.rss,
+      errors: errors.length,
+      lastError: errors[errors.length - 1],
     })
   } else if (msg?.type === 'shutdown') {
     shutdown().then(
-      (stats) => process.send({ type: 'closed', stats, counts }, () => process.exit(0)),
+      (stats) =>
+        process.send({ type: 'closed', stats, counts, errors: errors.slice(0, 10) }, () => process.exit(0)),
       (err) => {
         console.error(err)
         process.exit(1)
@@ -165,7 +141,6 @@ process.on('message', (msg) => {
   }
 })
 
-// The parent died or hung up: do not linger.
 process.on('disconnect', () => {
   shutdown().finally(() => process.exit(0))
 })
