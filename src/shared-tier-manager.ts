@@ -300,14 +300,16 @@ export class SharedTierManager extends EngineCore implements SessionEngine {
   /** The newest version this instance knows of `sid`, to order an outbox write after it. */
   #knownVersion(sid: string): number {
     const pending = this.#pending.get(sid)?.record.version ?? 0
-    const cached = this.memory.peek(sid)?.version ?? 0
+    const cached = this.memory.peek(sid)?.version
+    // NB: a copy in memory is at least as new as one on disk (disk copies are spilled from memory).
+    if (cached !== undefined) return Math.max(pending, cached)
     let onDisk = 0
     try {
       onDisk = this.disk?.get(sid)?.version ?? 0
     } catch {
       // NB: a corrupt or unreadable cached row only means we do not know its version; Redis orders the rest.
     }
-    return Math.max(pending, cached, onDisk)
+    return Math.max(pending, onDisk)
   }
 
   /** The session as this instance holds it locally (outbox, memory or disk cache), for writes during an outage. */

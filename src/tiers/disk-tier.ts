@@ -106,6 +106,7 @@ export class DiskTier implements Tier {
   readonly #writes: GroupCommit<DiskOp, DiskResult>
   #stmt!: {
     get: Database.Statement<[string], RawRow>
+    exists: Database.Statement<[string], { one: number }>
     put: Database.Statement<Record<string, unknown>, { version: number }>
     delete: Database.Statement<[string]>
     clear: Database.Statement<[]>
@@ -165,6 +166,7 @@ export class DiskTier implements Tier {
       this.#migrate()
       this.#stmt = {
         get: this.#db.prepare('SELECT sid, payload, expiresAt, version, userId FROM sessions WHERE sid = ?'),
+        exists: this.#db.prepare('SELECT 1 AS one FROM sessions WHERE sid = ?'),
         put: this.#db.prepare(
           `INSERT INTO sessions (sid, payload, expiresAt, version, userId)
            VALUES (@sid, @payload, @expiresAt, COALESCE(@version, 1), @userId)
@@ -474,7 +476,11 @@ export class DiskTier implements Tier {
 
   /** Deletes one row now (dropping a cached copy that is no longer current). */
   deleteNow(sid: string): void {
-    this.#read('a session', () => this.#stmt.delete.run(sid))
+    // NB: look first: a DELETE that finds nothing still costs a write transaction, and most sessions
+    // (never spilled) have no row here.
+    this.#read('a session', () => {
+      if (this.#stmt.exists.get(sid) !== undefined) this.#stmt.delete.run(sid)
+    })
   }
 
   /** Deletes every session row now (the outbox is kept). */
