@@ -6,7 +6,7 @@ import { decodeSession, encodeSession } from './codec.js'
 import type { ErrorCode } from './errors.js'
 import { ErrorCodes, TieredSessionError, wrapError } from './errors.js'
 import type { ResolvedOptions } from './options.js'
-import { assertValidSid, expiresAtOf, userIdOf } from './session-fields.js'
+import { assertValidSid, expiresAtOf, isValidSid, userIdOf } from './session-fields.js'
 import type { SpillResult } from './spiller.js'
 import { Spiller } from './spiller.js'
 import type { StoreStats } from './stats.js'
@@ -180,6 +180,24 @@ export abstract class EngineCore {
     } catch (error) {
       return this.fail(error, ErrorCodes.ENCODE_FAILED, 'the session could not be stored')
     }
+  }
+
+  /**
+   * The common start of `touch`: an invalid id or a cookie already expired ends it here (the latter as a
+   * destroy, via `destroy`); otherwise the cookie copy and new expiry to apply.
+   */
+  protected async planTouch(
+    sid: string,
+    session: SessionObject,
+    destroy: (sid: string) => Promise<void>,
+  ): Promise<{ cookie: unknown; expiresAt: number } | undefined> {
+    this.checkOpen()
+    if (!isValidSid(sid)) return undefined
+    const now = this.now()
+    const plan = this.prepareTouch(session, now)
+    if (plan.expiresAt > now) return plan
+    await destroy(sid)
+    return undefined
   }
 
   /** A JSON copy of a session's cookie and the expiry it gives, for `touch`. */

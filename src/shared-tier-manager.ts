@@ -493,11 +493,9 @@ export class SharedTierManager extends EngineCore implements SessionEngine {
   }
 
   async touch(sid: string, session: SessionObject): Promise<void> {
-    this.checkOpen()
-    if (!isValidSid(sid)) return
-    const now = this.now()
-    const { cookie, expiresAt } = this.prepareTouch(session, now)
-    if (expiresAt <= now) return this.destroy(sid)
+    const plan = await this.planTouch(sid, session, (id) => this.destroy(id))
+    if (plan === undefined) return
+    const { cookie, expiresAt } = plan
     try {
       await this.#update(sid, (current) => this.applyTouch(current, cookie, expiresAt))
     } catch (error) {

@@ -138,11 +138,9 @@ export class TierManager extends EngineCore implements SessionEngine {
    * never shortens a session (a later write may have given it a longer life).
    */
   async touch(sid: string, session: SessionObject): Promise<void> {
-    this.checkOpen()
-    if (!isValidSid(sid)) return
-    const now = this.now()
-    const { cookie, expiresAt } = this.prepareTouch(session, now)
-    if (expiresAt <= now) return this.destroy(sid)
+    const plan = await this.planTouch(sid, session, (id) => this.destroy(id))
+    if (plan === undefined) return
+    const { cookie, expiresAt } = plan
     try {
       await this.disk.write(
         {

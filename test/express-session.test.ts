@@ -10,6 +10,19 @@ function sidFromCookie(setCookie: string[] | string | undefined): string {
   return value.slice(2, value.lastIndexOf('.'))
 }
 
+/**
+ * express-session reads Date.now() for cookie expiry: fake only Date (no timers) at a fixed instant, restored
+ * when the test ends. Returns that instant.
+ */
+function freezeDate(at = Date.UTC(2026, 5, 1)): number {
+  vi.useFakeTimers({ toFake: ['Date'] })
+  onTestFinished(() => {
+    vi.useRealTimers()
+  })
+  vi.setSystemTime(at)
+  return at
+}
+
 describe('express-session with TieredStore (Express 5, supertest)', () => {
   it('creates, reads and modifies a session across requests', async () => {
     const { store } = createStore({ clock: systemClock })
@@ -62,13 +75,7 @@ describe('express-session with TieredStore (Express 5, supertest)', () => {
   })
 
   it('an unmodified request touches the stored expiry instead of rewriting the session', async () => {
-    // express-session reads Date.now() for cookie expiry: move only Date (no timers are faked).
-    vi.useFakeTimers({ toFake: ['Date'] })
-    onTestFinished(() => {
-      vi.useRealTimers()
-    })
-    const t0 = Date.UTC(2026, 5, 1)
-    vi.setSystemTime(t0)
+    const t0 = freezeDate()
     const { store } = createStore({ clock: systemClock })
     const agent = request.agent(expressSessionApp(store))
     const sid = sidFromCookie((await agent.get('/views')).headers['set-cookie'])
@@ -86,12 +93,7 @@ describe('express-session with TieredStore (Express 5, supertest)', () => {
   })
 
   it('with rolling, sends the cookie on every response and slides the stored expiry', async () => {
-    vi.useFakeTimers({ toFake: ['Date'] })
-    onTestFinished(() => {
-      vi.useRealTimers()
-    })
-    const t0 = Date.UTC(2026, 5, 1)
-    vi.setSystemTime(t0)
+    const t0 = freezeDate()
     const { store } = createStore({ clock: systemClock })
     const agent = request.agent(expressSessionApp(store, { rolling: true }))
     const first = await agent.get('/views')
