@@ -81,15 +81,8 @@ try {
       )
       versions.set(key, String(reply[1]))
     },
-    'INDEX_ADD_SCRIPT (with every set and merge)': (i) =>
-      client.evalsha(
-        sha.INDEX_ADD_SCRIPT,
-        1,
-        `u:{user-${i % 100}}`,
-        `sid${i % 100}`,
-        expiresAt + i,
-        Date.now(),
-      ),
+    'INDEX_ADD_SCRIPT (a set or merge that changes the user or outruns the index)': (i) =>
+      client.evalsha(sha.INDEX_ADD_SCRIPT, 1, `u:{user-${i % 100}}`, `sid${i % 100}`, expiresAt + i),
   }
   const rows = [['operation', 'Redis commands per op (µs per call)', 'µs inside Redis per op']]
   for (const [name, op] of Object.entries(ops)) {

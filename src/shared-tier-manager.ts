@@ -398,10 +398,11 @@ export class SharedTierManager extends EngineCore implements SessionEngine {
     if (this.#connection.up) {
       const write = this.#beginRead(sid)
       try {
-        const stored = await this.redis.set(sid, {
-          ...record,
-          version: this.redis.proposedVersion(this.#knownVersion(sid)),
-        })
+        const stored = await this.redis.set(
+          sid,
+          { ...record, version: this.redis.proposedVersion(this.#knownVersion(sid)) },
+          this.memory.peek(sid)?.userId,
+        )
         this.#wrote(sid, stored, write)
         return
       } catch (error) {
@@ -436,11 +437,11 @@ export class SharedTierManager extends EngineCore implements SessionEngine {
       if (next !== undefined) await this.#toOutbox(sid, next)
       return true
     }
-    let current: StoredRecord | undefined
+    // NB: any live local copy can be the base, trusted or not: the compare-and-set refuses a stale version
+    // (then we read the current one and retry), so a copy past localTtlMs costs no read before the write.
     const cached = this.memory.peek(sid)
-    const now = this.now()
-    current =
-      cached !== undefined && cached.expiresAt > now && this.#trusted(cached, now) ? cached : undefined
+    let current: StoredRecord | undefined =
+      cached !== undefined && cached.expiresAt > this.now() ? cached : undefined
     for (let attempt = 0; attempt < MAX_CAS_ATTEMPTS; attempt++) {
       try {
         current ??= await this.redis.get(sid)

@@ -1,6 +1,6 @@
 import { once } from 'node:events'
 import { describe, expect, it } from 'vitest'
-import { redisCommand, useRedis } from './helpers/redis-server.js'
+import { parseInfo, redisCommand, useRedis } from './helpers/redis-server.js'
 import { ready, sharedSession, sharedStores } from './helpers/shared-stores.js'
 import { startProxy } from './helpers/tcp-proxy.js'
 
@@ -83,6 +83,37 @@ describe('the known races of client-side caching', () => {
     clock.advance(999)
     expect(await b.get('s')).toMatchObject({ v: 1 })
     clock.advance(1)
+    expect(await b.get('s')).toMatchObject({ v: 2 })
+  })
+
+  it('a merge onto a stale cached copy is refused by the compare-and-set and redone on the current version', async () => {
+    const { open, clock, prefix } = sharedStores(() => ({ url: redis.url }))
+    const b = await open('b', { redis: { url: redis.url, localTtlMs: 1000 } })
+    await b.set('s', sharedSession(clock.now(), HOUR, { v: 1 }))
+    expect(await b.get('s')).toMatchObject({ v: 1 })
+    const newer = JSON.stringify(sharedSession(clock.now(), HOUR, { v: 2, other: 'kept' }))
+    await redisCommand(redis.port, ['HSET', `${prefix}s`, 'p', newer, 'v', String((clock.now() + 1) * 1000)])
+
+    expect(await b.merge('s', { set: { mine: '"added"' }, unset: [] })).toBe(true)
+    clock.advance(1000)
+    expect(await b.get('s')).toMatchObject({ v: 2, other: 'kept', mine: 'added' })
+  })
+
+  it('a merge of a copy past localTtlMs writes in one round trip (no read first)', async () => {
+    const { open, clock } = sharedStores(() => ({ url: redis.url }))
+    const b = await open('b', { redis: { url: redis.url, localTtlMs: 1000 } })
+    await b.set('s', sharedSession(clock.now(), HOUR, { v: 1 }))
+    clock.advance(5000)
+    const calls = async (command: string) => {
+      const line = parseInfo(String(await redisCommand(redis.port, ['INFO', 'commandstats']))).get(
+        `cmdstat_${command}`,
+      )
+      return Number(/calls=(\d+)/.exec(line ?? '')?.[1] ?? 0)
+    }
+    const [reads, scripts] = [await calls('hmget'), await calls('evalsha')]
+    expect(await b.merge('s', { set: { v: '2' }, unset: [] })).toBe(true)
+    // The compare-and-set script's own HMGET is the only read.
+    expect([(await calls('hmget')) - reads, (await calls('evalsha')) - scripts]).toEqual([1, 1])
     expect(await b.get('s')).toMatchObject({ v: 2 })
   })
 })

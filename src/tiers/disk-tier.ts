@@ -107,6 +107,7 @@ export class DiskTier implements Tier {
   #stmt!: {
     get: Database.Statement<[string], RawRow>
     exists: Database.Statement<[string], { one: number }>
+    any: Database.Statement<[], { one: number }>
     put: Database.Statement<Record<string, unknown>, { version: number }>
     delete: Database.Statement<[string]>
     clear: Database.Statement<[]>
@@ -122,6 +123,8 @@ export class DiskTier implements Tier {
     outboxCount: Database.Statement<[], { n: number }>
   }
   #closed = false
+  /** False only while the sessions table is known to be empty (nothing spilled yet): deleteNow can skip it. */
+  #mayHoldSessions = true
 
   /** Opens (creating if needed) the database. Throws TS_DISK_OPEN_FAILED naming the path. */
   constructor(options: DiskTierOptions) {
@@ -167,6 +170,7 @@ export class DiskTier implements Tier {
       this.#stmt = {
         get: this.#db.prepare('SELECT sid, payload, expiresAt, version, userId FROM sessions WHERE sid = ?'),
         exists: this.#db.prepare('SELECT 1 AS one FROM sessions WHERE sid = ?'),
+        any: this.#db.prepare('SELECT 1 AS one FROM sessions LIMIT 1'),
         put: this.#db.prepare(
           `INSERT INTO sessions (sid, payload, expiresAt, version, userId)
            VALUES (@sid, @payload, @expiresAt, COALESCE(@version, 1), @userId)
@@ -208,6 +212,7 @@ export class DiskTier implements Tier {
       )
     }
     this.#transaction = this.#db.transaction((ops: readonly DiskOp[]) => ops.map((op) => this.#apply(op)))
+    this.#mayHoldSessions = this.#stmt.any.get() !== undefined
   }
 
   /**
@@ -316,6 +321,7 @@ export class DiskTier implements Tier {
   }
 
   #put(sid: string, record: RecordInput): StoredRecord {
+    this.#mayHoldSessions = true
     const row = this.#stmt.put.get({
       sid,
       payload: record.payload,
@@ -477,7 +483,8 @@ export class DiskTier implements Tier {
   /** Deletes one row now (dropping a cached copy that is no longer current). */
   deleteNow(sid: string): void {
     // NB: look first: a DELETE that finds nothing still costs a write transaction, and most sessions
-    // (never spilled) have no row here.
+    // (never spilled) have no row here; while nothing was ever put, not even the look is needed.
+    if (!this.#mayHoldSessions) return
     this.#read('a session', () => {
       if (this.#stmt.exists.get(sid) !== undefined) this.#stmt.delete.run(sid)
     })
@@ -486,6 +493,7 @@ export class DiskTier implements Tier {
   /** Deletes every session row now (the outbox is kept). */
   clearNow(): void {
     this.#read('sessions', () => this.#stmt.clear.run())
+    this.#mayHoldSessions = false
   }
 
   /** Deletes at most `limit` rows expired at `now` in one transaction; returns how many. */

@@ -8,11 +8,14 @@
 // NB: versions are up to 16 digits; Lua would print them as %.14g (losing digits), so every number that
 // goes back into Redis is formatted with %d. A key that is not a hash (garbage) is deleted, never an error.
 
-/** Shared prologue: drop a non-hash value at KEYS[1]; read the version (0 when absent or not a number). */
+/** Shared prologue: read the version (0 when absent or not a number); a non-hash value at KEYS[1] (WRONGTYPE)
+ * is dropped. pcall rather than a TYPE check first: one command fewer on every write. */
 const PROLOGUE = `
-local t = redis.call('TYPE', KEYS[1]).ok
-if t ~= 'hash' and t ~= 'none' then redis.call('DEL', KEYS[1]) end
-local old = redis.call('HMGET', KEYS[1], 'v', 'u', 'd', 'e')
+local old = redis.pcall('HMGET', KEYS[1], 'v', 'u', 'd', 'e')
+if old.err then
+  redis.call('DEL', KEYS[1])
+  old = {false, false, false, false}
+end
 local oldv = tonumber(old[1]) or 0
 local dead = old[3] == '1'
 `
@@ -21,7 +24,7 @@ local dead = old[3] == '1'
  * Version = max(old + 1, proposed); overwrites a tombstone. Returns { version, previous userId }. */
 export const SET_SCRIPT = `${PROLOGUE}
 local v = string.format('%d', math.max(oldv + 1, tonumber(ARGV[4]) or 0))
-redis.call('HDEL', KEYS[1], 'd')
+if dead then redis.call('HDEL', KEYS[1], 'd') end
 redis.call('HSET', KEYS[1], 'p', ARGV[1], 'v', v, 'e', ARGV[2], 'u', ARGV[3])
 redis.call('PEXPIREAT', KEYS[1], ARGV[2])
 redis.call('PUBLISH', ARGV[5], 'I|' .. ARGV[6] .. '|' .. v .. '|' .. ARGV[7])
@@ -72,14 +75,18 @@ return {1, old[2] or ''}
 `
 
 /** Adds a sid to a user's index and makes the index live at least until ARGV[2] (works on Redis 6 too).
- * KEYS: index key. ARGV: sid, expiresAt, now (ms, the writer's clock). */
+ * KEYS: index key. ARGV: sid, expiresAt (ms). The current expiry is computed on Redis's own clock (TIME), the
+ * one PEXPIREAT uses: a writer whose clock runs ahead must not believe the index outlives the session. */
 export const INDEX_ADD_SCRIPT = `
-local t = redis.call('TYPE', KEYS[1]).ok
-if t ~= 'set' and t ~= 'none' then redis.call('DEL', KEYS[1]) end
-redis.call('SADD', KEYS[1], ARGV[1])
+local added = redis.pcall('SADD', KEYS[1], ARGV[1])
+if type(added) == 'table' and added.err then
+  redis.call('DEL', KEYS[1])
+  redis.call('SADD', KEYS[1], ARGV[1])
+end
 local ttl = redis.call('PTTL', KEYS[1])
 local at = tonumber(ARGV[2]) or 0
-if ttl < 0 or (tonumber(ARGV[3]) or 0) + ttl < at then
+local now = redis.call('TIME')
+if ttl < 0 or tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) + ttl < at then
   redis.call('PEXPIREAT', KEYS[1], string.format('%d', at))
 end
 return 1

@@ -46,6 +46,16 @@ export interface RedisRow extends StoredRecord {
 /** The separator between the prefix and the user index: sids are visible ASCII, so no sid can start with it. */
 const INDEX_MARK = '\u0001user:'
 
+/**
+ * How long past a session's expiry its user's index is kept, at most (ms). Within that margin later writes of
+ * the same session (whose expiry creeps forward) need no index update; it also bounds how long an index
+ * entry lost to a race with a prune stays lost while the session keeps being written.
+ */
+const INDEX_MARGIN_MS = 10 * 60_000
+
+/** Users whose index expiry this instance remembers, at most. */
+const INDEX_MEMO_MAX = 10_000
+
 /** Turns HMGET p v e u d into a record (a tombstone is no record); throws TS_DECODE_FAILED for a value that is not ours. */
 function toRecord(values: Array<string | null>): StoredRecord | undefined {
   const [payload, version, expiresAt, userId, dead] = values
@@ -71,6 +81,8 @@ export class RedisTier implements Tier {
   readonly #channel: string
   readonly #origin: string
   readonly #clock: Clock
+  /** userId → the time (ms) its index was made to live until by this instance, on the current connection. */
+  readonly #indexUntil = new Map<string, number>()
 
   constructor(options: RedisTierOptions) {
     this.#redis = options.connection
@@ -78,6 +90,9 @@ export class RedisTier implements Tier {
     this.#channel = options.channel
     this.#origin = options.origin
     this.#clock = options.clock
+    // NB: a new connection may be a restarted or failed-over Redis: nothing remembered about it holds.
+    this.#redis.on('up', () => this.#indexUntil.clear())
+    this.#redis.on('down', () => this.#indexUntil.clear())
   }
 
   key(sid: string): string {
@@ -121,15 +136,25 @@ export class RedisTier implements Tier {
     return v === null || v === undefined || dead === '1' ? undefined : Number(v)
   }
 
-  /** Adds `sid` to its user's index; the index lives as long as its longest session. */
+  /** Adds `sid` to its user's index; the index outlives its longest session (by up to INDEX_MARGIN_MS). */
   async #indexAdd(sid: string, userId: string | null, expiresAt: number): Promise<void> {
     if (userId === null) return
-    await this.#redis.script(
-      'a user index update',
-      scripts.indexAdd,
-      [this.userKey(userId)],
-      [sid, expiresAt, this.#clock.now()],
-    )
+    const now = this.#clock.now()
+    const until = expiresAt + Math.min(Math.max(expiresAt - now, 0), INDEX_MARGIN_MS)
+    await this.#redis.script('a user index update', scripts.indexAdd, [this.userKey(userId)], [sid, until])
+    if (this.#indexUntil.size >= INDEX_MEMO_MAX && !this.#indexUntil.has(userId))
+      this.#indexUntil.delete(this.#indexUntil.keys().next().value as string)
+    this.#indexUntil.set(userId, Math.max(until, this.#indexUntil.get(userId) ?? 0))
+  }
+
+  /**
+   * True when a write of `sid` needs no index update: the session already belongs to `userId` (so an earlier
+   * write put it in the index) and this instance made that index live past `expiresAt` (an index key only
+   * ever gets a later expiry, or disappears when emptied, which a member it holds prevents).
+   */
+  #indexed(previousUser: string | null | undefined, userId: string | null, expiresAt: number): boolean {
+    if (userId === null) return true
+    return previousUser === userId && (this.#indexUntil.get(userId) ?? 0) >= expiresAt
   }
 
   async #indexRemove(sid: string, userId: string | null | undefined): Promise<void> {
@@ -137,12 +162,16 @@ export class RedisTier implements Tier {
     await this.#redis.run('a user index update', (c) => c.srem(this.userKey(userId), sid))
   }
 
-  /** Writes `record` (version = max(old + 1, proposed)); the user index entry is added before the write. */
-  async set(sid: string, record: RecordInput): Promise<StoredRecord> {
+  /**
+   * Writes `record` (version = max(old + 1, proposed)); the user index entry is added before the write, unless
+   * `knownUser` (the user of the copy the caller holds) says it is there already.
+   */
+  async set(sid: string, record: RecordInput, knownUser?: string | null): Promise<StoredRecord> {
     // NB: the index add and the write go out together (one round trip; on one connection Redis runs them
     // in order): a crash cannot leave a session missing from its user's index, only a stale entry.
+    const skipped = this.#indexed(knownUser, record.userId, record.expiresAt)
     const [, reply] = (await Promise.all([
-      this.#indexAdd(sid, record.userId, record.expiresAt),
+      skipped ? undefined : this.#indexAdd(sid, record.userId, record.expiresAt),
       this.#redis.script(
         'a session write',
         scripts.set,
@@ -160,6 +189,9 @@ export class RedisTier implements Tier {
     ])) as [unknown, [number, string]]
     const version = Number(reply[0])
     const previousUser = reply[1]
+    // NB: the caller's copy was stale (another instance changed the user): add the entry now, after the write.
+    if (skipped && previousUser !== (record.userId ?? ''))
+      await this.#indexAdd(sid, record.userId, record.expiresAt)
     if (previousUser !== '' && previousUser !== record.userId) await this.#indexRemove(sid, previousUser)
     return { payload: record.payload, expiresAt: record.expiresAt, userId: record.userId, version }
   }
@@ -172,7 +204,9 @@ export class RedisTier implements Tier {
     previousUser: string | null,
   ): Promise<CasResult> {
     const [, reply] = (await Promise.all([
-      this.#indexAdd(sid, record.userId, record.expiresAt),
+      this.#indexed(previousUser, record.userId, record.expiresAt)
+        ? undefined
+        : this.#indexAdd(sid, record.userId, record.expiresAt),
       this.#redis.script(
         'a session merge',
         scripts.cas,

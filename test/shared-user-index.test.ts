@@ -1,0 +1,65 @@
+import { describe, expect, it } from 'vitest'
+import { encodeSession } from '../src/codec.js'
+import { parseInfo, redisCommand, useRedis } from './helpers/redis-server.js'
+import { engineOf, sharedSession, sharedStores } from './helpers/shared-stores.js'
+
+const HOUR = 3_600_000
+const MINUTE = 60_000
+/** Past INDEX_MARGIN_MS (src/tiers/redis-tier.ts): the next write must extend the index again. */
+const PAST_THE_MARGIN = 11 * MINUTE
+
+/** How many SADDs (our index script's) this Redis has run. */
+async function indexAdds(port: number): Promise<number> {
+  const stats = parseInfo(String(await redisCommand(port, ['INFO', 'commandstats'])))
+  const line = stats.get('cmdstat_sadd')
+  return line === undefined ? 0 : Number(/calls=(\d+)/.exec(line)?.[1])
+}
+
+async function pttl(port: number, key: string): Promise<number> {
+  return Number(await redisCommand(port, ['PTTL', key]))
+}
+
+describe('the per-user index in shared mode', () => {
+  const redis = useRedis()
+
+  it('skips the index update while the index outlives the session, and never lets it expire first', async () => {
+    const { open, clock } = sharedStores(() => ({ url: redis.url }))
+    const a = await open('a')
+    const engine = engineOf(a)
+    const session = (data: Record<string, unknown>) =>
+      sharedSession(clock.now(), HOUR, { passport: { user: 'alice' }, ...data })
+    await a.set('s', session({ n: 0 }))
+    const indexKey = engine.redis.userKey('alice')
+    const sessionKey = engine.redis.key('s')
+
+    const before = await indexAdds(redis.port)
+    for (let n = 1; n <= 10; n++) {
+      clock.advance(1000)
+      await a.merge('s', { set: { n: String(n) }, unset: [] })
+      await a.touch('s', session({ n }))
+    }
+    expect(await indexAdds(redis.port)).toBe(before)
+    expect(await pttl(redis.port, indexKey)).toBeGreaterThanOrEqual(await pttl(redis.port, sessionKey))
+
+    clock.advance(PAST_THE_MARGIN)
+    await a.touch('s', session({ n: 10 }))
+    expect(await indexAdds(redis.port)).toBe(before + 1)
+    expect(await pttl(redis.port, indexKey)).toBeGreaterThanOrEqual(await pttl(redis.port, sessionKey))
+    expect((await a.listByUser('alice')).map((s) => s.sid)).toEqual(['s'])
+  })
+
+  it('a write made from a copy naming the wrong user still lands in the right index', async () => {
+    const { open, clock } = sharedStores(() => ({ url: redis.url }))
+    const a = await open('a')
+    const b = await open('b')
+    await a.set('s', sharedSession(clock.now(), HOUR, { passport: { user: 'alice' } }))
+    await b.set('s', sharedSession(clock.now(), HOUR, { passport: { user: 'bob' } }))
+
+    // A still believes 's' is alice's (as it would with the invalidation from B not yet delivered).
+    const { payload } = encodeSession(sharedSession(clock.now(), HOUR, { passport: { user: 'alice' }, v: 2 }))
+    await engineOf(a).redis.set('s', { payload, expiresAt: clock.now() + HOUR, userId: 'alice' }, 'alice')
+
+    expect((await a.listByUser('alice')).map((s) => s.sid)).toEqual(['s'])
+    expect(await a.listByUser('bob')).toEqual([])
+  })
+})
