@@ -2,7 +2,7 @@
 // reporting, session encoding and validation on the write path, and merge/touch of a stored payload.
 
 import type { SessionObject } from './codec.js'
-import { decodeSession, encodeSession } from './codec.js'
+import { decodeSession, encodeSession, payloadBytes } from './codec.js'
 import type { ErrorCode } from './errors.js'
 import { ErrorCodes, TieredSessionError, wrapError } from './errors.js'
 import type { ResolvedOptions } from './options.js'
@@ -31,6 +31,8 @@ export interface SessionEntry {
   readonly session: SessionObject
   /** Milliseconds since the epoch. */
   readonly expiresAt: number
+  /** The stored version this session was read at (see {@link SessionPatch.whole}). */
+  readonly version: number
 }
 
 /** The changes one request made to a session, as `merge` applies them. */
@@ -41,6 +43,12 @@ export interface SessionPatch {
   readonly unset: readonly string[]
   /** The session's cookie to store (its `expires` sets the expiry), or undefined to keep the stored one. */
   readonly cookie?: unknown
+  /**
+   * Optional, with `cookie`: the whole session as the request leaves it, its JSON text, and the version it was
+   * read at. While that is still the latest version, the changes applied to it give exactly this session, so
+   * it is stored as is instead of decoding, patching and re-encoding the stored copy.
+   */
+  readonly whole?: { readonly version: number; readonly payload: string; readonly session: SessionObject }
 }
 
 /** Where an engine reports what happens; the store turns these into events. */
@@ -213,6 +221,15 @@ export abstract class EngineCore {
 
   /** `current` with a request's changes applied (throws TS_DECODE_FAILED / TS_SESSION_TOO_LARGE). */
   protected applyPatch(current: StoredRecord, patch: SessionPatch, now: number): RecordInput {
+    const whole = patch.whole
+    if (whole !== undefined && patch.cookie !== undefined && whole.version === current.version) {
+      this.checkSize(payloadBytes(whole.payload))
+      return {
+        payload: whole.payload,
+        expiresAt: expiresAtOf(whole.session, now, this.options),
+        userId: userIdOf(whole.session, this.options),
+      }
+    }
     const latest = decodeSession(current.payload)
     for (const key of patch.unset) delete latest[key]
     for (const [key, json] of Object.entries(patch.set)) {

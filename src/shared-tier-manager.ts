@@ -254,7 +254,7 @@ export class SharedTierManager extends EngineCore implements SessionEngine {
       if (mine === undefined || mine.version <= fresh.version) this.#remember(sid, fresh, now)
       if (localTier === 'disk' && local !== undefined) this.#dropDiskCopy(sid)
     }
-    return { session, expiresAt: fresh.expiresAt }
+    return { session, expiresAt: fresh.expiresAt, version: fresh.version }
   }
 
   /** Serves a local copy; one from disk is promoted into memory (unverified unless `verified`). */
@@ -285,7 +285,7 @@ export class SharedTierManager extends EngineCore implements SessionEngine {
       this.events.promote({ bytes: promoted.bytes })
       this.afterMemoryGrew()
     }
-    return { session, expiresAt: record.expiresAt }
+    return { session, expiresAt: record.expiresAt, version: record.version }
   }
 
   /** Drops local copies of a session that Redis no longer has. */

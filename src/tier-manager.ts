@@ -52,7 +52,7 @@ export class TierManager extends EngineCore implements SessionEngine {
       const session = this.decode(cached)
       if (session !== undefined) {
         this.counters.hits.memory++
-        return { session, expiresAt: cached.expiresAt }
+        return { session, expiresAt: cached.expiresAt, version: cached.version }
       }
       this.memory.delete(sid)
     }
@@ -77,7 +77,7 @@ export class TierManager extends EngineCore implements SessionEngine {
     this.counters.promotions++
     this.events.promote({ bytes: promoted.bytes })
     this.afterMemoryGrew()
-    return { session, expiresAt: stored.expiresAt }
+    return { session, expiresAt: stored.expiresAt, version: stored.version }
   }
 
   /**

@@ -42,3 +42,13 @@ export function diff(
 export function isEmpty(patch: Pick<SessionPatch, 'set' | 'unset'>): boolean {
   return patch.unset.length === 0 && Object.keys(patch.set).length === 0
 }
+
+/**
+ * The JSON text of a whole session from its data keys' texts (a snapshot) and its cookie: what
+ * JSON.stringify of the session gives, without serializing its values a second time.
+ */
+export function wholeText(keys: ReadonlyMap<string, string | undefined>, cookie: unknown): string {
+  let text = `{"cookie":${JSON.stringify(cookie)}`
+  for (const [key, json] of keys) if (json !== undefined) text += `,${JSON.stringify(key)}:${json}`
+  return `${text}}`
+}

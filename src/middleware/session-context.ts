@@ -2,12 +2,13 @@
 // exactly that (a merge, a full write for a new session, or a throttled touch) before the response.
 
 import type { IncomingMessage } from 'node:http'
+import type { SessionObject } from '../codec.js'
 import type { SessionEngine } from '../engine-core.js'
 import { ErrorCodes, TieredSessionError } from '../errors.js'
 import type { SessionData, StoredCookie } from '../session-data.js'
 import { isValidSid } from '../session-fields.js'
 import type { TieredStore } from '../store.js'
-import { diff, isEmpty, snapshot } from './change-tracker.js'
+import { diff, isEmpty, snapshot, wholeText } from './change-tracker.js'
 import type { ResolvedSessionOptions } from './options.js'
 import type { SessionController } from './session.js'
 import { Session } from './session.js'
@@ -66,6 +67,8 @@ export class SessionContext implements SessionController {
   #baseline = new Map<string, string | undefined>()
   #baselineCookie = ''
   #storedExpiresAt: number | undefined
+  /** The stored version the session was loaded at; undefined once this request wrote it (or it is new). */
+  #loadedVersion: number | undefined
 
   private constructor(
     req: SessionRequest,
@@ -96,6 +99,7 @@ export class SessionContext implements SessionController {
     if (cookieSid !== undefined && entry !== undefined) {
       context.#attach(cookieSid, entry.session, false)
       context.#storedExpiresAt = entry.expiresAt
+      context.#loadedVersion = entry.version
     } else {
       context.#attachNew({})
     }
@@ -128,6 +132,7 @@ export class SessionContext implements SessionController {
     const { cookie: _ignored, ...rest } = data
     this.#attach(sid, rest, true)
     this.#storedExpiresAt = undefined
+    this.#loadedVersion = undefined
   }
 
   async regenerate(keep: readonly string[]): Promise<void> {
@@ -161,6 +166,7 @@ export class SessionContext implements SessionController {
       )
     this.#attach(sid, entry.session, false)
     this.#storedExpiresAt = entry.expiresAt
+    this.#loadedVersion = entry.version
   }
 
   async save(): Promise<void> {
@@ -199,7 +205,22 @@ export class SessionContext implements SessionController {
       this.#isNew = false
     } else if (modified || explicit) {
       session.cookie.resetMaxAge()
-      const applied = await this.#manager.merge(session.id, { ...changes, cookie: session.cookie.toJSON() })
+      const cookie = session.cookie.toJSON()
+      const version = this.#loadedVersion
+      const applied = await this.#manager.merge(session.id, {
+        ...changes,
+        cookie,
+        // NB: the whole session too: if nobody wrote it since we loaded it, it is stored as is (no re-parse).
+        ...(version === undefined
+          ? {}
+          : {
+              whole: {
+                version,
+                payload: wholeText(after, cookie),
+                session: session as unknown as SessionObject,
+              },
+            }),
+      })
       if (!applied) {
         this.#gone = true
         return
@@ -212,6 +233,7 @@ export class SessionContext implements SessionController {
     }
     this.#modified ||= modified
     this.#forceTouch = false
+    this.#loadedVersion = undefined
     this.#baseline = after
     this.#baselineCookie = settings
     this.#storedExpiresAt = session.cookie.expires?.getTime() ?? this.#now() + this.#manager.lifetimeMs({})
