@@ -4,7 +4,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { TLSSocket } from 'node:tls'
 import { serialize } from 'cookie'
 import type { SessionCookie } from './session-cookie.js'
-import { sign } from './signature.js'
+import type { Signer } from './signature.js'
 
 /** Whether the request is HTTPS: the socket, else `X-Forwarded-Proto` (proxy: true), else Express's `req.secure`. */
 export function isSecureRequest(req: IncomingMessage, proxy: boolean | undefined): boolean {
@@ -25,14 +25,14 @@ export function isSecureRequest(req: IncomingMessage, proxy: boolean | undefined
 export function setSessionCookie(
   req: IncomingMessage,
   res: ServerResponse,
-  options: { name: string; secret: string; proxy: boolean | undefined },
+  options: { name: string; signer: Signer; proxy: boolean | undefined },
   sid: string,
   cookie: SessionCookie,
 ): boolean {
   const secureRequest = isSecureRequest(req, options.proxy)
   const secure = cookie.secure === 'auto' ? secureRequest : cookie.secure === true
   if (secure && !secureRequest) return false
-  const header = serialize(options.name, `s:${sign(sid, options.secret)}`, cookie.serializeOptions(secure))
+  const header = serialize(options.name, `s:${options.signer.sign(sid)}`, cookie.serializeOptions(secure))
   const previous = res.getHeader('Set-Cookie')
   const list = previous === undefined ? [] : Array.isArray(previous) ? previous : [String(previous)]
   res.setHeader('Set-Cookie', [...list, header])

@@ -1,37 +1,73 @@
 // Cookie value signing in express-session's format: `<value>.<HMAC-SHA256, base64, no padding>`,
 // verified in constant time against every secret.
 
-import { createHmac, timingSafeEqual } from 'node:crypto'
+import type { KeyObject } from 'node:crypto'
+import { createHmac, createSecretKey } from 'node:crypto'
 
-/** `value` followed by a dot and its HMAC-SHA256 under `secret` (base64 without `=` padding). */
-export function sign(value: string, secret: string): string {
-  return `${value}.${createHmac('sha256', secret).update(value).digest('base64').replace(/=+$/, '')}`
-}
+/** Values whose signatures a {@link Signer} remembers, at most (~100 B each). */
+const REMEMBERED_VALUES = 10_000
 
-/** What {@link unsign} found: the value and the index of the secret that verified it. */
+/** What {@link Signer.unsign} found: the value and the index of the secret that verified it. */
 export interface Unsigned {
   readonly value: string
   readonly secretIndex: number
 }
 
+/** Equal strings, compared without an early exit (both are base64 signatures of the same length). */
+function sameSignature(a: string, b: string): boolean {
+  if (a.length !== b.length) return false
+  let diff = 0
+  for (let i = 0; i < a.length; i++) diff |= a.charCodeAt(i) ^ b.charCodeAt(i)
+  return diff === 0
+}
+
 /**
- * Verifies `signed` against each secret in turn; returns the value and which secret matched, or undefined.
- * Comparison is constant-time: an HMAC-SHA256 in base64 always has the same length, so only equal-length
- * candidates reach `timingSafeEqual`, and the length says nothing about the secret.
+ * Signs with the first secret and verifies against each in turn. An HMAC is a pure function of secret and
+ * value, so the signatures of recently seen values are remembered: a returning visitor's cookie is verified
+ * by a constant-time comparison with no HMAC computed (which was most of the middleware's own CPU time).
  */
-export function unsign(signed: string, secrets: readonly string[]): Unsigned | undefined {
-  const dot = signed.lastIndexOf('.')
-  if (dot <= 0) return undefined
-  const value = signed.slice(0, dot)
-  const given = Buffer.from(signed.slice(dot + 1))
-  for (let i = 0; i < secrets.length; i++) {
-    const expected = Buffer.from(
-      createHmac('sha256', secrets[i] as string)
+export class Signer {
+  readonly #keys: readonly KeyObject[]
+  /** value → its signature under each secret (computed when first needed). */
+  readonly #signatures = new Map<string, Array<string | undefined>>()
+
+  constructor(secrets: readonly string[]) {
+    this.#keys = secrets.map((secret) => createSecretKey(Buffer.from(secret, 'utf8')))
+  }
+
+  #signature(value: string, index: number): string {
+    let known = this.#signatures.get(value)
+    if (known === undefined) {
+      if (this.#signatures.size >= REMEMBERED_VALUES)
+        this.#signatures.delete(this.#signatures.keys().next().value as string)
+      known = []
+      this.#signatures.set(value, known)
+    }
+    let signature = known[index]
+    if (signature === undefined) {
+      signature = createHmac('sha256', this.#keys[index] as KeyObject)
         .update(value)
         .digest('base64')
-        .replace(/=+$/, ''),
-    )
-    if (given.length === expected.length && timingSafeEqual(given, expected)) return { value, secretIndex: i }
+        .replace(/=+$/, '')
+      known[index] = signature
+    }
+    return signature
   }
-  return undefined
+
+  /** `value` followed by a dot and its HMAC-SHA256 under the first secret (base64 without `=` padding). */
+  sign(value: string): string {
+    return `${value}.${this.#signature(value, 0)}`
+  }
+
+  /** Verifies `signed` against each secret in turn; the value and which secret matched, or undefined. */
+  unsign(signed: string): Unsigned | undefined {
+    const dot = signed.lastIndexOf('.')
+    if (dot <= 0) return undefined
+    const value = signed.slice(0, dot)
+    const given = signed.slice(dot + 1)
+    for (let i = 0; i < this.#keys.length; i++) {
+      if (sameSignature(given, this.#signature(value, i))) return { value, secretIndex: i }
+    }
+    return undefined
+  }
 }

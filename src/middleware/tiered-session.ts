@@ -10,7 +10,7 @@ import type { TieredSessionOptions } from './options.js'
 import { resolveSessionOptions } from './options.js'
 import { SessionContext } from './session-context.js'
 import { setSessionCookie } from './set-cookie.js'
-import { unsign } from './signature.js'
+import { Signer } from './signature.js'
 
 /** A Connect/Express middleware. */
 export type SessionMiddleware = ((
@@ -31,6 +31,7 @@ export function tieredSession(options: TieredSessionOptions): SessionMiddleware 
   const resolved = resolveSessionOptions(options)
   const store = options.store instanceof TieredStore ? options.store : new TieredStore(options.store ?? {})
   const manager = managerOf(store)
+  const signer = new Signer(resolved.secrets)
 
   const middleware = (req: IncomingMessage, res: ServerResponse, next: (err?: unknown) => void): void => {
     // Already handled (e.g. mounted twice).
@@ -42,7 +43,7 @@ export function tieredSession(options: TieredSessionOptions): SessionMiddleware 
     let secretIndex = 0
     const raw = readCookie(req.headers.cookie, resolved.name)
     if (raw?.startsWith('s:')) {
-      const verified = unsign(raw.slice(2), resolved.secrets)
+      const verified = signer.unsign(raw.slice(2))
       if (verified !== undefined) {
         cookieSid = verified.value
         secretIndex = verified.secretIndex
@@ -58,7 +59,7 @@ export function tieredSession(options: TieredSessionOptions): SessionMiddleware 
               setSessionCookie(
                 req,
                 res,
-                { name: resolved.name, secret: resolved.secrets[0] as string, proxy: resolved.proxy },
+                { name: resolved.name, signer, proxy: resolved.proxy },
                 result.sid,
                 result.cookie,
               )
