@@ -67,7 +67,10 @@ describe('two Express apps with their own stores on one Redis', () => {
     await invalidated
     expect(await b.get('s5')).toMatchObject({ v: 2 })
     expect((await b.listByUser('u5')).map((s) => s.sid)).toEqual(['s5'])
+    // NB: A holds a copy: it learns of B's destroy through the invalidation, which is asynchronous.
+    const destroyed = once(a, 'invalidation')
     await b.destroyByUser('u5')
+    await destroyed
     expect(await a.get('s5')).toBeUndefined()
   })
 })
