@@ -351,6 +351,16 @@ export class DiskTier implements Tier {
     }
   }
 
+  /** Runs one synchronous change outside the group commit (cache upkeep, outbox removal); TS_DISK_IO on failure. */
+  #change<T>(what: string, fn: () => T): T {
+    this.#checkOpen()
+    try {
+      return fn()
+    } catch (cause) {
+      throw wrapError(ErrorCodes.DISK_IO, `changing ${what} in the session database failed`, cause)
+    }
+  }
+
   /** The live record of `sid`; throws TS_DECODE_FAILED for a corrupt row, TS_DISK_IO for an I/O failure. */
   get(sid: string): StoredRecord | undefined {
     const raw = this.#read('a session', () => this.#stmt.get.get(sid))
@@ -460,7 +470,7 @@ export class DiskTier implements Tier {
 
   /** Removes one replayed outbox entry. */
   removeFromOutbox(seq: number): void {
-    this.#read('the outbox', () => this.#stmt.outboxRemove.run(seq))
+    this.#change('the outbox', () => this.#stmt.outboxRemove.run(seq))
   }
 
   /** Writes waiting for Redis. */
@@ -480,19 +490,24 @@ export class DiskTier implements Tier {
     }
   }
 
+  /** False only while the sessions table is known to be empty (a lookup would find nothing). */
+  get mayHoldSessions(): boolean {
+    return this.#mayHoldSessions
+  }
+
   /** Deletes one row now (dropping a cached copy that is no longer current). */
   deleteNow(sid: string): void {
     // NB: look first: a DELETE that finds nothing still costs a write transaction, and most sessions
     // (never spilled) have no row here; while nothing was ever put, not even the look is needed.
     if (!this.#mayHoldSessions) return
-    this.#read('a session', () => {
+    this.#change('a session', () => {
       if (this.#stmt.exists.get(sid) !== undefined) this.#stmt.delete.run(sid)
     })
   }
 
   /** Deletes every session row now (the outbox is kept). */
   clearNow(): void {
-    this.#read('sessions', () => this.#stmt.clear.run())
+    this.#change('sessions', () => this.#stmt.clear.run())
     this.#mayHoldSessions = false
   }
 
