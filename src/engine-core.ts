@@ -51,6 +51,19 @@ export interface SessionPatch {
   readonly whole?: { readonly version: number; readonly payload: string; readonly session: SessionObject }
 }
 
+/** A patch as `applyPatch` takes it: the whole-session shortcut with its expiry and user read at the call. */
+export interface PreparedPatch {
+  readonly patch: SessionPatch
+  readonly whole:
+    | {
+        readonly version: number
+        readonly payload: string
+        readonly expiresAt: number
+        readonly userId: string | null
+      }
+    | undefined
+}
+
 /** Where an engine reports what happens; the store turns these into events. */
 export interface ManagerEvents {
   spill(result: SpillResult): void
@@ -219,16 +232,34 @@ export abstract class EngineCore {
     }
   }
 
-  /** `current` with a request's changes applied (throws TS_DECODE_FAILED / TS_SESSION_TOO_LARGE). */
-  protected applyPatch(current: StoredRecord, patch: SessionPatch, now: number): RecordInput {
+  /**
+   * Reads the whole-session shortcut's expiry and user now, at the call: the caller's session object may change
+   * again before the write runs (after an await, inside a group commit), and the payload text is already fixed.
+   */
+  protected preparePatch(patch: SessionPatch, now: number): PreparedPatch {
     const whole = patch.whole
-    if (whole !== undefined && patch.cookie !== undefined && whole.version === current.version) {
-      this.checkSize(payloadBytes(whole.payload))
+    if (whole === undefined || patch.cookie === undefined) return { patch, whole: undefined }
+    try {
       return {
-        payload: whole.payload,
-        expiresAt: expiresAtOf(whole.session, now, this.options),
-        userId: userIdOf(whole.session, this.options),
+        patch,
+        whole: {
+          version: whole.version,
+          payload: whole.payload,
+          expiresAt: expiresAtOf(whole.session, now, this.options),
+          userId: userIdOf(whole.session, this.options),
+        },
       }
+    } catch (error) {
+      return this.fail(error, ErrorCodes.ENCODE_FAILED, 'the session could not be stored')
+    }
+  }
+
+  /** `current` with a request's changes applied (throws TS_DECODE_FAILED / TS_SESSION_TOO_LARGE). */
+  protected applyPatch(current: StoredRecord, prepared: PreparedPatch, now: number): RecordInput {
+    const { patch, whole } = prepared
+    if (whole !== undefined && whole.version === current.version) {
+      this.checkSize(payloadBytes(whole.payload))
+      return { payload: whole.payload, expiresAt: whole.expiresAt, userId: whole.userId }
     }
     const latest = decodeSession(current.payload)
     for (const key of patch.unset) delete latest[key]

@@ -441,8 +441,11 @@ export class SharedTierManager extends EngineCore implements SessionEngine {
     // NB: any live local copy can be the base, trusted or not: the compare-and-set refuses a stale version
     // (then we read the current one and retry), so a copy past localTtlMs costs no read before the write.
     const cached = this.memory.peek(sid)
+    const now = this.now()
     let current: StoredRecord | undefined =
-      cached !== undefined && cached.expiresAt > this.now() ? cached : undefined
+      cached !== undefined && cached.expiresAt > now ? cached : undefined
+    // A base nobody vouches for: "nothing to write" (a touch that would not extend it) needs the real record.
+    let unverified = current !== undefined && cached !== undefined && !this.#trusted(cached, now)
     for (let attempt = 0; attempt < MAX_CAS_ATTEMPTS; attempt++) {
       try {
         current ??= await this.redis.get(sid)
@@ -451,6 +454,12 @@ export class SharedTierManager extends EngineCore implements SessionEngine {
           return false
         }
         const next = change(current)
+        if (next === undefined && unverified) {
+          unverified = false
+          current = undefined
+          continue
+        }
+        unverified = false
         if (next === undefined) return true
         const write = this.#beginRead(sid)
         let result: Awaited<ReturnType<RedisTier['compareAndSet']>>
@@ -491,7 +500,8 @@ export class SharedTierManager extends EngineCore implements SessionEngine {
     this.checkOpen()
     if (!isValidSid(sid)) this.fail(new TieredSessionError(ErrorCodes.INVALID_SID, 'invalid session id'))
     const now = this.now()
-    return this.#update(sid, (current) => this.applyPatch(current, patch, now))
+    const prepared = this.preparePatch(patch, now)
+    return this.#update(sid, (current) => this.applyPatch(current, prepared, now))
   }
 
   async touch(sid: string, session: SessionObject): Promise<void> {

@@ -90,6 +90,7 @@ export class TierManager extends EngineCore implements SessionEngine {
     this.checkOpen()
     assertValidSid(sid)
     const now = this.now()
+    const prepared = this.preparePatch(patch, now)
     let applied = false
     try {
       await this.disk.write(
@@ -98,7 +99,7 @@ export class TierManager extends EngineCore implements SessionEngine {
           sid,
           // NB: runs inside the write transaction on the latest row: two requests that change different
           // keys both keep their change (the same key: the last one to commit wins).
-          patch: (current) => this.applyPatch(current, patch, now),
+          patch: (current) => this.applyPatch(current, prepared, now),
         },
         (stored) => {
           if (stored === undefined) return

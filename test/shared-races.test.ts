@@ -116,4 +116,23 @@ describe('the known races of client-side caching', () => {
     expect([(await calls('hmget')) - reads, (await calls('evalsha')) - scripts]).toEqual([1, 1])
     expect(await b.get('s')).toMatchObject({ v: 2 })
   })
+
+  it('a touch that an unverified copy says is not needed is checked against Redis first', async () => {
+    const { open, clock, prefix } = sharedStores(() => ({ url: redis.url }))
+    const b = await open('b', { redis: { url: redis.url, localTtlMs: 1000 } })
+    await b.set('s', sharedSession(clock.now(), 2 * HOUR, { v: 1 }))
+    // Another writer shortened the session to 10 minutes; its invalidation never arrived.
+    const shortened = clock.now() + 10 * 60_000
+    await redisCommand(redis.port, [
+      'HSET',
+      `${prefix}s`,
+      'e',
+      String(shortened),
+      'v',
+      String((clock.now() + 1) * 1000),
+    ])
+    clock.advance(5000)
+    await b.touch('s', sharedSession(clock.now(), HOUR, { v: 1 }))
+    expect(Number(await redisCommand(redis.port, ['HGET', `${prefix}s`, 'e']))).toBe(clock.now() + HOUR)
+  })
 })

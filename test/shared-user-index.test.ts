@@ -62,4 +62,36 @@ describe('the per-user index in shared mode', () => {
     expect((await a.listByUser('alice')).map((s) => s.sid)).toEqual(['s'])
     expect(await a.listByUser('bob')).toEqual([])
   })
+
+  it('a session whose index was emptied and made again (shorter) is still kept in it as it rolls on', async () => {
+    const { open, clock } = sharedStores(() => ({ url: redis.url }))
+    const a = await open('a')
+    const alice = (ms: number) => sharedSession(clock.now(), ms, { passport: { user: 'alice' } })
+    await a.set('laptop', alice(30 * 24 * HOUR))
+    await a.destroy('laptop')
+    await a.set('phone', alice(HOUR))
+    clock.advance(PAST_THE_MARGIN)
+    await a.touch('phone', alice(HOUR))
+    const engine = engineOf(a)
+    expect(await pttl(redis.port, engine.redis.userKey('alice'))).toBeGreaterThanOrEqual(
+      await pttl(redis.port, engine.redis.key('phone')),
+    )
+    expect((await a.listByUser('alice')).map((s) => s.sid)).toEqual(['phone'])
+  })
+
+  it('a write refused for lack of memory leaves the user index as it was', async () => {
+    const { open, clock } = sharedStores(() => ({ url: redis.url }))
+    const a = await open('a')
+    a.on('error', () => undefined)
+    const alice = () => sharedSession(clock.now(), HOUR, { passport: { user: 'alice' } })
+    await a.set('one', alice())
+    await a.set('two', alice())
+    await redisCommand(redis.port, ['CONFIG', 'SET', 'maxmemory', '1'])
+    try {
+      await expect(a.set('three', alice())).rejects.toMatchObject({ code: 'TS_REDIS_UNAVAILABLE' })
+    } finally {
+      await redisCommand(redis.port, ['CONFIG', 'SET', 'maxmemory', '0'])
+    }
+    expect((await a.listByUser('alice')).map((s) => s.sid).sort()).toEqual(['one', 'two'])
+  })
 })

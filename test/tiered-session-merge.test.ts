@@ -52,6 +52,16 @@ async function checkMerges(store: TieredStore): Promise<void> {
 }
 
 describe('tieredSession() commits', () => {
+  it('keeps stored keys that req.session cannot hold (reserved names) when the request changes others', async () => {
+    const { store } = createStore({ clock: systemClock })
+    const agent = request.agent(tieredApp(express, { secret, store }))
+    const sid = sidFromSetCookie((await agent.get('/views').expect(200)).headers['set-cookie']) as string
+    const stored = (await store.get(sid)) as Record<string, unknown>
+    await store.set(sid, { ...stored, id: 'written by another app', save: 1 })
+    await agent.get('/views').expect(200, { views: 2 })
+    expect(await store.get(sid)).toMatchObject({ views: 2, id: 'written by another app', save: 1 })
+  })
+
   it('local mode: whole-session writes and merges onto a version changed meanwhile', async () => {
     await checkMerges(createStore({ clock: systemClock }).store)
   })

@@ -69,6 +69,8 @@ export class SessionContext implements SessionController {
   #storedExpiresAt: number | undefined
   /** The stored version the session was loaded at; undefined once this request wrote it (or it is new). */
   #loadedVersion: number | undefined
+  /** False when the stored data had keys `req.session` cannot hold (reserved names): never store it whole. */
+  #holdsAll = true
 
   private constructor(
     req: SessionRequest,
@@ -119,6 +121,8 @@ export class SessionContext implements SessionController {
     this.#destroyed = false
     this.#gone = false
     this.#baseline = isNew ? new Map() : snapshotOf(this.#session)
+    this.#holdsAll =
+      isNew || this.#baseline.size === Object.keys(data).length - (Object.hasOwn(data, 'cookie') ? 1 : 0)
     this.#baselineCookie = cookieSettings(cookie)
     this.#req.session = this.#session
     this.#req.sessionID = sid
@@ -206,7 +210,7 @@ export class SessionContext implements SessionController {
     } else if (modified || explicit) {
       session.cookie.resetMaxAge()
       const cookie = session.cookie.toJSON()
-      const version = this.#loadedVersion
+      const version = this.#holdsAll ? this.#loadedVersion : undefined
       const applied = await this.#manager.merge(session.id, {
         ...changes,
         cookie,

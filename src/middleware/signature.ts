@@ -35,7 +35,15 @@ export class Signer {
     this.#keys = secrets.map((secret) => createSecretKey(Buffer.from(secret, 'utf8')))
   }
 
-  #signature(value: string, index: number): string {
+  #compute(value: string, index: number): string {
+    return createHmac('sha256', this.#keys[index] as KeyObject)
+      .update(value)
+      .digest('base64')
+      .replace(/=+$/, '')
+  }
+
+  /** Remembers a signature of a value we issued or verified (never of a forgery: they would evict real ones). */
+  #remember(value: string, index: number, signature: string): void {
     let known = this.#signatures.get(value)
     if (known === undefined) {
       if (this.#signatures.size >= REMEMBERED_VALUES)
@@ -43,20 +51,17 @@ export class Signer {
       known = []
       this.#signatures.set(value, known)
     }
-    let signature = known[index]
-    if (signature === undefined) {
-      signature = createHmac('sha256', this.#keys[index] as KeyObject)
-        .update(value)
-        .digest('base64')
-        .replace(/=+$/, '')
-      known[index] = signature
-    }
-    return signature
+    known[index] = signature
   }
 
   /** `value` followed by a dot and its HMAC-SHA256 under the first secret (base64 without `=` padding). */
   sign(value: string): string {
-    return `${value}.${this.#signature(value, 0)}`
+    let signature = this.#signatures.get(value)?.[0]
+    if (signature === undefined) {
+      signature = this.#compute(value, 0)
+      this.#remember(value, 0, signature)
+    }
+    return `${value}.${signature}`
   }
 
   /** Verifies `signed` against each secret in turn; the value and which secret matched, or undefined. */
@@ -65,8 +70,18 @@ export class Signer {
     if (dot <= 0) return undefined
     const value = signed.slice(0, dot)
     const given = signed.slice(dot + 1)
+    const known = this.#signatures.get(value)
     for (let i = 0; i < this.#keys.length; i++) {
-      if (sameSignature(given, this.#signature(value, i))) return { value, secretIndex: i }
+      const remembered = known?.[i]
+      if (remembered !== undefined) {
+        if (sameSignature(given, remembered)) return { value, secretIndex: i }
+        continue
+      }
+      const expected = this.#compute(value, i)
+      if (sameSignature(given, expected)) {
+        this.#remember(value, i, expected)
+        return { value, secretIndex: i }
+      }
     }
     return undefined
   }

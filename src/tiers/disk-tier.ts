@@ -203,6 +203,7 @@ export class DiskTier implements Tier {
         outboxRemove: this.#db.prepare('DELETE FROM outbox WHERE seq = ?'),
         outboxCount: this.#db.prepare('SELECT count(*) AS n FROM outbox'),
       }
+      this.#mayHoldSessions = this.#stmt.any.get() !== undefined
     } catch (cause) {
       this.#db.close()
       throw new TieredSessionError(
@@ -212,7 +213,6 @@ export class DiskTier implements Tier {
       )
     }
     this.#transaction = this.#db.transaction((ops: readonly DiskOp[]) => ops.map((op) => this.#apply(op)))
-    this.#mayHoldSessions = this.#stmt.any.get() !== undefined
   }
 
   /**

@@ -9,10 +9,12 @@
 // goes back into Redis is formatted with %d. A key that is not a hash (garbage) is deleted, never an error.
 
 /** Shared prologue: read the version (0 when absent or not a number); a non-hash value at KEYS[1] (WRONGTYPE)
- * is dropped. pcall rather than a TYPE check first: one command fewer on every write. */
+ * is dropped. pcall rather than a TYPE check first: one command fewer on every write. Any other error (OOM, a
+ * read-only replica) is returned as it is, before anything was written. */
 const PROLOGUE = `
 local old = redis.pcall('HMGET', KEYS[1], 'v', 'u', 'd', 'e')
 if old.err then
+  if not string.find(old.err, 'WRONGTYPE', 1, true) then return redis.error_reply(old.err) end
   redis.call('DEL', KEYS[1])
   old = {false, false, false, false}
 end
@@ -80,6 +82,8 @@ return {1, old[2] or ''}
 export const INDEX_ADD_SCRIPT = `
 local added = redis.pcall('SADD', KEYS[1], ARGV[1])
 if type(added) == 'table' and added.err then
+  -- NB: only a value of the wrong type is replaced; an OOM or READONLY error must not cost the index its members.
+  if not string.find(added.err, 'WRONGTYPE', 1, true) then return redis.error_reply(added.err) end
   redis.call('DEL', KEYS[1])
   redis.call('SADD', KEYS[1], ARGV[1])
 end

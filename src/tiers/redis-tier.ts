@@ -53,8 +53,15 @@ const INDEX_MARK = '\u0001user:'
  */
 const INDEX_MARGIN_MS = 10 * 60_000
 
-/** Users whose index expiry this instance remembers, at most. */
-const INDEX_MEMO_MAX = 10_000
+/** Sessions whose index entry this instance remembers, at most (~150 B each; a forgotten one costs one add). */
+const INDEX_MEMO_MAX = 20_000
+
+/** What this instance knows of one session's entry in its user's index. */
+interface IndexEntry {
+  readonly userId: string
+  /** This instance added the sid to that user's index and made the index live at least until then (ms). */
+  readonly until: number
+}
 
 /** Turns HMGET p v e u d into a record (a tombstone is no record); throws TS_DECODE_FAILED for a value that is not ours. */
 function toRecord(values: Array<string | null>): StoredRecord | undefined {
@@ -81,8 +88,8 @@ export class RedisTier implements Tier {
   readonly #channel: string
   readonly #origin: string
   readonly #clock: Clock
-  /** userId → the time (ms) its index was made to live until by this instance, on the current connection. */
-  readonly #indexUntil = new Map<string, number>()
+  /** sid → its index entry as this instance last added it, on the current connection. */
+  readonly #indexed = new Map<string, IndexEntry>()
 
   constructor(options: RedisTierOptions) {
     this.#redis = options.connection
@@ -91,8 +98,8 @@ export class RedisTier implements Tier {
     this.#origin = options.origin
     this.#clock = options.clock
     // NB: a new connection may be a restarted or failed-over Redis: nothing remembered about it holds.
-    this.#redis.on('up', () => this.#indexUntil.clear())
-    this.#redis.on('down', () => this.#indexUntil.clear())
+    this.#redis.on('up', () => this.#indexed.clear())
+    this.#redis.on('down', () => this.#indexed.clear())
   }
 
   key(sid: string): string {
@@ -142,23 +149,35 @@ export class RedisTier implements Tier {
     const now = this.#clock.now()
     const until = expiresAt + Math.min(Math.max(expiresAt - now, 0), INDEX_MARGIN_MS)
     await this.#redis.script('a user index update', scripts.indexAdd, [this.userKey(userId)], [sid, until])
-    if (this.#indexUntil.size >= INDEX_MEMO_MAX && !this.#indexUntil.has(userId))
-      this.#indexUntil.delete(this.#indexUntil.keys().next().value as string)
-    this.#indexUntil.set(userId, Math.max(until, this.#indexUntil.get(userId) ?? 0))
+    if (this.#indexed.size >= INDEX_MEMO_MAX && !this.#indexed.has(sid))
+      this.#indexed.delete(this.#indexed.keys().next().value as string)
+    this.#indexed.set(sid, { userId, until })
   }
 
   /**
-   * True when a write of `sid` needs no index update: the session already belongs to `userId` (so an earlier
-   * write put it in the index) and this instance made that index live past `expiresAt` (an index key only
-   * ever gets a later expiry, or disappears when emptied, which a member it holds prevents).
+   * True when a write of `sid` needs no index update: the session already belongs to `userId`, this instance
+   * added `sid` to that user's index itself and made the index live past `expiresAt`. While the sid is a member
+   * the index key cannot disappear (a set is deleted only when emptied) and its expiry only ever moves later.
+   * Entries are per session, dropped when we remove the sid from an index, and re-added at least every
+   * INDEX_MARGIN_MS of a session's activity, so an entry lost some other way (a prune racing the first write,
+   * a failover) comes back.
    */
-  #indexed(previousUser: string | null | undefined, userId: string | null, expiresAt: number): boolean {
+  #isIndexed(
+    sid: string,
+    previousUser: string | null | undefined,
+    userId: string | null,
+    expiresAt: number,
+  ): boolean {
     if (userId === null) return true
-    return previousUser === userId && (this.#indexUntil.get(userId) ?? 0) >= expiresAt
+    const known = this.#indexed.get(sid)
+    return (
+      previousUser === userId && known !== undefined && known.userId === userId && known.until >= expiresAt
+    )
   }
 
   async #indexRemove(sid: string, userId: string | null | undefined): Promise<void> {
     if (userId === null || userId === undefined || userId === '') return
+    if (this.#indexed.get(sid)?.userId === userId) this.#indexed.delete(sid)
     await this.#redis.run('a user index update', (c) => c.srem(this.userKey(userId), sid))
   }
 
@@ -169,7 +188,7 @@ export class RedisTier implements Tier {
   async set(sid: string, record: RecordInput, knownUser?: string | null): Promise<StoredRecord> {
     // NB: the index add and the write go out together (one round trip; on one connection Redis runs them
     // in order): a crash cannot leave a session missing from its user's index, only a stale entry.
-    const skipped = this.#indexed(knownUser, record.userId, record.expiresAt)
+    const skipped = this.#isIndexed(sid, knownUser, record.userId, record.expiresAt)
     const [, reply] = (await Promise.all([
       skipped ? undefined : this.#indexAdd(sid, record.userId, record.expiresAt),
       this.#redis.script(
@@ -204,7 +223,7 @@ export class RedisTier implements Tier {
     previousUser: string | null,
   ): Promise<CasResult> {
     const [, reply] = (await Promise.all([
-      this.#indexed(previousUser, record.userId, record.expiresAt)
+      this.#isIndexed(sid, previousUser, record.userId, record.expiresAt)
         ? undefined
         : this.#indexAdd(sid, record.userId, record.expiresAt),
       this.#redis.script(
@@ -324,8 +343,10 @@ export class RedisTier implements Tier {
     const rows = await this.#rowsOf(sids, onCorrupt)
     const live = new Set(rows.filter((row) => row.userId === userId).map((row) => row.sid))
     const stale = sids.filter((sid) => !live.has(sid))
-    if (stale.length > 0)
+    if (stale.length > 0) {
+      for (const sid of stale) if (this.#indexed.get(sid)?.userId === userId) this.#indexed.delete(sid)
       await this.#redis.run('a user index prune', (c) => c.srem(this.userKey(userId), ...stale))
+    }
     return rows.filter((row) => live.has(row.sid))
   }
 
