@@ -304,9 +304,8 @@ export class SharedTierManager extends EngineCore implements SessionEngine {
     // NB: a copy in memory is at least as new as one on disk (disk copies are spilled from memory).
     if (cached !== undefined) return Math.max(pending, cached)
     let onDisk = 0
-    if (this.disk?.mayHoldSessions !== true) return pending
     try {
-      onDisk = this.disk.get(sid)?.version ?? 0
+      onDisk = this.disk?.get(sid)?.version ?? 0
     } catch {
       // NB: a corrupt or unreadable cached row only means we do not know its version; Redis orders the rest.
     }

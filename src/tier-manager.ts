@@ -12,7 +12,7 @@ import { assertValidSid, isValidSid, normalizeUserId } from './session-fields.js
 import type { SpillResult } from './spiller.js'
 import type { StoreStats } from './stats.js'
 import { DiskTier } from './tiers/disk-tier.js'
-import type { StoredRecord } from './tiers/tier.js'
+import type { RecordInput, StoredRecord } from './tiers/tier.js'
 
 export type { ManagerEvents, SessionEntry, SessionPatch, UserSession } from './engine-core.js'
 
@@ -91,28 +91,29 @@ export class TierManager extends EngineCore implements SessionEngine {
     assertValidSid(sid)
     const now = this.now()
     const prepared = this.preparePatch(patch, now)
-    let applied = false
     try {
-      await this.disk.write(
-        {
-          type: 'patch',
-          sid,
-          // NB: runs inside the write transaction on the latest row: two requests that change different
-          // keys both keep their change (the same key: the last one to commit wins).
-          patch: (current) => this.applyPatch(current, prepared, now),
-        },
-        (stored) => {
-          if (stored === undefined) return
-          applied = true
-          this.memory.set(sid, stored as StoredRecord)
-          this.counters.writes++
-          this.afterMemoryGrew()
-        },
-      )
+      // NB: two requests that change different keys both keep their change (the same key: the last one to
+      // commit wins).
+      return await this.#patchRow(sid, (current) => this.applyPatch(current, prepared, now))
     } catch (error) {
-      this.fail(error)
+      return this.fail(error)
     }
-    return applied
+  }
+
+  /**
+   * Runs `change` on the latest row inside the write transaction, so it never undoes a write queued before it;
+   * resolves to whether a row was written (false: the session is missing or expired, or nothing changed).
+   */
+  async #patchRow(sid: string, change: (current: StoredRecord) => RecordInput | undefined): Promise<boolean> {
+    let written = false
+    await this.disk.write({ type: 'patch', sid, patch: change }, (stored) => {
+      if (stored === undefined) return
+      written = true
+      this.memory.set(sid, stored as StoredRecord)
+      this.counters.writes++
+      this.afterMemoryGrew()
+    })
+    return written
   }
 
   /** Stores a session; resolves once its transaction has committed. */
@@ -143,20 +144,7 @@ export class TierManager extends EngineCore implements SessionEngine {
     if (plan === undefined) return
     const { cookie, expiresAt } = plan
     try {
-      await this.disk.write(
-        {
-          type: 'patch',
-          sid,
-          // NB: runs inside the transaction on the latest row, so a touch never undoes a write queued before it.
-          patch: (current) => this.applyTouch(current, cookie, expiresAt),
-        },
-        (stored) => {
-          if (stored === undefined) return
-          this.memory.set(sid, stored as StoredRecord)
-          this.counters.writes++
-          this.afterMemoryGrew()
-        },
-      )
+      await this.#patchRow(sid, (current) => this.applyTouch(current, cookie, expiresAt))
     } catch (error) {
       if (isTieredSessionError(error) && error.code === ErrorCodes.DECODE_FAILED) {
         this.report(error)

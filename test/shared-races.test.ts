@@ -1,6 +1,6 @@
 import { once } from 'node:events'
 import { describe, expect, it } from 'vitest'
-import { parseInfo, redisCommand, useRedis } from './helpers/redis-server.js'
+import { commandCalls, redisCommand, useRedis } from './helpers/redis-server.js'
 import { ready, sharedSession, sharedStores } from './helpers/shared-stores.js'
 import { startProxy } from './helpers/tcp-proxy.js'
 
@@ -104,12 +104,7 @@ describe('the known races of client-side caching', () => {
     const b = await open('b', { redis: { url: redis.url, localTtlMs: 1000 } })
     await b.set('s', sharedSession(clock.now(), HOUR, { v: 1 }))
     clock.advance(5000)
-    const calls = async (command: string) => {
-      const line = parseInfo(String(await redisCommand(redis.port, ['INFO', 'commandstats']))).get(
-        `cmdstat_${command}`,
-      )
-      return Number(/calls=(\d+)/.exec(line ?? '')?.[1] ?? 0)
-    }
+    const calls = (command: string) => commandCalls(redis.port, command)
     const [reads, scripts] = [await calls('hmget'), await calls('evalsha')]
     expect(await b.merge('s', { set: { v: '2' }, unset: [] })).toBe(true)
     // The compare-and-set script's own HMGET is the only read.

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { encodeSession } from '../src/codec.js'
-import { parseInfo, redisCommand, useRedis } from './helpers/redis-server.js'
+import { commandCalls, redisCommand, useRedis } from './helpers/redis-server.js'
 import { engineOf, sharedSession, sharedStores } from './helpers/shared-stores.js'
 
 const HOUR = 3_600_000
@@ -9,10 +9,8 @@ const MINUTE = 60_000
 const PAST_THE_MARGIN = 11 * MINUTE
 
 /** How many SADDs (our index script's) this Redis has run. */
-async function indexAdds(port: number): Promise<number> {
-  const stats = parseInfo(String(await redisCommand(port, ['INFO', 'commandstats'])))
-  const line = stats.get('cmdstat_sadd')
-  return line === undefined ? 0 : Number(/calls=(\d+)/.exec(line)?.[1])
+function indexAdds(port: number): Promise<number> {
+  return commandCalls(port, 'sadd')
 }
 
 async function pttl(port: number, key: string): Promise<number> {

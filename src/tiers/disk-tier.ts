@@ -123,7 +123,7 @@ export class DiskTier implements Tier {
     outboxCount: Database.Statement<[], { n: number }>
   }
   #closed = false
-  /** False only while the sessions table is known to be empty (nothing spilled yet): deleteNow can skip it. */
+  /** False only while the sessions table is known to be empty (nothing spilled yet): lookups can skip it. */
   #mayHoldSessions = true
 
   /** Opens (creating if needed) the database. Throws TS_DISK_OPEN_FAILED naming the path. */
@@ -363,6 +363,9 @@ export class DiskTier implements Tier {
 
   /** The live record of `sid`; throws TS_DECODE_FAILED for a corrupt row, TS_DISK_IO for an I/O failure. */
   get(sid: string): StoredRecord | undefined {
+    this.#checkOpen()
+    // NB: most sessions are never spilled: while nothing was ever put, there is nothing to look up.
+    if (!this.#mayHoldSessions) return undefined
     const raw = this.#read('a session', () => this.#stmt.get.get(sid))
     if (raw === undefined) return undefined
     const record = toRecord(raw)
@@ -488,11 +491,6 @@ export class DiskTier implements Tier {
     } catch (cause) {
       throw wrapError(ErrorCodes.DISK_IO, 'writing spilled sessions failed', cause)
     }
-  }
-
-  /** False only while the sessions table is known to be empty (a lookup would find nothing). */
-  get mayHoldSessions(): boolean {
-    return this.#mayHoldSessions
   }
 
   /** Deletes one row now (dropping a cached copy that is no longer current). */

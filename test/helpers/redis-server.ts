@@ -283,6 +283,12 @@ export function parseInfo(text: string): Map<string, string> {
   return fields
 }
 
+/** How many times the server at `port` has run `command` (INFO commandstats; commands inside scripts count). */
+export async function commandCalls(port: number, command: string): Promise<number> {
+  const line = parseInfo(String(await redisCommand(port, ['INFO', 'commandstats']))).get(`cmdstat_${command}`)
+  return line === undefined ? 0 : Number(/calls=(\d+)/.exec(line)?.[1] ?? 0)
+}
+
 /** Yields to the event loop once, so a polling loop lets I/O callbacks run between attempts. */
 function nextTurn(): Promise<void> {
   return new Promise((resolve) => setImmediate(resolve))
