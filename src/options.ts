@@ -4,7 +4,7 @@
 import type { Clock } from './clock.js'
 import { systemClock } from './clock.js'
 import type { SessionObject } from './codec.js'
-import { ErrorCodes, TieredSessionError } from './errors.js'
+import { checkKeys, fraction, integer, invalid, MAX_TIMER_MS, oneOf, plainObject } from './option-checks.js'
 import type { RedisClientLike } from './tiers/redis-connection.js'
 
 /** The memory tier's byte budget and the spiller's watermarks. */
@@ -182,51 +182,6 @@ export function defaultUserId(session: SessionObject): unknown {
   return session.userId ?? (passport !== null && typeof passport === 'object' ? passport.user : undefined)
 }
 
-function invalid(option: string, expected: string): TieredSessionError {
-  return new TieredSessionError(ErrorCodes.INVALID_OPTION, `option "${option}" must be ${expected}`)
-}
-
-function checkKeys(value: object, allowed: readonly string[], where: string): void {
-  for (const key of Object.keys(value)) {
-    if (!allowed.includes(key)) {
-      const name = where ? `${where}.${key}` : key
-      throw new TieredSessionError(ErrorCodes.INVALID_OPTION, `unknown option "${name}"`)
-    }
-  }
-}
-
-/** Longest interval Node's timers accept, in ms (about 24.8 days). */
-const MAX_TIMER_MS = 2 ** 31 - 1
-
-function integer(
-  value: unknown,
-  option: string,
-  min: number,
-  fallback: number,
-  max = Number.MAX_SAFE_INTEGER,
-): number {
-  if (value === undefined) return fallback
-  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min || value > max) {
-    throw invalid(
-      option,
-      max === Number.MAX_SAFE_INTEGER ? `an integer >= ${min}` : `an integer from ${min} to ${max}`,
-    )
-  }
-  return value
-}
-
-function fraction(value: unknown, option: string, fallback: number): number {
-  if (value === undefined) return fallback
-  if (typeof value !== 'number' || !(value > 0 && value <= 1)) throw invalid(option, 'a number in (0, 1]')
-  return value
-}
-
-function plainObject(value: unknown, option: string): Record<string, unknown> | undefined {
-  if (value === undefined) return undefined
-  if (value === null || typeof value !== 'object' || Array.isArray(value)) throw invalid(option, 'an object')
-  return value as Record<string, unknown>
-}
-
 function resolveRedis(input: unknown, prefix: string): ResolvedOptions['redis'] {
   const redis = plainObject(input, 'redis')
   if (redis === undefined) return null
@@ -311,9 +266,13 @@ export function resolveOptions(input: TieredStoreOptions = {}): ResolvedOptions 
   if (typeof path !== 'string' || path.length === 0 || path.includes('\0')) {
     throw invalid('disk.path', 'a non-empty file path')
   }
-  const synchronous = diskIn.synchronous ?? defaults.disk.synchronous
-  if (synchronous !== 'normal' && synchronous !== 'full')
-    throw invalid('disk.synchronous', "'normal' or 'full'")
+  const synchronous = oneOf<'normal' | 'full'>(
+    diskIn.synchronous,
+    'disk.synchronous',
+    ['normal', 'full'],
+    defaults.disk.synchronous,
+    "'normal' or 'full'",
+  )
   const maxBatchSize = integer(diskIn.maxBatchSize, 'disk.maxBatchSize', 1, defaults.disk.maxBatchSize)
   const diskMaxBytes =
     diskIn.maxBytes === undefined ? undefined : integer(diskIn.maxBytes, 'disk.maxBytes', 65_536, 0)

@@ -2,7 +2,7 @@
 
 import { randomBytes } from 'node:crypto'
 import type { IncomingMessage } from 'node:http'
-import { ErrorCodes, TieredSessionError } from '../errors.js'
+import { boolean, checkKeys, invalid, oneOf } from '../option-checks.js'
 import type { TieredStoreOptions } from '../options.js'
 import type { TieredStore } from '../store.js'
 import type { CookieOptions } from './session-cookie.js'
@@ -63,10 +63,6 @@ export function defaultGenid(): string {
   return randomBytes(24).toString('base64url')
 }
 
-function invalid(option: string, expected: string): TieredSessionError {
-  return new TieredSessionError(ErrorCodes.INVALID_OPTION, `option "${option}" must be ${expected}`)
-}
-
 const KNOWN = [
   'secret',
   'store',
@@ -92,19 +88,10 @@ const COOKIE_KNOWN = [
   'priority',
 ]
 
-function boolean(value: unknown, option: string, fallback: boolean): boolean {
-  if (value === undefined) return fallback
-  if (typeof value !== 'boolean') throw invalid(option, 'a boolean')
-  return value
-}
-
 /** Validates and fills in defaults. Throws TS_INVALID_OPTION naming the bad option. */
 export function resolveSessionOptions(options: TieredSessionOptions): ResolvedSessionOptions {
   if (options === null || typeof options !== 'object') throw invalid('options', 'an object with a secret')
-  for (const key of Object.keys(options)) {
-    if (!KNOWN.includes(key))
-      throw new TieredSessionError(ErrorCodes.INVALID_OPTION, `unknown option "${key}"`)
-  }
+  checkKeys(options, KNOWN)
   const secrets = typeof options.secret === 'string' ? [options.secret] : options.secret
   if (
     !Array.isArray(secrets) ||
@@ -119,10 +106,7 @@ export function resolveSessionOptions(options: TieredSessionOptions): ResolvedSe
   }
   const cookie = options.cookie ?? {}
   if (cookie === null || typeof cookie !== 'object') throw invalid('cookie', 'an object')
-  for (const key of Object.keys(cookie)) {
-    if (!COOKIE_KNOWN.includes(key))
-      throw new TieredSessionError(ErrorCodes.INVALID_OPTION, `unknown option "cookie.${key}"`)
-  }
+  checkKeys(cookie, COOKIE_KNOWN, 'cookie')
   if (cookie.maxAge !== undefined && cookie.maxAge !== null) {
     if (typeof cookie.maxAge !== 'number' || !Number.isFinite(cookie.maxAge) || cookie.maxAge <= 0) {
       throw invalid('cookie.maxAge', 'a number of milliseconds > 0')
@@ -131,21 +115,26 @@ export function resolveSessionOptions(options: TieredSessionOptions): ResolvedSe
   if (cookie.expires !== undefined && cookie.expires !== null && !(cookie.expires instanceof Date)) {
     throw invalid('cookie.expires', 'a Date')
   }
-  if (cookie.secure !== undefined && typeof cookie.secure !== 'boolean' && cookie.secure !== 'auto') {
-    throw invalid('cookie.secure', "true, false or 'auto'")
-  }
-  if (cookie.sameSite !== undefined && ![true, false, 'lax', 'strict', 'none'].includes(cookie.sameSite)) {
-    throw invalid('cookie.sameSite', "true, false, 'lax', 'strict' or 'none'")
-  }
-  if (cookie.priority !== undefined && !['low', 'medium', 'high'].includes(cookie.priority)) {
-    throw invalid('cookie.priority', "'low', 'medium' or 'high'")
-  }
+  oneOf(cookie.secure, 'cookie.secure', [true, false, 'auto'], undefined, "true, false or 'auto'")
+  oneOf(
+    cookie.sameSite,
+    'cookie.sameSite',
+    [true, false, 'lax', 'strict', 'none'],
+    undefined,
+    "true, false, 'lax', 'strict' or 'none'",
+  )
+  oneOf(cookie.priority, 'cookie.priority', ['low', 'medium', 'high'], undefined, "'low', 'medium' or 'high'")
   const genid = options.genid ?? defaultGenid
   if (typeof genid !== 'function') throw invalid('genid', 'a function (req) => string')
   boolean(options.resave, 'resave', false)
-  const unset = options.unset ?? 'keep'
-  if (unset !== 'keep' && unset !== 'destroy') throw invalid('unset', "'keep' or 'destroy'")
-  if (options.proxy !== undefined && typeof options.proxy !== 'boolean') throw invalid('proxy', 'a boolean')
+  const unset = oneOf<'keep' | 'destroy'>(
+    options.unset,
+    'unset',
+    ['keep', 'destroy'],
+    'keep',
+    "'keep' or 'destroy'",
+  )
+  if (options.proxy !== undefined) boolean(options.proxy, 'proxy', false)
   const touchAfter = options.touchAfter ?? 0.5
   if (typeof touchAfter !== 'number' || !(touchAfter >= 0 && touchAfter <= 1)) {
     throw invalid('touchAfter', 'a fraction of the session lifetime in [0, 1]')
