@@ -1,6 +1,9 @@
-// Serialization of sessions: JSON text, its exact UTF-8 size, and safe decoding (a decoded payload is a plain object or nothing).
+// The one owner of a session's JSON text: the whole payload (encode, decode, exact size), the per-key snapshot
+// the middleware compares to find what a request changed, the whole text built from that snapshot, JSON
+// copies, and the record transforms of a merge (patch) and a touch (new cookie).
 
 import { ErrorCodes, TieredSessionError } from './errors.js'
+import type { RecordInput, StoredRecord } from './tiers/tier.js'
 
 /** A session as stored: any JSON-serializable object (express-session adds `cookie`). */
 export type SessionObject = Record<string, unknown>
@@ -9,6 +12,38 @@ export type SessionObject = Record<string, unknown>
 export interface Encoded {
   readonly payload: string
   readonly bytes: number
+}
+
+/** JSON text of each top-level data key (not `cookie`, not functions); undefined for a key that serializes to nothing. */
+export type KeySnapshot = ReadonlyMap<string, string | undefined>
+
+/** The changes of one request as a merge applies them (see `SessionPatch`). */
+export interface PatchInput {
+  /** Top-level keys set, each as its JSON text. */
+  readonly set: Readonly<Record<string, string>>
+  /** Top-level keys deleted. */
+  readonly unset: readonly string[]
+  /** The cookie to store, or undefined to keep the stored one. */
+  readonly cookie?: unknown
+}
+
+/** What a record transform needs to know of the store's rules. */
+export interface RecordRules {
+  /** Throws TS_SESSION_TOO_LARGE for a payload over `maxSessionBytes`. */
+  checkSize(bytes: number): void
+  /** The absolute expiry (ms) a session gets when written at `now`. */
+  expiresAt(session: SessionObject, now: number): number
+  /** The user a session belongs to, or null. */
+  userId(session: SessionObject): string | null
+}
+
+/** Keys that are not session data: the cookie is tracked on its own. */
+const NOT_DATA = new Set(['cookie'])
+
+function encodeFailed(cause: unknown): TieredSessionError {
+  return new TieredSessionError(ErrorCodes.ENCODE_FAILED, 'the session could not be serialized to JSON', {
+    cause,
+  })
 }
 
 /** Serializes a session. Throws TS_ENCODE_FAILED for cycles, BigInts and non-objects. */
@@ -20,9 +55,7 @@ export function encodeSession(session: unknown): Encoded {
   try {
     payload = JSON.stringify(session)
   } catch (cause) {
-    throw new TieredSessionError(ErrorCodes.ENCODE_FAILED, 'the session could not be serialized to JSON', {
-      cause,
-    })
+    throw encodeFailed(cause)
   }
   return { payload, bytes: Buffer.byteLength(payload, 'utf8') }
 }
@@ -49,4 +82,90 @@ export function decodeSession(payload: unknown): SessionObject {
 /** The exact size in bytes of a payload as the memory tier counts it. */
 export function payloadBytes(payload: string): number {
   return Buffer.byteLength(payload, 'utf8')
+}
+
+/** A deep copy through JSON (undefined for a value that serializes to nothing). Throws TS_ENCODE_FAILED. */
+export function copyJson<T>(value: T): T | undefined {
+  let json: string | undefined
+  try {
+    json = JSON.stringify(value)
+  } catch (cause) {
+    throw encodeFailed(cause)
+  }
+  return json === undefined ? undefined : (JSON.parse(json) as T)
+}
+
+/** The JSON text of a value, for comparing two versions of it. Throws TS_ENCODE_FAILED. */
+export function jsonText(value: unknown): string | undefined {
+  try {
+    return JSON.stringify(value)
+  } catch (cause) {
+    throw encodeFailed(cause)
+  }
+}
+
+/** The JSON text of each data key of `session` (catches `req.session.cart.push(x)`). Throws TS_ENCODE_FAILED. */
+export function snapshotKeys(session: object): Map<string, string | undefined> {
+  const out = new Map<string, string | undefined>()
+  try {
+    for (const key of Object.keys(session)) {
+      if (NOT_DATA.has(key)) continue
+      const value = (session as Record<string, unknown>)[key]
+      if (typeof value === 'function') continue
+      // NB: JSON.stringify(undefined) is undefined: such a key is as good as absent once stored.
+      out.set(key, JSON.stringify(value))
+    }
+  } catch (cause) {
+    throw encodeFailed(cause)
+  }
+  return out
+}
+
+/**
+ * The JSON text of a whole session from its data keys' texts (a snapshot) and its cookie: what
+ * JSON.stringify of the session gives, without serializing its values a second time.
+ */
+export function wholeText(keys: KeySnapshot, cookie: unknown): string {
+  let text = `{"cookie":${JSON.stringify(cookie)}`
+  for (const [key, json] of keys) if (json !== undefined) text += `,${JSON.stringify(key)}:${json}`
+  return `${text}}`
+}
+
+/**
+ * `current` with a request's changes applied: keys in `set` replaced, those in `unset` removed, the cookie
+ * replaced. Throws TS_DECODE_FAILED (the stored copy) or TS_SESSION_TOO_LARGE.
+ */
+export function patchRecord(
+  current: StoredRecord,
+  patch: PatchInput,
+  rules: RecordRules,
+  now: number,
+): RecordInput {
+  const latest = decodeSession(current.payload)
+  for (const key of patch.unset) delete latest[key]
+  for (const [key, json] of Object.entries(patch.set)) {
+    // NB: defineProperty, so a "__proto__" key is data and never a prototype.
+    Object.defineProperty(latest, key, {
+      value: JSON.parse(json),
+      enumerable: true,
+      writable: true,
+      configurable: true,
+    })
+  }
+  if (patch.cookie !== undefined) latest.cookie = patch.cookie
+  const { payload, bytes } = encodeSession(latest)
+  rules.checkSize(bytes)
+  return { payload, expiresAt: rules.expiresAt(latest, now), userId: rules.userId(latest) }
+}
+
+/** `current` with its cookie replaced, or undefined when the touch would not extend its life. */
+export function touchRecord(
+  current: StoredRecord,
+  cookie: unknown,
+  expiresAt: number,
+): RecordInput | undefined {
+  if (current.expiresAt >= expiresAt) return undefined
+  const latest = decodeSession(current.payload)
+  latest.cookie = cookie
+  return { payload: encodeSession(latest).payload, expiresAt, userId: current.userId }
 }

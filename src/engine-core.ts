@@ -1,8 +1,8 @@
 // What both engines (local mode and shared mode) share: the memory tier and its spiller, counters and error
 // reporting, session encoding and validation on the write path, and merge/touch of a stored payload.
 
-import type { SessionObject } from './codec.js'
-import { decodeSession, encodeSession, payloadBytes } from './codec.js'
+import type { RecordRules, SessionObject } from './codec.js'
+import { copyJson, decodeSession, encodeSession, patchRecord, payloadBytes, touchRecord } from './codec.js'
 import type { ErrorCode } from './errors.js'
 import { ErrorCodes, TieredSessionError, wrapError } from './errors.js'
 import type { ResolvedOptions } from './options.js'
@@ -178,6 +178,13 @@ export abstract class EngineCore {
     }
   }
 
+  /** The store's rules for the codec's record transforms. */
+  protected readonly rules: RecordRules = {
+    checkSize: (bytes) => this.checkSize(bytes),
+    expiresAt: (session, now) => expiresAtOf(session, now, this.options),
+    userId: (session) => userIdOf(session, this.options),
+  }
+
   protected checkSize(bytes: number): void {
     if (bytes > this.options.maxSessionBytes) {
       throw new TieredSessionError(
@@ -225,7 +232,7 @@ export abstract class EngineCore {
   protected prepareTouch(session: SessionObject, now: number): { cookie: unknown; expiresAt: number } {
     try {
       // NB: copy the cookie now; the caller may change its object before the write runs.
-      const cookie = session.cookie === undefined ? undefined : JSON.parse(JSON.stringify(session.cookie))
+      const cookie = session.cookie === undefined ? undefined : copyJson(session.cookie)
       return { cookie, expiresAt: expiresAtOf({ ...session, cookie }, now, this.options) }
     } catch (error) {
       return this.fail(error, ErrorCodes.ENCODE_FAILED, 'the session cookie could not be stored')
@@ -261,33 +268,12 @@ export abstract class EngineCore {
       this.checkSize(payloadBytes(whole.payload))
       return { payload: whole.payload, expiresAt: whole.expiresAt, userId: whole.userId }
     }
-    const latest = decodeSession(current.payload)
-    for (const key of patch.unset) delete latest[key]
-    for (const [key, json] of Object.entries(patch.set)) {
-      // NB: defineProperty, so a "__proto__" key is data and never a prototype.
-      Object.defineProperty(latest, key, {
-        value: JSON.parse(json),
-        enumerable: true,
-        writable: true,
-        configurable: true,
-      })
-    }
-    if (patch.cookie !== undefined) latest.cookie = patch.cookie
-    const { payload, bytes } = encodeSession(latest)
-    this.checkSize(bytes)
-    return {
-      payload,
-      expiresAt: expiresAtOf(latest, now, this.options),
-      userId: userIdOf(latest, this.options),
-    }
+    return patchRecord(current, patch, this.rules, now)
   }
 
   /** `current` with its cookie replaced, or undefined when the touch would not extend its life. */
   protected applyTouch(current: StoredRecord, cookie: unknown, expiresAt: number): RecordInput | undefined {
-    if (current.expiresAt >= expiresAt) return undefined
-    const latest = decodeSession(current.payload)
-    latest.cookie = cookie
-    return { payload: encodeSession(latest).payload, expiresAt, userId: current.userId }
+    return touchRecord(current, cookie, expiresAt)
   }
 
   /** Decoded sessions by id (rows that do not decode are reported and left out). */

@@ -3,12 +3,13 @@
 
 import type { IncomingMessage } from 'node:http'
 import type { SessionObject } from '../codec.js'
+import { copyJson, jsonText, snapshotKeys, wholeText } from '../codec.js'
 import type { SessionEngine } from '../engine-core.js'
 import { ErrorCodes, TieredSessionError } from '../errors.js'
 import type { SessionData, StoredCookie } from '../session-data.js'
 import { isValidSid } from '../session-fields.js'
 import type { TieredStore } from '../store.js'
-import { diff, isEmpty, snapshot, wholeText } from './change-tracker.js'
+import { diff, isEmpty } from './change-tracker.js'
 import type { ResolvedSessionOptions } from './options.js'
 import type { SessionController } from './session.js'
 import { Session } from './session.js'
@@ -31,21 +32,10 @@ export interface CommitResult {
   readonly cookie: SessionCookie | undefined
 }
 
-/** The cookie's attributes other than its moving expiry, to see whether the request changed them. */
+/** The cookie's attributes other than its moving expiry, as text, to see whether the request changed them. */
 function cookieSettings(cookie: SessionCookie): string {
   const { expires: _expires, ...rest } = cookie.toJSON()
-  return JSON.stringify(rest)
-}
-
-/** A snapshot that turns an unserializable value into a typed error. */
-function snapshotOf(session: Session): Map<string, string | undefined> {
-  try {
-    return snapshot(session)
-  } catch (cause) {
-    throw new TieredSessionError(ErrorCodes.ENCODE_FAILED, 'the session could not be serialized to JSON', {
-      cause,
-    })
-  }
+  return jsonText(rest) as string
 }
 
 /** Per-request session controller; `req.session` delegates its methods here. */
@@ -120,7 +110,7 @@ export class SessionContext implements SessionController {
     this.#isNew = isNew
     this.#destroyed = false
     this.#gone = false
-    this.#baseline = isNew ? new Map() : snapshotOf(this.#session)
+    this.#baseline = isNew ? new Map() : snapshotKeys(this.#session)
     this.#holdsAll =
       isNew || this.#baseline.size === Object.keys(data).length - (Object.hasOwn(data, 'cookie') ? 1 : 0)
     this.#baselineCookie = cookieSettings(cookie)
@@ -144,8 +134,8 @@ export class SessionContext implements SessionController {
     const kept: Record<string, unknown> = {}
     for (const key of keep) {
       if (Object.hasOwn(old, key)) {
-        const json = JSON.stringify((old as unknown as Record<string, unknown>)[key])
-        if (json !== undefined) kept[key] = JSON.parse(json)
+        const copy = copyJson((old as unknown as Record<string, unknown>)[key])
+        if (copy !== undefined) kept[key] = copy
       }
     }
     if (!this.#isNew) await this.#manager.destroy(old.id)
@@ -198,7 +188,7 @@ export class SessionContext implements SessionController {
   async #write(explicit: boolean): Promise<void> {
     const session = this.#session
     if (this.#destroyed || this.#gone) return
-    const after = snapshotOf(session)
+    const after = snapshotKeys(session)
     const changes = diff(this.#baseline, after)
     const settings = cookieSettings(session.cookie)
     const modified = !isEmpty(changes) || settings !== this.#baselineCookie
