@@ -1,5 +1,5 @@
 // Diagnostic (not part of `npm run bench`): what one write costs *inside* Redis, per command, for our Lua
-// scripts (read from src/tiers/redis-scripts.ts) against the plain commands connect-redis sends.
+// scripts (read from src/redis/scripts.ts) against the plain commands connect-redis sends.
 //
 //   node bench/redis-script-cost.js [--ops N]
 //
@@ -20,7 +20,7 @@ const { values: args } = parseArgs({ options: { ops: { type: 'string', default: 
 const N = Number(args.ops)
 
 // The scripts are plain template literals in the TypeScript source; evaluate them as JavaScript.
-const source = readFileSync(join(BENCH_DIR, '..', 'src', 'tiers', 'redis-scripts.ts'), 'utf8').replace(
+const source = readFileSync(join(BENCH_DIR, '..', 'src', 'redis', 'scripts.ts'), 'utf8').replace(
   /export const/g,
   'const',
 )

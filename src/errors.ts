@@ -17,8 +17,12 @@ export const ErrorCodes = {
   DISK_OPEN_FAILED: 'TS_DISK_OPEN_FAILED',
   /** A read or a transaction on the SQLite file failed at run time. */
   DISK_IO: 'TS_DISK_IO',
-  /** Redis did not answer within `commandTimeout` or is disconnected. */
+  /** Redis did not answer within `commandTimeout` or is disconnected (an outage). */
   REDIS_UNAVAILABLE: 'TS_REDIS_UNAVAILABLE',
+  /** Redis answered but refused the command (WRONGTYPE, OOM, READONLY, CLUSTERDOWN, ...): not an outage. */
+  REDIS_REFUSED: 'TS_REDIS_REFUSED',
+  /** A merge or touch lost its compare-and-set to other writers of the same session too many times in a row. */
+  WRITE_CONFLICT: 'TS_WRITE_CONFLICT',
   /** `req.session.reload()` found no session to load (destroyed or expired meanwhile). */
   SESSION_NOT_FOUND: 'TS_SESSION_NOT_FOUND',
   /** The store was closed; no further operation is accepted. */

@@ -5,7 +5,7 @@ import type { Clock } from './clock.js'
 import { systemClock } from './clock.js'
 import type { SessionObject } from './codec.js'
 import { checkKeys, fraction, integer, invalid, MAX_TIMER_MS, oneOf, plainObject } from './option-checks.js'
-import type { RedisClientLike } from './tiers/redis-connection.js'
+import type { RedisClientLike } from './redis/connection.js'
 
 /** The memory tier's byte budget and the spiller's watermarks. */
 export interface MemoryOptions {

@@ -7,16 +7,17 @@ import type { SessionObject } from './codec.js'
 import type { ManagerEvents, SessionEngine, SessionEntry, SessionPatch, UserSession } from './engine-core.js'
 import { EngineCore } from './engine-core.js'
 import { ErrorCodes, isTieredSessionError, TieredSessionError, wrapError } from './errors.js'
-import { InvalidationChannel } from './invalidation-channel.js'
 import type { ResolvedOptions } from './options.js'
+import type { StatusChange } from './redis/connection.js'
+import { RedisConnection } from './redis/connection.js'
+import { InvalidationChannel } from './redis/invalidation-channel.js'
+import { RedisTier } from './redis/redis-tier.js'
 import { isValidSid, normalizeUserId } from './session-fields.js'
 import type { SpillResult } from './spiller.js'
 import type { StoreStats } from './stats.js'
 import type { OutboxEntry } from './tiers/disk-tier.js'
 import { DiskTier } from './tiers/disk-tier.js'
 import type { MemoryRecord } from './tiers/memory-tier.js'
-import { RedisConnection } from './tiers/redis-connection.js'
-import { RedisTier } from './tiers/redis-tier.js'
 import type { RecordInput, StoredRecord } from './tiers/tier.js'
 
 /**
@@ -91,11 +92,12 @@ export class SharedTierManager extends EngineCore implements SessionEngine {
       },
       onGarbage: () => this.counters.countError(ErrorCodes.DECODE_FAILED),
     })
-    this.#connection.on('up', () => {
-      this.events.connect?.()
-      this.#replay()
+    this.#connection.on('status', ({ status, previous }: StatusChange) => {
+      if (status === 'ready') {
+        this.events.connect?.()
+        this.#replay()
+      } else if (previous === 'ready') this.events.disconnect?.()
     })
-    this.#connection.on('down', () => this.events.disconnect?.())
     this.#connection.on('client-error', () => this.counters.countError(ErrorCodes.REDIS_UNAVAILABLE))
     if (this.#connection.up) this.#replay()
     this.spiller.start()
@@ -230,7 +232,12 @@ export class SharedTierManager extends EngineCore implements SessionEngine {
         this.counters.misses++
         return undefined
       }
-      if (isTieredSessionError(error) && error.code === ErrorCodes.REDIS_UNAVAILABLE && local !== undefined) {
+      // NB: down, or refusing reads (CLUSTERDOWN, a failover): what we hold locally is the best there is.
+      if (
+        isTieredSessionError(error) &&
+        (error.code === ErrorCodes.REDIS_UNAVAILABLE || error.code === ErrorCodes.REDIS_REFUSED) &&
+        local !== undefined
+      ) {
         return this.#serveLocal(sid, local, localTier)
       }
       return this.fail(error, ErrorCodes.REDIS_UNAVAILABLE)
@@ -489,7 +496,7 @@ export class SharedTierManager extends EngineCore implements SessionEngine {
     }
     return this.fail(
       new TieredSessionError(
-        ErrorCodes.REDIS_UNAVAILABLE,
+        ErrorCodes.WRITE_CONFLICT,
         `a session kept changing under ${MAX_CAS_ATTEMPTS} merge attempts`,
       ),
     )

@@ -5,6 +5,8 @@ import { statusFor, withStatus } from '../src/middleware/error-status.js'
 describe('store errors passed to next(err)', () => {
   it.each([
     [ErrorCodes.REDIS_UNAVAILABLE, 503],
+    [ErrorCodes.REDIS_REFUSED, 503],
+    [ErrorCodes.WRITE_CONFLICT, 503],
     [ErrorCodes.SESSION_TOO_LARGE, 413],
     [ErrorCodes.DISK_IO, 500],
     [ErrorCodes.STORE_CLOSED, 500],

@@ -2,15 +2,15 @@ import { once } from 'node:events'
 import { Cluster } from 'ioredis'
 import { Redis as Redis5 } from 'ioredis5'
 import { describe } from 'vitest'
-import { RedisConnection } from '../src/tiers/redis-connection.js'
-import { RedisTier } from '../src/tiers/redis-tier.js'
+import { RedisConnection } from '../src/redis/connection.js'
+import { RedisTier } from '../src/redis/redis-tier.js'
 import { runTierConformance } from './conformance/tier-conformance.js'
 import { ManualClock } from './helpers/manual-clock.js'
 import { useCluster, useRedis } from './helpers/redis-server.js'
 import { uniquePrefix } from './helpers/shared-stores.js'
 
 async function redisFixture(connection: RedisConnection, testOwnsClient = false) {
-  if (!connection.up) await once(connection, 'up')
+  while (!connection.up) await once(connection, 'status')
   // NB: Redis expires keys on its own clock; start ours a minute ahead so only our clock decides in tests.
   const clock = new ManualClock(Date.now() + 60_000)
   const tier = new RedisTier({

@@ -65,7 +65,7 @@ describe('garbage in Redis', () => {
           () => undefined,
           (e: unknown) => e,
         )
-      expect(error).toMatchObject({ code: 'TS_REDIS_UNAVAILABLE' })
+      expect(error).toMatchObject({ code: 'TS_REDIS_REFUSED' })
       const text = inspect(error, { depth: 10 })
       expect(text).toContain('READONLY')
       expect(text).not.toContain('secret-sid')

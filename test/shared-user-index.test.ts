@@ -5,7 +5,7 @@ import { engineOf, sharedSession, sharedStores } from './helpers/shared-stores.j
 
 const HOUR = 3_600_000
 const MINUTE = 60_000
-/** Past INDEX_MARGIN_MS (src/tiers/redis-tier.ts): the next write must extend the index again. */
+/** Past INDEX_MARGIN_MS (src/redis/user-index.ts): the next write must extend the index again. */
 const PAST_THE_MARGIN = 11 * MINUTE
 
 /** How many SADDs (our index script's) this Redis has run. */
@@ -86,7 +86,7 @@ describe('the per-user index in shared mode', () => {
     await a.set('two', alice())
     await redisCommand(redis.port, ['CONFIG', 'SET', 'maxmemory', '1'])
     try {
-      await expect(a.set('three', alice())).rejects.toMatchObject({ code: 'TS_REDIS_UNAVAILABLE' })
+      await expect(a.set('three', alice())).rejects.toMatchObject({ code: 'TS_REDIS_REFUSED' })
     } finally {
       await redisCommand(redis.port, ['CONFIG', 'SET', 'maxmemory', '0'])
     }

@@ -2,10 +2,17 @@
 
 import { ErrorCodes } from '../errors.js'
 
-/** 503 for TS_REDIS_UNAVAILABLE, 413 for TS_SESSION_TOO_LARGE, else 500. */
+/** Codes that mean "try again shortly": Redis down, Redis refusing commands, a session changing too fast. */
+const RETRYABLE: ReadonlySet<unknown> = new Set([
+  ErrorCodes.REDIS_UNAVAILABLE,
+  ErrorCodes.REDIS_REFUSED,
+  ErrorCodes.WRITE_CONFLICT,
+])
+
+/** 503 for TS_REDIS_UNAVAILABLE, TS_REDIS_REFUSED and TS_WRITE_CONFLICT, 413 for TS_SESSION_TOO_LARGE, else 500. */
 export function statusFor(error: unknown): number {
   const code = (error as { code?: unknown } | null)?.code
-  if (code === ErrorCodes.REDIS_UNAVAILABLE) return 503
+  if (RETRYABLE.has(code)) return 503
   if (code === ErrorCodes.SESSION_TOO_LARGE) return 413
   return 500
 }

@@ -3,23 +3,17 @@
 
 import type { Clock } from '../clock.js'
 import { ErrorCodes, TieredSessionError } from '../errors.js'
-import type { RedisClientLike, RedisConnection } from './redis-connection.js'
-import { Script } from './redis-connection.js'
-import {
-  CAS_SCRIPT,
-  DELETE_SCRIPT,
-  INDEX_ADD_SCRIPT,
-  SET_IF_NEWER_SCRIPT,
-  SET_SCRIPT,
-} from './redis-scripts.js'
-import type { RecordInput, StoredRecord, Tier } from './tier.js'
+import type { RecordInput, StoredRecord, Tier } from '../tiers/tier.js'
+import type { RedisClientLike, RedisConnection } from './connection.js'
+import { Script } from './connection.js'
+import { CAS_SCRIPT, DELETE_SCRIPT, SET_IF_NEWER_SCRIPT, SET_SCRIPT } from './scripts.js'
+import { UserIndex } from './user-index.js'
 
 const scripts = {
   set: new Script(SET_SCRIPT),
   cas: new Script(CAS_SCRIPT),
   setIfNewer: new Script(SET_IF_NEWER_SCRIPT),
   delete: new Script(DELETE_SCRIPT),
-  indexAdd: new Script(INDEX_ADD_SCRIPT),
 }
 
 /** Options of {@link RedisTier}. */
@@ -41,26 +35,6 @@ export type CasResult =
 /** A session row with its id. */
 export interface RedisRow extends StoredRecord {
   readonly sid: string
-}
-
-/** The separator between the prefix and the user index: sids are visible ASCII, so no sid can start with it. */
-const INDEX_MARK = '\u0001user:'
-
-/**
- * How long past a session's expiry its user's index is kept, at most (ms). Within that margin later writes of
- * the same session (whose expiry creeps forward) need no index update; it also bounds how long an index
- * entry lost to a race with a prune stays lost while the session keeps being written.
- */
-const INDEX_MARGIN_MS = 10 * 60_000
-
-/** Sessions whose index entry this instance remembers, at most (~150 B each; a forgotten one costs one add). */
-const INDEX_MEMO_MAX = 20_000
-
-/** What this instance knows of one session's entry in its user's index. */
-interface IndexEntry {
-  readonly userId: string
-  /** This instance added the sid to that user's index and made the index live at least until then (ms). */
-  readonly until: number
 }
 
 /** Turns HMGET p v e u d into a record (a tombstone is no record); throws TS_DECODE_FAILED for a value that is not ours. */
@@ -88,8 +62,7 @@ export class RedisTier implements Tier {
   readonly #channel: string
   readonly #origin: string
   readonly #clock: Clock
-  /** sid → its index entry as this instance last added it, on the current connection. */
-  readonly #indexed = new Map<string, IndexEntry>()
+  readonly #index: UserIndex
 
   constructor(options: RedisTierOptions) {
     this.#redis = options.connection
@@ -97,18 +70,16 @@ export class RedisTier implements Tier {
     this.#channel = options.channel
     this.#origin = options.origin
     this.#clock = options.clock
-    // NB: a new connection may be a restarted or failed-over Redis: nothing remembered about it holds.
-    this.#redis.on('up', () => this.#indexed.clear())
-    this.#redis.on('down', () => this.#indexed.clear())
+    this.#index = new UserIndex(options)
   }
 
   key(sid: string): string {
     return `${this.#prefix}${sid}`
   }
 
-  /** The key of a user's index set; the hash tag keeps it in one slot whatever the user id. */
+  /** The key of a user's index set. */
   userKey(userId: string): string {
-    return `${this.#prefix}${INDEX_MARK}{${userId}}`
+    return this.#index.key(userId)
   }
 
   /** A version for a new write: wall-clock microseconds-ish, so writes order across instances. */
@@ -122,7 +93,11 @@ export class RedisTier implements Tier {
     try {
       values = await this.#redis.run('a session read', (c) => c.hmget(this.key(sid), 'p', 'v', 'e', 'u', 'd'))
     } catch (error) {
-      if (error instanceof TieredSessionError && /WRONGTYPE/.test(error.message)) {
+      if (
+        error instanceof TieredSessionError &&
+        error.code === ErrorCodes.REDIS_REFUSED &&
+        /WRONGTYPE/.test(error.message)
+      ) {
         throw new TieredSessionError(
           ErrorCodes.DECODE_FAILED,
           'a session key in Redis holds a value that is not ours',
@@ -143,44 +118,6 @@ export class RedisTier implements Tier {
     return v === null || v === undefined || dead === '1' ? undefined : Number(v)
   }
 
-  /** Adds `sid` to its user's index; the index outlives its longest session (by up to INDEX_MARGIN_MS). */
-  async #indexAdd(sid: string, userId: string | null, expiresAt: number): Promise<void> {
-    if (userId === null) return
-    const now = this.#clock.now()
-    const until = expiresAt + Math.min(Math.max(expiresAt - now, 0), INDEX_MARGIN_MS)
-    await this.#redis.script('a user index update', scripts.indexAdd, [this.userKey(userId)], [sid, until])
-    if (this.#indexed.size >= INDEX_MEMO_MAX && !this.#indexed.has(sid))
-      this.#indexed.delete(this.#indexed.keys().next().value as string)
-    this.#indexed.set(sid, { userId, until })
-  }
-
-  /**
-   * True when a write of `sid` needs no index update: the session already belongs to `userId`, this instance
-   * added `sid` to that user's index itself and made the index live past `expiresAt`. While the sid is a member
-   * the index key cannot disappear (a set is deleted only when emptied) and its expiry only ever moves later.
-   * Entries are per session, dropped when we remove the sid from an index, and re-added at least every
-   * INDEX_MARGIN_MS of a session's activity, so an entry lost some other way (a prune racing the first write,
-   * a failover) comes back.
-   */
-  #isIndexed(
-    sid: string,
-    previousUser: string | null | undefined,
-    userId: string | null,
-    expiresAt: number,
-  ): boolean {
-    if (userId === null) return true
-    const known = this.#indexed.get(sid)
-    return (
-      previousUser === userId && known !== undefined && known.userId === userId && known.until >= expiresAt
-    )
-  }
-
-  async #indexRemove(sid: string, userId: string | null | undefined): Promise<void> {
-    if (userId === null || userId === undefined || userId === '') return
-    if (this.#indexed.get(sid)?.userId === userId) this.#indexed.delete(sid)
-    await this.#redis.run('a user index update', (c) => c.srem(this.userKey(userId), sid))
-  }
-
   /**
    * Writes `record` (version = max(old + 1, proposed)); the user index entry is added before the write, unless
    * `knownUser` (the user of the copy the caller holds) says it is there already.
@@ -188,9 +125,9 @@ export class RedisTier implements Tier {
   async set(sid: string, record: RecordInput, knownUser?: string | null): Promise<StoredRecord> {
     // NB: the index add and the write go out together (one round trip; on one connection Redis runs them
     // in order): a crash cannot leave a session missing from its user's index, only a stale entry.
-    const skipped = this.#isIndexed(sid, knownUser, record.userId, record.expiresAt)
+    const skipped = this.#index.isIndexed(sid, knownUser, record.userId, record.expiresAt)
     const [, reply] = (await Promise.all([
-      skipped ? undefined : this.#indexAdd(sid, record.userId, record.expiresAt),
+      skipped ? undefined : this.#index.add(sid, record.userId, record.expiresAt),
       this.#redis.script(
         'a session write',
         scripts.set,
@@ -210,8 +147,8 @@ export class RedisTier implements Tier {
     const previousUser = reply[1]
     // NB: the caller's copy was stale (another instance changed the user): add the entry now, after the write.
     if (skipped && previousUser !== (record.userId ?? ''))
-      await this.#indexAdd(sid, record.userId, record.expiresAt)
-    if (previousUser !== '' && previousUser !== record.userId) await this.#indexRemove(sid, previousUser)
+      await this.#index.add(sid, record.userId, record.expiresAt)
+    if (previousUser !== '' && previousUser !== record.userId) await this.#index.remove(sid, previousUser)
     return { payload: record.payload, expiresAt: record.expiresAt, userId: record.userId, version }
   }
 
@@ -223,9 +160,9 @@ export class RedisTier implements Tier {
     previousUser: string | null,
   ): Promise<CasResult> {
     const [, reply] = (await Promise.all([
-      this.#isIndexed(sid, previousUser, record.userId, record.expiresAt)
+      this.#index.isIndexed(sid, previousUser, record.userId, record.expiresAt)
         ? undefined
-        : this.#indexAdd(sid, record.userId, record.expiresAt),
+        : this.#index.add(sid, record.userId, record.expiresAt),
       this.#redis.script(
         'a session merge',
         scripts.cas,
@@ -244,7 +181,7 @@ export class RedisTier implements Tier {
     ])) as [unknown, Array<number | string>]
     if (Number(reply[0]) === -1) return { ok: false, gone: true }
     if (Number(reply[0]) === 0) return { ok: false, gone: false }
-    if (previousUser !== null && previousUser !== record.userId) await this.#indexRemove(sid, previousUser)
+    if (previousUser !== null && previousUser !== record.userId) await this.#index.remove(sid, previousUser)
     return {
       ok: true,
       record: {
@@ -258,7 +195,7 @@ export class RedisTier implements Tier {
 
   /** Outbox replay of a write: applied only if Redis holds nothing newer. */
   async setIfNewer(sid: string, record: StoredRecord): Promise<boolean> {
-    await this.#indexAdd(sid, record.userId, record.expiresAt)
+    await this.#index.add(sid, record.userId, record.expiresAt)
     const written = await this.#redis.script(
       'an outbox replay',
       scripts.setIfNewer,
@@ -284,7 +221,7 @@ export class RedisTier implements Tier {
       [this.key(sid)],
       [olderThan === undefined ? 'inf' : olderThan, this.#channel, this.#origin, sid],
     )) as [number, string]
-    if (Number(reply[0]) === 1) await this.#indexRemove(sid, reply[1])
+    if (Number(reply[0]) === 1) await this.#index.remove(sid, reply[1])
     return Number(reply[0]) === 1
   }
 
@@ -299,7 +236,7 @@ export class RedisTier implements Tier {
           (node as RedisClientLike).scan(cursor, 'MATCH', pattern, 'COUNT', 500),
         )
         cursor = next
-        for (const key of keys) if (!key.startsWith(`${this.#prefix}${INDEX_MARK}`)) out.push(key)
+        for (const key of keys) if (!this.#index.isIndexKey(key)) out.push(key)
       } while (cursor !== '0')
     }
     return out
@@ -339,14 +276,11 @@ export class RedisTier implements Tier {
 
   /** Live sessions of one user; index entries of sessions gone or moved to another user are pruned. */
   async rowsOfUser(userId: string, onCorrupt: (error: TieredSessionError) => void): Promise<RedisRow[]> {
-    const sids = await this.#redis.run('a user index read', (c) => c.smembers(this.userKey(userId)))
+    const sids = await this.#index.members(userId)
     const rows = await this.#rowsOf(sids, onCorrupt)
     const live = new Set(rows.filter((row) => row.userId === userId).map((row) => row.sid))
     const stale = sids.filter((sid) => !live.has(sid))
-    if (stale.length > 0) {
-      for (const sid of stale) if (this.#indexed.get(sid)?.userId === userId) this.#indexed.delete(sid)
-      await this.#redis.run('a user index prune', (c) => c.srem(this.userKey(userId), ...stale))
-    }
+    await this.#index.prune(userId, stale)
     return rows.filter((row) => live.has(row.sid))
   }
 
@@ -362,7 +296,7 @@ export class RedisTier implements Tier {
       let cursor = '0'
       do {
         const [next, keys2] = await this.#redis.run('a key scan', () =>
-          (node as RedisClientLike).scan(cursor, 'MATCH', `${this.#prefix}${INDEX_MARK}*`, 'COUNT', 500),
+          (node as RedisClientLike).scan(cursor, 'MATCH', this.#index.scanPattern, 'COUNT', 500),
         )
         cursor = next
         for (const key of keys2) await this.#redis.run('an index delete', (c) => c.del(key))

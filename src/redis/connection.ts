@@ -1,5 +1,5 @@
 // The Redis connection: creates or adopts an ioredis client (single node, Sentinel or Cluster), runs every
-// command with a bounded wait (never the offline queue's), runs Lua scripts by SHA, and reports up/down.
+// command with a bounded wait (never the offline queue's), runs Lua scripts by SHA, and tracks its status.
 
 import { createHash } from 'node:crypto'
 import { EventEmitter } from 'node:events'
@@ -62,18 +62,28 @@ function unavailable(message: string): TieredSessionError {
 }
 
 /**
- * One Redis client plus fail-fast command execution. Emits `up` when the client is ready and `down` when it
- * is not (closed, reconnecting, or a command timed out), each once per change.
+ * Where the connection stands. `connecting`: never ready yet. `ready`: commands are sent. `hung`: a command
+ * timed out on a connection that looked ready (PING probes until Redis answers). `reconnecting`: the client
+ * lost its connection and is making a new one. `closed`: final.
+ */
+export type ConnectionStatus = 'connecting' | 'ready' | 'hung' | 'reconnecting' | 'closed'
+
+/** The one event of a {@link RedisConnection}: its status changed (emitted once per change). */
+export interface StatusChange {
+  readonly status: ConnectionStatus
+  readonly previous: ConnectionStatus
+}
+
+/**
+ * One Redis client plus fail-fast command execution. Its state is one {@link ConnectionStatus}, changed only by
+ * `#setStatus`, which emits one `status` event ({@link StatusChange}) per change.
  */
 export class RedisConnection extends EventEmitter {
   readonly client: RedisClientLike
   readonly isCluster: boolean
   readonly #owned: boolean
   readonly #timeoutMs: number
-  #up = false
-  #closed = false
-  /** Set after a command timed out on a connection that still looks ready: Redis may be hung. */
-  #hung = false
+  #status: ConnectionStatus = 'connecting'
   #probe: NodeJS.Timeout | undefined
   /** Bumped on every 'ready': a command from an older connection failing late says nothing about this one. */
   #generation = 0
@@ -102,22 +112,38 @@ export class RedisConnection extends EventEmitter {
     this.client.on('end', this.#onDown)
     this.client.on('reconnecting', this.#onDown)
     this.client.on('node error', this.#onNodeError)
-    // NB: ioredis prints unhandled 'error' events; we surface state through up/down and typed errors instead.
+    // NB: ioredis prints unhandled 'error' events; we surface state through status and typed errors instead.
     this.client.on('error', this.#onError)
-    if (this.client.status === 'ready') this.#up = true
+    // NB: an adopted client that is ready already starts ready, without an event (nobody listens yet).
+    if (this.client.status === 'ready') this.#status = 'ready'
+  }
+
+  /** The current status. */
+  get status(): ConnectionStatus {
+    return this.#status
+  }
+
+  /** True while the client is ready and answering. */
+  get up(): boolean {
+    return this.#status === 'ready' && this.client.status === 'ready'
+  }
+
+  /** The one place the status changes; emits `status` once per change. */
+  #setStatus(status: ConnectionStatus): void {
+    const previous = this.#status
+    if (status === previous || previous === 'closed') return
+    this.#status = status
+    this.emit('status', { status, previous } satisfies StatusChange)
   }
 
   #onReady = (): void => {
     this.#generation++
-    if (this.#closed || this.#up) return
-    this.#up = true
-    if (!this.#hung) this.emit('up')
+    // NB: a connection that comes (back) ready is fresh: a hang seen on the old one no longer applies.
+    if (this.#status !== 'closed') this.#setStatus('ready')
   }
 
   #onDown = (): void => {
-    if (!this.#up) return
-    this.#up = false
-    if (!this.#hung) this.emit('down')
+    if (this.#status === 'ready' || this.#status === 'hung') this.#setStatus('reconnecting')
   }
 
   #onNodeError = (): void => {
@@ -128,19 +154,13 @@ export class RedisConnection extends EventEmitter {
     this.emit('client-error', error)
   }
 
-  /** True while the client is ready and answering. */
-  get up(): boolean {
-    return this.#up && !this.#hung && this.client.status === 'ready'
-  }
-
-  /** A command timed out: treat Redis as down and PING it until it answers again. */
+  /** A command timed out or failed under us: treat Redis as down and PING it until it answers again. */
   #markHung(): void {
-    if (this.#hung || this.#closed) return
-    this.#hung = true
-    this.emit('down')
+    if (this.#status !== 'ready') return
+    this.#setStatus('hung')
     const probe = () => {
       this.#probe = undefined
-      if (this.#closed) return
+      if (this.#status !== 'hung') return
       let timer: NodeJS.Timeout | undefined
       const timeout = new Promise<never>((_, reject) => {
         timer = setTimeout(() => reject(new Error('timeout')), this.#timeoutMs)
@@ -149,13 +169,11 @@ export class RedisConnection extends EventEmitter {
       Promise.race([settledLater(this.client.ping()), timeout]).then(
         () => {
           clearTimeout(timer)
-          if (this.#closed) return
-          this.#hung = false
-          if (this.#up && this.client.status === 'ready') this.emit('up')
+          if (this.#status === 'hung' && this.client.status === 'ready') this.#setStatus('ready')
         },
         () => {
           clearTimeout(timer)
-          if (!this.#closed) this.#probe = setTimeout(probe, this.#timeoutMs).unref()
+          if (this.#status === 'hung') this.#probe = setTimeout(probe, this.#timeoutMs).unref()
         },
       )
     }
@@ -164,7 +182,8 @@ export class RedisConnection extends EventEmitter {
 
   /** Runs `command` if the client is ready, failing with TS_REDIS_UNAVAILABLE after the timeout. */
   async run<T>(what: string, command: (client: RedisClientLike) => Promise<T>): Promise<T> {
-    if (this.#closed) throw new TieredSessionError(ErrorCodes.STORE_CLOSED, 'the store is closed')
+    if (this.#status === 'closed')
+      throw new TieredSessionError(ErrorCodes.STORE_CLOSED, 'the store is closed')
     if (!this.up) throw unavailable(`Redis is not connected (${what})`)
     const generation = this.#generation
     let timer: NodeJS.Timeout | undefined
@@ -182,14 +201,14 @@ export class RedisConnection extends EventEmitter {
       // NB: never chain ioredis errors as `cause`: they carry the command and its arguments (session ids,
       // payloads). Only the first line of the message is kept, which names the failure and no data.
       const message = String((error as Error)?.message ?? error).split('\n')[0] ?? ''
-      // A reply error (WRONGTYPE, a script error, OOM) means Redis answered: not an outage.
+      // A reply error (WRONGTYPE, a script error, OOM) means Redis answered: not an outage, a refusal.
       if (
         /^(WRONGTYPE|ERR|NOSCRIPT|BUSY|OOM|READONLY|MOVED|ASK|CLUSTERDOWN|CROSSSLOT|EXECABORT|NOPERM)/.test(
           message,
         )
       ) {
         throw new TieredSessionError(
-          ErrorCodes.REDIS_UNAVAILABLE,
+          ErrorCodes.REDIS_REFUSED,
           `Redis refused ${what}: ${message.slice(0, 200)}`,
         )
       }
@@ -222,9 +241,8 @@ export class RedisConnection extends EventEmitter {
 
   /** Closes the client if we created it. Idempotent. */
   async close(): Promise<void> {
-    if (this.#closed) return
-    this.#closed = true
-    this.#up = false
+    if (this.#status === 'closed') return
+    this.#setStatus('closed')
     if (this.#probe !== undefined) clearTimeout(this.#probe)
     this.client.off('ready', this.#onReady)
     this.client.off('close', this.#onDown)

@@ -1,7 +1,7 @@
 // The invalidation channel: a pub/sub subscription (works on Redis Cluster) on which every instance hears the
 // writes and destroys of the others, and learns when it may have missed some (the subscriber dropped).
 
-import type { RedisClientLike, RedisConnection } from './tiers/redis-connection.js'
+import type { RedisClientLike, RedisConnection } from './connection.js'
 
 /** Options of {@link InvalidationChannel}. */
 export interface InvalidationChannelOptions {
