@@ -1,0 +1,86 @@
+// The Redis connection's state is one status union, changed in one place that emits one `status` event per
+// change: connecting → ready, ready → reconnecting on a lost connection, → ready again, → hung when a command
+// times out on a connection that looks ready, and → closed, after which nothing changes any more.
+
+import { once } from 'node:events'
+import { describe, expect, it, onTestFinished } from 'vitest'
+import type { ConnectionStatus, StatusChange } from '../src/redis/connection.js'
+import { RedisConnection } from '../src/redis/connection.js'
+import { useRedis } from './helpers/redis-server.js'
+import { startProxy } from './helpers/tcp-proxy.js'
+
+function track(connection: RedisConnection): Array<[ConnectionStatus, ConnectionStatus]> {
+  const seen: Array<[ConnectionStatus, ConnectionStatus]> = []
+  connection.on('status', ({ status, previous }: StatusChange) => seen.push([previous, status]))
+  return seen
+}
+
+async function until(connection: RedisConnection, status: ConnectionStatus): Promise<void> {
+  while (connection.status !== status) await once(connection, 'status')
+}
+
+describe('RedisConnection status', () => {
+  const redis = useRedis()
+
+  it('moves connecting → ready → reconnecting → ready → closed, one event per change', async () => {
+    const proxy = await startProxy(redis.port)
+    const connection = new RedisConnection({ url: proxy.url, commandTimeoutMs: 2000 })
+    onTestFinished(() => connection.close())
+    const seen = track(connection)
+    expect(connection.status).toBe('connecting')
+    expect(connection.up).toBe(false)
+    await until(connection, 'ready')
+    expect(connection.up).toBe(true)
+    proxy.dropAll()
+    await until(connection, 'reconnecting')
+    expect(connection.up).toBe(false)
+    await until(connection, 'ready')
+    await connection.close()
+    expect(connection.status).toBe('closed')
+    await expect(connection.run('a ping', (c) => c.ping())).rejects.toMatchObject({ code: 'TS_STORE_CLOSED' })
+    expect(seen).toEqual([
+      ['connecting', 'ready'],
+      ['ready', 'reconnecting'],
+      ['reconnecting', 'ready'],
+      ['ready', 'closed'],
+    ])
+  })
+
+  it('a command that times out on a ready connection makes it hung until a PING is answered', async () => {
+    const proxy = await startProxy(redis.port)
+    const connection = new RedisConnection({ url: proxy.url, commandTimeoutMs: 200 })
+    onTestFinished(() => connection.close())
+    await until(connection, 'ready')
+    const seen = track(connection)
+    const held = proxy.holdNextReply()
+    await expect(connection.run('a ping', (c) => c.ping())).rejects.toMatchObject({
+      code: 'TS_REDIS_UNAVAILABLE',
+    })
+    expect(connection.status).toBe('hung')
+    await expect(connection.run('a ping', (c) => c.ping())).rejects.toMatchObject({
+      code: 'TS_REDIS_UNAVAILABLE',
+    })
+    held.release()
+    await until(connection, 'ready')
+    expect(seen).toEqual([
+      ['ready', 'hung'],
+      ['hung', 'ready'],
+    ])
+  })
+
+  it('a command Redis refuses is TS_REDIS_REFUSED and leaves the connection ready', async () => {
+    const connection = new RedisConnection({ url: redis.url, commandTimeoutMs: 2000 })
+    onTestFinished(() => connection.close())
+    await until(connection, 'ready')
+    const key = `refused-${process.pid}-${Date.now()}`
+    await connection.run('a set', (c) => c.sadd(key, 'x'))
+    onTestFinished(async () => {
+      await connection.run('a cleanup', (c) => c.del(key))
+    })
+    await expect(connection.run('a read', (c) => c.hmget(key, 'p'))).rejects.toMatchObject({
+      code: 'TS_REDIS_REFUSED',
+      message: expect.stringContaining('WRONGTYPE'),
+    })
+    expect(connection.status).toBe('ready')
+  })
+})
