@@ -46,6 +46,36 @@ export class Counters {
   }
 }
 
+/** Where a stats snapshot is read from. */
+export interface StatsSources {
+  readonly counters: Counters
+  readonly memory: { readonly entries: number; readonly bytes: number; readonly maxBytes: number }
+  readonly disk: StoreStats['disk']
+  readonly redis: StoreStats['redis']
+  readonly outbox: number
+}
+
+/** The `stats()` snapshot: copies of every counter and size, safe to keep. */
+export function statsSnapshot(sources: StatsSources): StoreStats {
+  const c = sources.counters
+  const { memory } = sources
+  return {
+    memory: { entries: memory.entries, bytes: memory.bytes, maxBytes: memory.maxBytes },
+    disk: sources.disk === null ? null : { ...sources.disk },
+    redis: sources.redis === null ? null : { ...sources.redis },
+    spills: c.spills,
+    promotions: c.promotions,
+    hits: { ...c.hits },
+    misses: c.misses,
+    writes: c.writes,
+    destroys: c.destroys,
+    outbox: sources.outbox,
+    expired: c.expired,
+    invalidations: c.invalidations,
+    errors: c.errorsByCode(),
+  }
+}
+
 function line(name: string, value: number, labels?: Record<string, string>): string {
   if (labels === undefined) return `${name} ${value}`
   const text = Object.entries(labels)

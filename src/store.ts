@@ -6,16 +6,15 @@ import session from 'express-session'
 import type { Callback } from './callback.js'
 import { withCallback } from './callback.js'
 import type { SessionObject } from './codec.js'
-import type { SessionEngine, SessionPatch, UserSession } from './engine-core.js'
 import type { TieredSessionError } from './errors.js'
+import type { SessionEngine, SessionPatch, UserSession } from './manager/engine.js'
+import { TierManager } from './manager/tier-manager.js'
 import type { TieredStoreOptions } from './options.js'
 import { resolveOptions } from './options.js'
 import type { StoredSession } from './session-data.js'
-import { SharedTierManager } from './shared-tier-manager.js'
 import type { SpillResult } from './spiller.js'
 import type { StoreStats } from './stats.js'
 import { toPrometheus } from './stats.js'
-import { TierManager } from './tier-manager.js'
 
 /** Internal: how the middleware (and tests) reach the store's engine. Not exported from the package. */
 export const managerOf: (store: TieredStore) => SessionEngine = (store) => store[kManager]
@@ -75,8 +74,7 @@ export class TieredStore extends ExpressSessionStoreBase {
       invalidation: () => this.#emitSafely('invalidation', undefined),
       coherence: (live: boolean) => this.#emitSafely('coherence', { live }),
     }
-    this.#manager =
-      resolved.redis === null ? new TierManager(resolved, events) : new SharedTierManager(resolved, events)
+    this.#manager = new TierManager(resolved, events)
   }
 
   /**

@@ -2,7 +2,7 @@ import { inspect } from 'node:util'
 import { describe, expect, it } from 'vitest'
 import type { TieredSessionError } from '../src/errors.js'
 import { redisCommand, useRedis } from './helpers/redis-server.js'
-import { engineOf, sharedSession, sharedStores } from './helpers/shared-stores.js'
+import { redisOf, sharedSession, sharedStores } from './helpers/shared-stores.js'
 
 const HOUR = 3_600_000
 
@@ -44,7 +44,7 @@ describe('garbage in Redis', () => {
     expect(await store.get('badjson')).toMatchObject({ fixed: true })
     // A string where a session hash and a user index set should be: both writes replace it.
     await redisCommand(redis.port, ['SET', `${prefix}overwritten`, 'junk'])
-    await redisCommand(redis.port, ['SET', engineOf(store).redis.userKey('mallory'), 'junk'])
+    await redisCommand(redis.port, ['SET', redisOf(store).userKey('mallory'), 'junk'])
     await store.set('overwritten', sharedSession(clock.now(), HOUR, { passport: { user: 'mallory' } }))
     expect(await store.get('overwritten')).toMatchObject({ passport: { user: 'mallory' } })
     expect((await store.listByUser('mallory')).map((s) => s.sid)).toEqual(['overwritten'])

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { encodeSession } from '../src/codec.js'
 import { commandCalls, redisCommand, useRedis } from './helpers/redis-server.js'
-import { engineOf, sharedSession, sharedStores } from './helpers/shared-stores.js'
+import { redisOf, sharedSession, sharedStores } from './helpers/shared-stores.js'
 
 const HOUR = 3_600_000
 const MINUTE = 60_000
@@ -23,12 +23,12 @@ describe('the per-user index in shared mode', () => {
   it('skips the index update while the index outlives the session, and never lets it expire first', async () => {
     const { open, clock } = sharedStores(() => ({ url: redis.url }))
     const a = await open('a')
-    const engine = engineOf(a)
+
     const session = (data: Record<string, unknown>) =>
       sharedSession(clock.now(), HOUR, { passport: { user: 'alice' }, ...data })
     await a.set('s', session({ n: 0 }))
-    const indexKey = engine.redis.userKey('alice')
-    const sessionKey = engine.redis.key('s')
+    const indexKey = redisOf(a).userKey('alice')
+    const sessionKey = redisOf(a).key('s')
 
     const before = await indexAdds(redis.port)
     for (let n = 1; n <= 10; n++) {
@@ -55,7 +55,11 @@ describe('the per-user index in shared mode', () => {
 
     // A still believes 's' is alice's (as it would with the invalidation from B not yet delivered).
     const { payload } = encodeSession(sharedSession(clock.now(), HOUR, { passport: { user: 'alice' }, v: 2 }))
-    await engineOf(a).redis.set('s', { payload, expiresAt: clock.now() + HOUR, userId: 'alice' }, 'alice')
+    await redisOf(a).write(
+      's',
+      { payload, expiresAt: clock.now() + HOUR, userId: 'alice' },
+      { previousUser: 'alice' },
+    )
 
     expect((await a.listByUser('alice')).map((s) => s.sid)).toEqual(['s'])
     expect(await a.listByUser('bob')).toEqual([])
@@ -70,9 +74,9 @@ describe('the per-user index in shared mode', () => {
     await a.set('phone', alice(HOUR))
     clock.advance(PAST_THE_MARGIN)
     await a.touch('phone', alice(HOUR))
-    const engine = engineOf(a)
-    expect(await pttl(redis.port, engine.redis.userKey('alice'))).toBeGreaterThanOrEqual(
-      await pttl(redis.port, engine.redis.key('phone')),
+
+    expect(await pttl(redis.port, redisOf(a).userKey('alice'))).toBeGreaterThanOrEqual(
+      await pttl(redis.port, redisOf(a).key('phone')),
     )
     expect((await a.listByUser('alice')).map((s) => s.sid)).toEqual(['phone'])
   })

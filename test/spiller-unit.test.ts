@@ -7,7 +7,7 @@ function filledMemory(count: number) {
   const clock = new ManualClock()
   const memory = new MemoryTier({ maxBytes: 10_000, clock })
   for (let i = 0; i < count; i++) {
-    memory.set(`s${i}`, {
+    memory.write(`s${i}`, {
       payload: JSON.stringify({ pad: 'x'.repeat(90 - 10) }),
       expiresAt: clock.now() + 1000,
       userId: null,

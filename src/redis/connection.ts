@@ -234,6 +234,22 @@ export class RedisConnection extends EventEmitter {
     })
   }
 
+  /** Every key matching `pattern` on every master, via SCAN (never KEYS). */
+  async scan(pattern: string): Promise<string[]> {
+    const out: string[] = []
+    for (const node of this.masters()) {
+      let cursor = '0'
+      do {
+        const [next, keys] = await this.run('a key scan', () =>
+          node.scan(cursor, 'MATCH', pattern, 'COUNT', 500),
+        )
+        cursor = next
+        out.push(...keys)
+      } while (cursor !== '0')
+    }
+    return out
+  }
+
   /** Every master (one entry on a single node). */
   masters(): RedisClientLike[] {
     return this.isCluster && this.client.nodes !== undefined ? this.client.nodes('master') : [this.client]

@@ -3,10 +3,21 @@
 
 import type { Clock } from '../clock.js'
 import { ErrorCodes, TieredSessionError } from '../errors.js'
-import type { RecordInput, StoredRecord, Tier } from '../tiers/tier.js'
-import type { RedisClientLike, RedisConnection } from './connection.js'
+import type {
+  DeleteOptions,
+  OnCorrupt,
+  RecordInput,
+  StoredRecord,
+  Tier,
+  TierRow,
+  UpdateOptions,
+  UpdateResult,
+  WriteOptions,
+} from '../tiers/tier.js'
+import type { RedisConnection } from './connection.js'
 import { Script } from './connection.js'
 import { CAS_SCRIPT, DELETE_SCRIPT, SET_IF_NEWER_SCRIPT, SET_SCRIPT } from './scripts.js'
+import { fromHash, SESSION_FIELDS } from './session-hash.js'
 import { UserIndex } from './user-index.js'
 
 const scripts = {
@@ -28,31 +39,12 @@ export interface RedisTierOptions {
 }
 
 /** What a compare-and-set did. */
-export type CasResult =
+type CasResult =
   | { readonly ok: true; readonly record: StoredRecord }
   | { readonly ok: false; readonly gone: boolean }
 
-/** A session row with its id. */
-export interface RedisRow extends StoredRecord {
-  readonly sid: string
-}
-
-/** Turns HMGET p v e u d into a record (a tombstone is no record); throws TS_DECODE_FAILED for a value that is not ours. */
-function toRecord(values: Array<string | null>): StoredRecord | undefined {
-  const [payload, version, expiresAt, userId, dead] = values
-  if (dead === '1' || (payload === null && version === null)) return undefined
-  const v = Number(version)
-  const e = Number(expiresAt)
-  if (typeof payload !== 'string' || !Number.isFinite(v) || !Number.isFinite(e)) {
-    throw new TieredSessionError(ErrorCodes.DECODE_FAILED, 'a session in Redis has fields of the wrong type')
-  }
-  return {
-    payload,
-    version: v,
-    expiresAt: e,
-    userId: userId === null || userId === undefined || userId === '' ? null : userId,
-  }
-}
+/** Most compare-and-set attempts of one update before giving up (heavy contention on one session). */
+export const MAX_CAS_ATTEMPTS = 32
 
 /** Redis-backed tier; the authority in shared mode. */
 export class RedisTier implements Tier {
@@ -91,7 +83,7 @@ export class RedisTier implements Tier {
   async get(sid: string): Promise<StoredRecord | undefined> {
     let values: Array<string | null>
     try {
-      values = await this.#redis.run('a session read', (c) => c.hmget(this.key(sid), 'p', 'v', 'e', 'u', 'd'))
+      values = await this.#redis.run('a session read', (c) => c.hmget(this.key(sid), ...SESSION_FIELDS))
     } catch (error) {
       if (
         error instanceof TieredSessionError &&
@@ -108,7 +100,7 @@ export class RedisTier implements Tier {
       }
       throw error
     }
-    const record = toRecord(values)
+    const record = fromHash(values)
     return record !== undefined && record.expiresAt > this.#clock.now() ? record : undefined
   }
 
@@ -119,13 +111,14 @@ export class RedisTier implements Tier {
   }
 
   /**
-   * Writes `record` (version = max(old + 1, proposed)); the user index entry is added before the write, unless
-   * `knownUser` (the user of the copy the caller holds) says it is there already.
+   * Writes `record` (version = max(old + 1, `record.version` or a proposal after `options.after`)); the user
+   * index entry is added with the write, unless `options.previousUser` (the user of the copy the caller holds)
+   * says it is there already.
    */
-  async set(sid: string, record: RecordInput, knownUser?: string | null): Promise<StoredRecord> {
+  async write(sid: string, record: RecordInput, options: WriteOptions = {}): Promise<StoredRecord> {
     // NB: the index add and the write go out together (one round trip; on one connection Redis runs them
     // in order): a crash cannot leave a session missing from its user's index, only a stale entry.
-    const skipped = this.#index.isIndexed(sid, knownUser, record.userId, record.expiresAt)
+    const skipped = this.#index.isIndexed(sid, options.previousUser, record.userId, record.expiresAt)
     const [, reply] = (await Promise.all([
       skipped ? undefined : this.#index.add(sid, record.userId, record.expiresAt),
       this.#redis.script(
@@ -136,7 +129,7 @@ export class RedisTier implements Tier {
           record.payload,
           record.expiresAt,
           record.userId ?? '',
-          record.version ?? this.proposedVersion(),
+          record.version ?? this.proposedVersion(options.after ?? 0),
           this.#channel,
           this.#origin,
           sid,
@@ -149,11 +142,53 @@ export class RedisTier implements Tier {
     if (skipped && previousUser !== (record.userId ?? ''))
       await this.#index.add(sid, record.userId, record.expiresAt)
     if (previousUser !== '' && previousUser !== record.userId) await this.#index.remove(sid, previousUser)
-    return { payload: record.payload, expiresAt: record.expiresAt, userId: record.userId, version }
+    const stored = { payload: record.payload, expiresAt: record.expiresAt, userId: record.userId, version }
+    options.onCommit?.(stored)
+    return stored
+  }
+
+  /**
+   * Read-modify-write by compare-and-set (the Lua script retries nothing: we do, on a conflict), so parallel
+   * changes to different keys all survive. Starts from `options.base` when it is live (no read first: a stale
+   * base is refused by the compare, then the current record is read); a `change` that writes nothing on an
+   * unverified base is checked on Redis's own copy. TS_WRITE_CONFLICT after MAX_CAS_ATTEMPTS lost races.
+   */
+  async update(
+    sid: string,
+    change: (current: StoredRecord) => RecordInput | undefined,
+    options: UpdateOptions = {},
+  ): Promise<UpdateResult> {
+    const base = options.base
+    let current: StoredRecord | undefined =
+      base !== undefined && base.expiresAt > this.#clock.now() ? base : undefined
+    let unverified = current !== undefined && options.unverifiedBase === true
+    for (let attempt = 0; attempt < MAX_CAS_ATTEMPTS; attempt++) {
+      current ??= await this.get(sid)
+      if (current === undefined) return { status: 'missing' }
+      const next = change(current)
+      if (next === undefined && unverified) {
+        unverified = false
+        current = undefined
+        continue
+      }
+      unverified = false
+      if (next === undefined) return { status: 'unchanged' }
+      const result = await this.#compareAndSet(sid, next, current.version, current.userId)
+      if (result.ok) {
+        options.onCommit?.(result.record)
+        return { status: 'written', record: result.record }
+      }
+      if (result.gone) return { status: 'missing' }
+      current = undefined
+    }
+    throw new TieredSessionError(
+      ErrorCodes.WRITE_CONFLICT,
+      `a session kept changing under ${MAX_CAS_ATTEMPTS} merge attempts`,
+    )
   }
 
   /** Writes `record` only if the stored version is still `expected`. */
-  async compareAndSet(
+  async #compareAndSet(
     sid: string,
     record: RecordInput,
     expected: number,
@@ -213,33 +248,25 @@ export class RedisTier implements Tier {
     return Number(written) === 1
   }
 
-  /** Deletes `sid` (only if older than `olderThan`, for outbox replay); returns whether it was deleted. */
-  async delete(sid: string, olderThan?: number): Promise<boolean> {
+  /** Deletes `sid`, leaving a tombstone (with `upToVersion`: only if not newer, for outbox replay). */
+  async delete(sid: string, options: DeleteOptions = {}): Promise<boolean> {
+    const { upToVersion } = options
     const reply = (await this.#redis.script(
       'a session delete',
       scripts.delete,
       [this.key(sid)],
-      [olderThan === undefined ? 'inf' : olderThan, this.#channel, this.#origin, sid],
+      [upToVersion === undefined ? 'inf' : upToVersion, this.#channel, this.#origin, sid],
     )) as [number, string]
-    if (Number(reply[0]) === 1) await this.#index.remove(sid, reply[1])
-    return Number(reply[0]) === 1
+    const existed = Number(reply[0]) === 1
+    if (existed) await this.#index.remove(sid, reply[1])
+    options.onCommit?.(existed)
+    return existed
   }
 
   /** Every session key on every master, via SCAN (never KEYS). */
   async #keys(): Promise<string[]> {
-    const out: string[] = []
-    const pattern = `${this.#prefix.replace(/[*?[\]\\]/g, '\\$&')}*`
-    for (const node of this.#redis.masters()) {
-      let cursor = '0'
-      do {
-        const [next, keys] = await this.#redis.run('a key scan', () =>
-          (node as RedisClientLike).scan(cursor, 'MATCH', pattern, 'COUNT', 500),
-        )
-        cursor = next
-        for (const key of keys) if (!this.#index.isIndexKey(key)) out.push(key)
-      } while (cursor !== '0')
-    }
-    return out
+    const keys = await this.#redis.scan(`${this.#prefix.replace(/[*?[\]\\]/g, '\\$&')}*`)
+    return keys.filter((key) => !this.#index.isIndexKey(key))
   }
 
   /** Ids of live sessions. */
@@ -247,8 +274,18 @@ export class RedisTier implements Tier {
     return (await this.rows(() => undefined)).map((row) => row.sid)
   }
 
+  /** How many live sessions there are. */
+  async countLive(): Promise<number> {
+    return (await this.ids()).length
+  }
+
+  /** Redis expires its own keys (PEXPIREAT): nothing to sweep. */
+  sweep(): number {
+    return 0
+  }
+
   /** Every live session; a value that is not ours goes to `onCorrupt`. */
-  async rows(onCorrupt: (error: TieredSessionError) => void): Promise<RedisRow[]> {
+  async rows(onCorrupt: OnCorrupt): Promise<TierRow[]> {
     const keys = await this.#keys()
     return this.#rowsOf(
       keys.map((key) => key.slice(this.#prefix.length)),
@@ -256,7 +293,7 @@ export class RedisTier implements Tier {
     )
   }
 
-  async #rowsOf(sids: string[], onCorrupt: (error: TieredSessionError) => void): Promise<RedisRow[]> {
+  async #rowsOf(sids: string[], onCorrupt: OnCorrupt): Promise<TierRow[]> {
     const rows = await Promise.all(
       sids.map(async (sid) => {
         try {
@@ -271,11 +308,11 @@ export class RedisTier implements Tier {
         }
       }),
     )
-    return rows.filter((row): row is RedisRow => row !== undefined)
+    return rows.filter((row): row is TierRow => row !== undefined)
   }
 
   /** Live sessions of one user; index entries of sessions gone or moved to another user are pruned. */
-  async rowsOfUser(userId: string, onCorrupt: (error: TieredSessionError) => void): Promise<RedisRow[]> {
+  async rowsOfUser(userId: string, onCorrupt: OnCorrupt): Promise<TierRow[]> {
     const sids = await this.#index.members(userId)
     const rows = await this.#rowsOf(sids, onCorrupt)
     const live = new Set(rows.filter((row) => row.userId === userId).map((row) => row.sid))
@@ -292,16 +329,8 @@ export class RedisTier implements Tier {
       await this.#redis.run('a session delete', (c) => c.del(key))
     }
     // Index sets are removed with their last session; drop any left over.
-    for (const node of this.#redis.masters()) {
-      let cursor = '0'
-      do {
-        const [next, keys2] = await this.#redis.run('a key scan', () =>
-          (node as RedisClientLike).scan(cursor, 'MATCH', this.#index.scanPattern, 'COUNT', 500),
-        )
-        cursor = next
-        for (const key of keys2) await this.#redis.run('an index delete', (c) => c.del(key))
-      } while (cursor !== '0')
-    }
+    for (const key of await this.#redis.scan(this.#index.scanPattern))
+      await this.#redis.run('an index delete', (c) => c.del(key))
   }
 
   close(): void {

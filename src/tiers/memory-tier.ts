@@ -1,17 +1,23 @@
-// The memory tier: an LRU of serialized sessions bounded by exact payload bytes (lru-cache `maxSize`).
+// The memory tier: an LRU of serialized sessions bounded by exact payload bytes (lru-cache `maxSize`). It stores
+// only the stored record (and its size); which copy is verified is coherence's business, not the tier's.
 
 import { LRUCache } from 'lru-cache'
 import type { Clock } from '../clock.js'
 import { payloadBytes } from '../codec.js'
-import type { RecordInput, StoredRecord, Tier } from './tier.js'
+import type {
+  DeleteOptions,
+  RecordInput,
+  StoredRecord,
+  Tier,
+  TierRow,
+  UpdateOptions,
+  UpdateResult,
+  WriteOptions,
+} from './tier.js'
 
 /** A record in memory, with its exact payload size. */
 export interface MemoryRecord extends StoredRecord {
   readonly bytes: number
-  /** When the record was last known current (shared mode: checked against Redis), ms. */
-  readonly verifiedAt: number
-  /** The coherence epoch it was verified in (shared mode: bumped when invalidations may have been missed). */
-  readonly epoch: number
 }
 
 /** Options of {@link MemoryTier}. */
@@ -58,31 +64,92 @@ export class MemoryTier implements Tier {
     return record
   }
 
-  /** The record without touching recency or expiry. */
+  /** The record, live or not, without touching recency. */
   peek(sid: string): MemoryRecord | undefined {
     return this.#lru.peek(sid)
   }
 
-  set(
-    sid: string,
-    input: RecordInput,
-    verified?: { readonly at: number; readonly epoch: number },
-  ): MemoryRecord {
+  /** Stores a record now; without `version` it gets one more than the copy held (and than `after`). */
+  write(sid: string, input: RecordInput, options: WriteOptions = {}): MemoryRecord {
+    const version = input.version ?? Math.max(this.#lru.peek(sid)?.version ?? 0, options.after ?? 0) + 1
     const record: MemoryRecord = {
       payload: input.payload,
       expiresAt: input.expiresAt,
-      version: input.version ?? (this.#lru.peek(sid)?.version ?? 0) + 1,
+      version,
       userId: input.userId,
       bytes: payloadBytes(input.payload),
-      verifiedAt: verified?.at ?? this.#clock.now(),
-      epoch: verified?.epoch ?? 0,
     }
     this.#lru.set(sid, record)
+    options.onCommit?.(record)
     return record
   }
 
-  delete(sid: string): boolean {
-    return this.#lru.delete(sid)
+  update(
+    sid: string,
+    change: (current: StoredRecord) => RecordInput | undefined,
+    options: UpdateOptions = {},
+  ): UpdateResult {
+    const current = this.get(sid)
+    if (current === undefined) return { status: 'missing' }
+    const next = change(current)
+    if (next === undefined) return { status: 'unchanged' }
+    return { status: 'written', record: this.write(sid, next, options) }
+  }
+
+  delete(sid: string, options: DeleteOptions = {}): boolean {
+    const record = this.#lru.peek(sid)
+    const { upToVersion } = options
+    const existed =
+      record !== undefined &&
+      (upToVersion === undefined || record.version <= upToVersion) &&
+      this.#lru.delete(sid)
+    options.onCommit?.(existed)
+    return existed
+  }
+
+  #live(filter?: (record: MemoryRecord) => boolean): TierRow[] {
+    const now = this.#clock.now()
+    const out: TierRow[] = []
+    for (const [sid, record] of this.#lru.entries()) {
+      if (record.expiresAt > now && (filter === undefined || filter(record))) {
+        out.push({
+          sid,
+          payload: record.payload,
+          expiresAt: record.expiresAt,
+          version: record.version,
+          userId: record.userId,
+        })
+      }
+    }
+    return out
+  }
+
+  /** Every live record (memory holds decoded-clean records only: nothing is ever corrupt here). */
+  rows(): TierRow[] {
+    return this.#live()
+  }
+
+  ids(): string[] {
+    return this.#live().map((row) => row.sid)
+  }
+
+  countLive(): number {
+    return this.#live().length
+  }
+
+  rowsOfUser(userId: string): TierRow[] {
+    return this.#live((record) => record.userId === userId)
+  }
+
+  /** Drops at most `limit` records expired at `now`; returns how many. */
+  sweep(now: number, limit = Number.POSITIVE_INFINITY): number {
+    const dead: string[] = []
+    for (const [sid, record] of this.#lru.entries()) {
+      if (dead.length >= limit) break
+      if (record.expiresAt <= now) dead.push(sid)
+    }
+    for (const sid of dead) this.#lru.delete(sid)
+    return dead.length
   }
 
   clear(): void {
@@ -96,13 +163,5 @@ export class MemoryTier implements Tier {
   /** Session ids from least to most recently used. */
   *leastRecentlyUsed(): IterableIterator<string> {
     yield* this.#lru.rkeys()
-  }
-
-  /** Drops every record expired at `now`; returns how many. */
-  purgeExpired(now: number): number {
-    const dead: string[] = []
-    for (const [sid, record] of this.#lru.entries()) if (record.expiresAt <= now) dead.push(sid)
-    for (const sid of dead) this.#lru.delete(sid)
-    return dead.length
   }
 }

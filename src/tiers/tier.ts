@@ -1,4 +1,7 @@
-// The record every tier stores and the small interface every tier implements (and the conformance suite runs).
+// The record every tier stores, and the Tier contract: exactly what the tier manager calls on a tier (the
+// conformance suite in test/conformance/ runs it on every tier and client).
+
+import type { TieredSessionError } from '../errors.js'
 
 /** A session as a tier stores it: the serialized payload plus the metadata the manager needs. */
 export interface StoredRecord {
@@ -12,23 +15,106 @@ export interface StoredRecord {
   readonly userId: string | null
 }
 
-/** What a caller hands a tier to store; the tier may assign the version. */
+/** What a caller hands a tier to store. With `version`, the tier stores exactly that version. */
 export type RecordInput = Omit<StoredRecord, 'version'> & { readonly version?: number }
+
+/** A record with its session id, as listings return it. */
+export interface TierRow extends StoredRecord {
+  readonly sid: string
+}
 
 /** A value, or a promise of it: memory and disk reads are synchronous, writes may not be. */
 export type MaybePromise<T> = T | Promise<T>
 
-/** The interface every tier implements. Reads never return an expired record. */
+/** Hears of a stored record that does not decode (TS_DECODE_FAILED); the listing leaves it out. */
+export type OnCorrupt = (error: TieredSessionError) => void
+
+/** Options of {@link Tier.write}. */
+export interface WriteOptions {
+  /**
+   * The newest version the caller knows of this session (another tier's copy, an outbox entry): the stored
+   * version is greater than it, as well as greater than the version the tier held. Ignored with `version`.
+   */
+  readonly after?: number
+  /** The user of the copy the caller holds, if any: a hint that lets a tier with a user index skip an update. */
+  readonly previousUser?: string | null
+  /** Called once the write is durable, before the returned value settles: keeps caches in step with commits. */
+  readonly onCommit?: (stored: StoredRecord) => void
+}
+
+/** Options of {@link Tier.update}. */
+export interface UpdateOptions {
+  /**
+   * A copy of the session the caller holds, which the tier may start from instead of reading its own (a
+   * compare-and-set refuses it when it is stale, and the tier then reads and retries).
+   */
+  readonly base?: StoredRecord
+  /** True when nobody vouches for `base`: a `change` that writes nothing is checked on the tier's own copy. */
+  readonly unverifiedBase?: boolean
+  /** As for {@link WriteOptions.onCommit}. */
+  readonly onCommit?: (stored: StoredRecord) => void
+}
+
+/** What {@link Tier.update} did. */
+export type UpdateResult =
+  | { readonly status: 'written'; readonly record: StoredRecord }
+  /** `change` returned undefined: nothing to write. */
+  | { readonly status: 'unchanged' }
+  /** No live record (never stored, destroyed, expired): nothing was written and nothing is created. */
+  | { readonly status: 'missing' }
+
+/** Options of {@link Tier.delete}. */
+export interface DeleteOptions {
+  /** Delete only a record whose version is at most this one (the replay of a destroy made while cut off). */
+  readonly upToVersion?: number
+  /** Called once the delete is durable, with whether a live record was there. */
+  readonly onCommit?: (existed: boolean) => void
+}
+
+/** The contract of a tier. Reads never return an expired record; ids are compared exactly (case, spaces). */
 export interface Tier {
   readonly kind: 'memory' | 'disk' | 'redis'
   /** The live record of `sid`, or undefined. */
   get(sid: string): MaybePromise<StoredRecord | undefined>
-  /** Stores `record` under `sid`, replacing what was there; resolves to the stored record. */
-  set(sid: string, record: RecordInput): MaybePromise<StoredRecord>
-  /** Removes `sid`; resolves to whether it was there. */
-  delete(sid: string): MaybePromise<boolean>
+  /** Stores `record` under `sid`, replacing what was there; resolves to the stored record (with its version). */
+  write(sid: string, record: RecordInput, options?: WriteOptions): MaybePromise<StoredRecord>
+  /**
+   * Atomic read-modify-write of the live record: `change` gets the latest record and returns its replacement
+   * (or undefined to write nothing). Nothing written meanwhile by others is undone. A missing session stays
+   * missing. `change` may run more than once (a compare-and-set retry); it must not have side effects.
+   */
+  update(
+    sid: string,
+    change: (current: StoredRecord) => RecordInput | undefined,
+    options?: UpdateOptions,
+  ): MaybePromise<UpdateResult>
+  /** Removes `sid`; resolves to whether a live record was there. */
+  delete(sid: string, options?: DeleteOptions): MaybePromise<boolean>
+  /** Every live record with its id. */
+  rows(onCorrupt: OnCorrupt): MaybePromise<TierRow[]>
+  /** Ids of every live record. */
+  ids(): MaybePromise<string[]>
+  /** How many live records there are. */
+  countLive(): MaybePromise<number>
+  /** The live records of one user. */
+  rowsOfUser(userId: string, onCorrupt: OnCorrupt): MaybePromise<TierRow[]>
+  /** Removes at most `limit` records expired at `now`; resolves to how many (a tier that expires its own: 0). */
+  sweep(now: number, limit: number): MaybePromise<number>
   /** Removes every record. */
   clear(): MaybePromise<void>
-  /** Releases resources; the tier is unusable afterwards. */
+  /** Commits what is queued and releases resources; the tier is unusable afterwards. Idempotent. */
   close(): MaybePromise<void>
+}
+
+/**
+ * The disk tier's part as the spill cache of shared mode: synchronous upkeep of copies that left memory, so a
+ * spill never leaves a session absent from every tier, and a copy that is no longer current is gone at once.
+ */
+export interface SpillCache {
+  /** Stores spilled records now, in one transaction, with their versions. */
+  keepNow(rows: ReadonlyArray<readonly [string, StoredRecord]>): void
+  /** Drops the copy of `sid` now, if there is one. */
+  dropNow(sid: string): void
+  /** Drops every copy now. */
+  clearNow(): void
 }

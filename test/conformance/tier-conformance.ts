@@ -29,7 +29,7 @@ export function runTierConformance(name: string, create: () => TierFixture | Pro
     it('returns what was set, byte for byte', async () => {
       const { tier, clock } = await open()
       const payload = JSON.stringify({ cart: [{ sku: 'A1', qty: 2 }], name: 'Zoë ✓ 🍕' })
-      await tier.set('s1', { payload, expiresAt: clock.now() + HOUR, userId: 'u1' })
+      await tier.write('s1', { payload, expiresAt: clock.now() + HOUR, userId: 'u1' })
       const got = await tier.get('s1')
       expect(got).toMatchObject({ payload, expiresAt: clock.now() + HOUR, userId: 'u1' })
       expect(got?.version).toBeGreaterThanOrEqual(1)
@@ -37,8 +37,12 @@ export function runTierConformance(name: string, create: () => TierFixture | Pro
 
     it('replaces on overwrite and raises the version', async () => {
       const { tier, clock } = await open()
-      const first = await tier.set('s1', { payload: '{"n":1}', expiresAt: clock.now() + HOUR, userId: null })
-      const second = await tier.set('s1', {
+      const first = await tier.write('s1', {
+        payload: '{"n":1}',
+        expiresAt: clock.now() + HOUR,
+        userId: null,
+      })
+      const second = await tier.write('s1', {
         payload: '{"n":2}',
         expiresAt: clock.now() + 2 * HOUR,
         userId: 'u2',
@@ -53,7 +57,7 @@ export function runTierConformance(name: string, create: () => TierFixture | Pro
 
     it('deletes, and says whether the id was there', async () => {
       const { tier, clock } = await open()
-      await tier.set('s1', { payload: '{}', expiresAt: clock.now() + HOUR, userId: null })
+      await tier.write('s1', { payload: '{}', expiresAt: clock.now() + HOUR, userId: null })
       expect(await tier.delete('s1')).toBe(true)
       expect(await tier.get('s1')).toBeUndefined()
       expect(await tier.delete('s1')).toBe(false)
@@ -61,7 +65,7 @@ export function runTierConformance(name: string, create: () => TierFixture | Pro
 
     it('never returns a record at or after its expiry, to the millisecond', async () => {
       const { tier, clock } = await open()
-      await tier.set('s1', { payload: '{}', expiresAt: clock.now() + 5, userId: null })
+      await tier.write('s1', { payload: '{}', expiresAt: clock.now() + 5, userId: null })
       clock.advance(4)
       expect(await tier.get('s1')).toBeDefined()
       clock.advance(1)
@@ -71,7 +75,7 @@ export function runTierConformance(name: string, create: () => TierFixture | Pro
     it('stores a large value intact', async () => {
       const { tier, clock } = await open()
       const payload = JSON.stringify({ blob: 'x'.repeat(512 * 1024), tail: 'end' })
-      await tier.set('big', { payload, expiresAt: clock.now() + HOUR, userId: null })
+      await tier.write('big', { payload, expiresAt: clock.now() + HOUR, userId: null })
       expect((await tier.get('big'))?.payload).toBe(payload)
     })
 
@@ -79,7 +83,7 @@ export function runTierConformance(name: string, create: () => TierFixture | Pro
       const { tier, clock } = await open()
       const ids = ['a', 'A', 'a ', "o'neil", 'x;DROP TABLE sessions;--', '../../etc/passwd', '%00']
       for (const [i, id] of ids.entries()) {
-        await tier.set(id, { payload: JSON.stringify({ i }), expiresAt: clock.now() + HOUR, userId: null })
+        await tier.write(id, { payload: JSON.stringify({ i }), expiresAt: clock.now() + HOUR, userId: null })
       }
       for (const [i, id] of ids.entries()) expect((await tier.get(id))?.payload).toBe(JSON.stringify({ i }))
     })
@@ -87,7 +91,7 @@ export function runTierConformance(name: string, create: () => TierFixture | Pro
     it('clears everything', async () => {
       const { tier, clock } = await open()
       for (let i = 0; i < 10; i++) {
-        await tier.set(`s${i}`, { payload: '{}', expiresAt: clock.now() + HOUR, userId: null })
+        await tier.write(`s${i}`, { payload: '{}', expiresAt: clock.now() + HOUR, userId: null })
       }
       await tier.clear()
       for (let i = 0; i < 10; i++) expect(await tier.get(`s${i}`)).toBeUndefined()

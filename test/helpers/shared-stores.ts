@@ -5,8 +5,9 @@ import { randomBytes } from 'node:crypto'
 import { once } from 'node:events'
 import { join } from 'node:path'
 import { onTestFinished } from 'vitest'
+import type { TierManager } from '../../src/manager/tier-manager.js'
 import type { TieredStoreOptions } from '../../src/options.js'
-import type { SharedTierManager } from '../../src/shared-tier-manager.js'
+import type { RedisTier } from '../../src/redis/redis-tier.js'
 import { managerOf, TieredStore } from '../../src/store.js'
 import { ManualClock } from './manual-clock.js'
 import { makeTempDir } from './temp-dir.js'
@@ -28,8 +29,15 @@ export interface SharedFixture {
 }
 
 /** The engine behind a shared-mode store. */
-export function engineOf(store: TieredStore): SharedTierManager {
-  return managerOf(store) as SharedTierManager
+export function engineOf(store: TieredStore): TierManager {
+  return managerOf(store) as TierManager
+}
+
+/** The Redis tier behind a shared-mode store. */
+export function redisOf(store: TieredStore): RedisTier {
+  const redis = engineOf(store).redis
+  if (redis === undefined) throw new Error('not a shared-mode store')
+  return redis
 }
 
 /** Resolves once the store is connected and its invalidation channel is live. */

@@ -1,0 +1,130 @@
+// Coherence of shared mode: which local copies may be served without asking Redis, the reads and writes in
+// flight that an invalidation overtook, and applying the invalidations other instances publish.
+
+import type { Clock } from './clock.js'
+import type { RedisConnection } from './redis/connection.js'
+import { InvalidationChannel } from './redis/invalidation-channel.js'
+import type { MemoryTier } from './tiers/memory-tier.js'
+import type { StoredRecord } from './tiers/tier.js'
+
+/**
+ * A read (or write) of Redis in flight. An invalidation for a newer version than its reply (or a lost channel)
+ * arriving meanwhile means the reply may be stale: it is served but not cached.
+ */
+export interface InflightRead {
+  /** The highest version an invalidation announced during the read (Infinity: the channel was lost). */
+  newest: number
+}
+
+/** Options of {@link Coherence}. */
+export interface CoherenceOptions {
+  readonly connection: RedisConnection
+  /** Pub/sub channel of invalidations. */
+  readonly channel: string
+  /** This instance's id in invalidation messages, so it can skip its own. */
+  readonly origin: string
+  /** Longest a verified copy is served without asking Redis, in ms. */
+  readonly localTtlMs: number
+  readonly clock: Clock
+  readonly memory: MemoryTier
+  /** Drops a copy held below memory (the disk spill cache). */
+  readonly dropCopy: (sid: string) => void
+  /** An invalidation from another instance was applied. */
+  readonly onInvalidation: () => void
+  /** The channel went live (true) or was lost (false). */
+  readonly onLive: (live: boolean) => void
+  /** A message on the channel that is not ours (counted, never acted on). */
+  readonly onGarbage: () => void
+}
+
+/** The coherence tracker of one shared-mode store. */
+export class Coherence {
+  readonly #options: CoherenceOptions
+  readonly #channel: InvalidationChannel
+  /**
+   * When each memory copy was last verified against Redis (ms), keyed by the record object itself, so a copy
+   * replaced in memory is forgotten with it. Replaced whole when invalidations may have been missed.
+   */
+  #verified = new WeakMap<StoredRecord, number>()
+  readonly #inflight = new Map<string, Set<InflightRead>>()
+
+  constructor(options: CoherenceOptions) {
+    this.#options = options
+    this.#channel = new InvalidationChannel({
+      connection: options.connection,
+      channel: options.channel,
+      origin: options.origin,
+      onInvalidate: (sid, version) => this.#apply(sid, version),
+      onLost: () => {
+        this.#loseTrust()
+        options.onLive(false)
+      },
+      onLive: () => {
+        this.#loseTrust()
+        options.onLive(true)
+      },
+      onGarbage: options.onGarbage,
+    })
+  }
+
+  /** True while invalidations are being delivered. */
+  get live(): boolean {
+    return this.#channel.live
+  }
+
+  /** True for a memory copy that can be served without asking Redis. */
+  trusted(record: StoredRecord, now: number): boolean {
+    const at = this.#verified.get(record)
+    return at !== undefined && this.#channel.live && now - at < this.#options.localTtlMs
+  }
+
+  /** The copy in memory was checked against Redis at `now` (or is what Redis just acknowledged). */
+  verified(record: StoredRecord, now: number): void {
+    this.#verified.set(record, now)
+  }
+
+  /** Starts tracking invalidations of `sid` for a read or write about to go to Redis. */
+  beginRead(sid: string): InflightRead {
+    const read: InflightRead = { newest: this.#channel.live ? 0 : Number.POSITIVE_INFINITY }
+    let reads = this.#inflight.get(sid)
+    if (reads === undefined) {
+      reads = new Set()
+      this.#inflight.set(sid, reads)
+    }
+    reads.add(read)
+    return read
+  }
+
+  endRead(sid: string, read: InflightRead): void {
+    const reads = this.#inflight.get(sid)
+    reads?.delete(read)
+    if (reads?.size === 0) this.#inflight.delete(sid)
+  }
+
+  /** True when no invalidation newer than `version` overtook the read: its reply may be cached. */
+  isCurrent(read: InflightRead, version: number): boolean {
+    return read.newest <= version
+  }
+
+  /** Another instance wrote or destroyed `sid`, making it `version`. */
+  #apply(sid: string, version: number): void {
+    for (const read of this.#inflight.get(sid) ?? []) read.newest = Math.max(read.newest, version)
+    const cached = this.#options.memory.peek(sid)
+    // NB: keep our own newer copy (a write of ours that Redis ordered after this one).
+    if (cached === undefined || cached.version < version) this.#options.memory.delete(sid)
+    this.#options.dropCopy(sid)
+    this.#options.onInvalidation()
+  }
+
+  /** Invalidations may have been missed (or the channel just came back): nothing cached is trusted as is. */
+  #loseTrust(): void {
+    this.#verified = new WeakMap()
+    for (const reads of this.#inflight.values())
+      for (const read of reads) read.newest = Number.POSITIVE_INFINITY
+  }
+
+  /** Unsubscribes and closes the channel's connection. */
+  close(): Promise<void> {
+    return this.#channel.close()
+  }
+}

@@ -1,0 +1,189 @@
+// The parts of one engine and their upkeep, shared by the read path, the write path and the manager: the
+// memory tier with its spiller, the SQLite file, the authority (the disk tier in local mode, Redis in shared
+// mode), shared mode's parts, the counters, and error reporting. Built once per store, by mode.
+
+import type { SessionObject } from '../codec.js'
+import { decodeSession } from '../codec.js'
+import type { ErrorCode } from '../errors.js'
+import { ErrorCodes, isTieredSessionError, TieredSessionError, wrapError } from '../errors.js'
+import type { ResolvedOptions } from '../options.js'
+import { Spiller } from '../spiller.js'
+import { Counters } from '../stats.js'
+import { DiskTier } from '../tiers/disk-tier.js'
+import type { MemoryRecord } from '../tiers/memory-tier.js'
+import { MemoryTier } from '../tiers/memory-tier.js'
+import type { StoredRecord, Tier } from '../tiers/tier.js'
+import type { ManagerEvents } from './engine.js'
+import type { SharedParts } from './shared-parts.js'
+import { connectShared } from './shared-parts.js'
+
+/** The engine's parts and the upkeep every path needs. */
+export class EngineContext {
+  readonly options: ResolvedOptions
+  readonly events: ManagerEvents
+  readonly counters = new Counters()
+  readonly memory: MemoryTier
+  readonly spiller: Spiller
+  /** The SQLite file: the authority in local mode; the spill cache and the outbox log in shared mode. */
+  readonly disk: DiskTier | null
+  /** Where every acknowledged write lives: the disk tier (local mode) or Redis (shared mode). */
+  readonly authority: Tier
+  /** Shared mode's parts (Redis, coherence, outbox); null in local mode. */
+  readonly shared: SharedParts | null
+  /** The disk tier when it is a cache below the authority (shared mode), else null. */
+  readonly cache: DiskTier | null
+  /** The code a failure of the authority that is not one of ours is reported as. */
+  readonly authorityCode: ErrorCode
+  closed = false
+
+  constructor(options: ResolvedOptions, events: ManagerEvents) {
+    this.options = options
+    this.events = events
+    this.memory = new MemoryTier({ maxBytes: options.memory.maxBytes, clock: options.clock })
+    this.disk =
+      options.disk === null
+        ? null
+        : new DiskTier({ ...options.disk, clock: options.clock, onError: (error) => this.report(error) })
+    this.shared =
+      options.redis === null
+        ? null
+        : connectShared(options, {
+            memory: this.memory,
+            disk: this.disk,
+            counters: this.counters,
+            events,
+            report: (error) => this.report(error),
+            dropCopy: (sid) => this.dropCacheCopy(sid),
+          })
+    const authority = this.shared?.redis ?? this.disk
+    if (authority === null) throw new Error('local mode needs the disk tier')
+    this.authority = authority
+    this.cache = this.shared === null ? null : this.disk
+    this.authorityCode = this.shared === null ? ErrorCodes.DISK_IO : ErrorCodes.REDIS_UNAVAILABLE
+    const cache = this.cache
+    this.spiller = new Spiller({
+      memory: this.memory,
+      highWatermark: options.memory.highWatermark,
+      lowWatermark: options.memory.lowWatermark,
+      intervalMs: options.spillIntervalMs,
+      // NB: in local mode every record in memory is already on disk: a spill only drops memory copies.
+      ...(cache === null ? {} : { moveDown: (victims) => cache.keepNow(victims) }),
+      onSpill: (result) => {
+        this.counters.spills += result.sessions
+        this.events.spill(result)
+      },
+      onError: (error) => this.report(wrapError(ErrorCodes.DISK_IO, 'a spill cycle failed', error)),
+    })
+  }
+
+  /** The current time of the store's clock, in ms. */
+  now(): number {
+    return this.options.clock.now()
+  }
+
+  // ---- errors --------------------------------------------------------------------------------------
+
+  checkOpen(): void {
+    if (this.closed) throw new TieredSessionError(ErrorCodes.STORE_CLOSED, 'the store is closed')
+  }
+
+  /** Counts an error by code and hands it to the error event. */
+  report(error: TieredSessionError): void {
+    this.counters.countError(error.code)
+    this.events.error(error)
+  }
+
+  /** Counts an error, emits it as an `error` event, and throws it to the caller. */
+  fail(
+    error: unknown,
+    code: ErrorCode = this.authorityCode,
+    message = 'a session store operation failed',
+  ): never {
+    const wrapped = wrapError(code, message, error)
+    this.report(wrapped)
+    throw wrapped
+  }
+
+  /** Runs a validation of the write path; its failure is counted, emitted and thrown. */
+  prepare<T>(plan: () => T, message = 'the session could not be stored'): T {
+    try {
+      return plan()
+    } catch (error) {
+      return this.fail(error, ErrorCodes.ENCODE_FAILED, message)
+    }
+  }
+
+  /** Decodes a stored payload; a corrupt one is reported and becomes undefined (a miss). */
+  decode = (record: StoredRecord): SessionObject | undefined => {
+    try {
+      return decodeSession(record.payload)
+    } catch (error) {
+      this.report(error as TieredSessionError)
+      return undefined
+    }
+  }
+
+  /** Reports a stored record a listing leaves out. */
+  onCorrupt = (error: TieredSessionError): void => this.report(error)
+
+  /** A miss, counted. */
+  miss(): undefined {
+    this.counters.misses++
+    return undefined
+  }
+
+  // ---- memory and the copies below it ---------------------------------------------------------------
+
+  /** True for a memory copy that can be served as is (local mode: every one). */
+  trusted(record: StoredRecord, now: number): boolean {
+    return this.shared === null || this.shared.coherence.trusted(record, now)
+  }
+
+  /** Runs a spill cycle right away when memory crossed the high watermark. */
+  afterMemoryGrew(): void {
+    if (!this.spiller.overHighWatermark) return
+    try {
+      this.spiller.cycle()
+    } catch (error) {
+      this.report(wrapError(ErrorCodes.DISK_IO, 'a spill cycle failed', error))
+    }
+  }
+
+  /** Puts a record into memory; `verified`: it is what the authority holds now. Returns the memory copy. */
+  remember(sid: string, record: StoredRecord, verified: boolean): MemoryRecord {
+    const kept = this.memory.write(sid, record)
+    if (verified) this.shared?.coherence.verified(kept, this.now())
+    this.afterMemoryGrew()
+    return kept
+  }
+
+  /** Drops the disk cache's copy of a session (shared mode), unless the outbox holds it. */
+  dropCacheCopy(sid: string): void {
+    if (this.cache === null || this.shared?.outbox?.has(sid)) return
+    try {
+      this.cache.dropNow(sid)
+    } catch (error) {
+      this.report(wrapError(ErrorCodes.DISK_IO, 'dropping a cached session failed', error))
+    }
+  }
+
+  /** Drops the local copies of a session the authority no longer has (unless the outbox holds it). */
+  forget(sid: string): void {
+    if (this.shared?.outbox?.has(sid)) return
+    this.memory.delete(sid)
+    this.dropCacheCopy(sid)
+  }
+
+  /** The disk tier's copy; a failure of the authority (local mode) is thrown, of the cache reported. */
+  readDisk(sid: string): StoredRecord | undefined {
+    if (this.disk === null) return undefined
+    try {
+      return this.disk.get(sid)
+    } catch (error) {
+      const corrupt = isTieredSessionError(error) && error.code === ErrorCodes.DECODE_FAILED
+      if (this.shared === null && !corrupt) return this.fail(error)
+      this.report(wrapError(ErrorCodes.DISK_IO, 'reading the disk cache failed', error))
+      return undefined
+    }
+  }
+}

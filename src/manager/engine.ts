@@ -1,0 +1,70 @@
+// What the store adapter and the middleware ask of the engine, and the shapes they exchange with it.
+
+import type { PatchInput, SessionObject } from '../codec.js'
+import type { TieredSessionError } from '../errors.js'
+import type { SpillResult } from '../spiller.js'
+import type { StoreStats } from '../stats.js'
+
+/** A session of one user, as listByUser returns it. */
+export interface UserSession<S = SessionObject> {
+  /** The session id. */
+  readonly sid: string
+  /** The decoded session. */
+  readonly session: S
+  /** Absolute expiry, milliseconds since the epoch. */
+  readonly expiresAt: number
+}
+
+/** A live session and its absolute expiry. */
+export interface SessionEntry {
+  readonly session: SessionObject
+  /** Milliseconds since the epoch. */
+  readonly expiresAt: number
+  /** The stored version this session was read at (see {@link SessionPatch.whole}). */
+  readonly version: number
+}
+
+/** The changes one request made to a session, as `merge` applies them. */
+export interface SessionPatch extends PatchInput {
+  /**
+   * Optional, with `cookie`: the whole session as the request leaves it, its JSON text, and the version it was
+   * read at. While that is still the latest version, the changes applied to it give exactly this session, so
+   * it is stored as is instead of decoding, patching and re-encoding the stored copy.
+   */
+  readonly whole?: { readonly version: number; readonly payload: string; readonly session: SessionObject }
+}
+
+/** Where the engine reports what happens; the store turns these into events. */
+export interface ManagerEvents {
+  spill(result: SpillResult): void
+  promote(info: { readonly bytes: number }): void
+  error(error: TieredSessionError): void
+  connect?(): void
+  disconnect?(): void
+  /** An invalidation from another instance was applied (shared mode). */
+  invalidation?(): void
+  /** The invalidation channel went live (true) or was lost (false) (shared mode). */
+  coherence?(live: boolean): void
+}
+
+/** What the store and the middleware ask of the engine, in either mode. */
+export interface SessionEngine {
+  getEntry(sid: string): SessionEntry | undefined | Promise<SessionEntry | undefined>
+  get(sid: string): SessionObject | undefined | Promise<SessionObject | undefined>
+  set(sid: string, session: SessionObject): Promise<void>
+  merge(sid: string, patch: SessionPatch): Promise<boolean>
+  touch(sid: string, session: SessionObject): Promise<void>
+  destroy(sid: string): Promise<void>
+  all(): Record<string, SessionObject> | Promise<Record<string, SessionObject>>
+  ids(): string[] | Promise<string[]>
+  length(): number | Promise<number>
+  clear(): Promise<void>
+  listByUser(userId: unknown): UserSession[] | Promise<UserSession[]>
+  destroyByUser(userId: unknown, except?: readonly string[]): Promise<number>
+  flush(): Promise<SpillResult>
+  sweep(): Promise<number>
+  stats(): StoreStats
+  close(): Promise<void>
+  now(): number
+  lifetimeMs(session: SessionObject): number
+}

@@ -1,0 +1,37 @@
+// Listings built from tier rows: decoded sessions by id (what `all()` returns) and a user's sessions (what
+// `listByUser()` returns). A row that does not decode is reported by `decode` and left out.
+
+import type { SessionObject } from '../codec.js'
+import type { TierRow } from '../tiers/tier.js'
+import type { UserSession } from './engine.js'
+
+/** Decodes a row's payload, or undefined (reported) when it does not decode. */
+type Decode = (row: TierRow) => SessionObject | undefined
+
+/** Decoded sessions by id. */
+export function sessionsById(rows: readonly TierRow[], decode: Decode): Record<string, SessionObject> {
+  const out: Record<string, SessionObject> = {}
+  for (const row of rows) {
+    const session = decode(row)
+    // NB: defineProperty, so a sid such as "__proto__" is a key like any other.
+    if (session !== undefined) {
+      Object.defineProperty(out, row.sid, {
+        value: session,
+        enumerable: true,
+        writable: true,
+        configurable: true,
+      })
+    }
+  }
+  return out
+}
+
+/** Decoded sessions with their ids and expiry. */
+export function userSessions(rows: readonly TierRow[], decode: Decode): UserSession[] {
+  const out: UserSession[] = []
+  for (const row of rows) {
+    const session = decode(row)
+    if (session !== undefined) out.push({ sid: row.sid, session, expiresAt: row.expiresAt })
+  }
+  return out
+}

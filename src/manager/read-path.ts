@@ -1,0 +1,136 @@
+// The read path, in both modes: the outbox's latest entry (shared mode), a trusted memory copy, else the disk
+// tier — the authority in local mode — or Redis, which in shared mode vouches for a local copy by its version
+// (one HMGET of two fields) or answers with the current record, cached unless an invalidation overtook it.
+
+import type { InflightRead } from '../coherence.js'
+import type { TieredSessionError } from '../errors.js'
+import { ErrorCodes, isTieredSessionError, TieredSessionError as TSError } from '../errors.js'
+import { isValidSid } from '../session-fields.js'
+import type { MaybePromise, StoredRecord } from '../tiers/tier.js'
+import type { EngineContext } from './context.js'
+import type { SessionEntry } from './engine.js'
+import type { SharedParts } from './shared-parts.js'
+
+/** The tier a local copy came from. */
+type LocalTier = 'memory' | 'disk'
+
+/** Reads sessions for the engine. */
+export class ReadPath {
+  readonly #ctx: EngineContext
+
+  constructor(context: EngineContext) {
+    this.#ctx = context
+  }
+
+  /** The live session with its expiry and version, or undefined. */
+  getEntry(sid: string): MaybePromise<SessionEntry | undefined> {
+    const ctx = this.#ctx
+    ctx.checkOpen()
+    if (!isValidSid(sid)) return ctx.miss()
+    const now = ctx.now()
+    const pending = ctx.shared?.outbox?.get(sid)
+    if (pending !== undefined)
+      return this.#serve(sid, pending.op === 'delete' ? undefined : pending.record, 'memory')
+    const cached = ctx.memory.get(sid)
+    if (cached !== undefined && ctx.trusted(cached, now)) return this.#serve(sid, cached, 'memory')
+    const local = cached ?? ctx.readDisk(sid)
+    const tier: LocalTier = cached === undefined ? 'disk' : 'memory'
+    // Local mode: the disk tier is the authority, and its answer is final.
+    if (ctx.shared === null) return this.#serve(sid, local, tier)
+    return this.#fromRedis(ctx.shared, sid, local, tier, now)
+  }
+
+  /** Serves a local copy; one from disk is promoted into memory (trusted only if `verified`). */
+  #serve(
+    sid: string,
+    record: StoredRecord | undefined,
+    tier: LocalTier,
+    verified = false,
+  ): SessionEntry | undefined {
+    const ctx = this.#ctx
+    if (record === undefined || record.expiresAt <= ctx.now()) return ctx.miss()
+    const session = ctx.decode(record)
+    if (session === undefined) {
+      ctx.forget(sid)
+      return ctx.miss()
+    }
+    ctx.counters.hits[tier]++
+    if (tier === 'disk') {
+      const promoted = ctx.memory.write(sid, record)
+      if (verified) ctx.shared?.coherence.verified(promoted, ctx.now())
+      ctx.counters.promotions++
+      ctx.events.promote({ bytes: promoted.bytes })
+      ctx.afterMemoryGrew()
+    }
+    return { session, expiresAt: record.expiresAt, version: record.version }
+  }
+
+  /** Shared mode: asks Redis about a session no trusted copy answers for. */
+  async #fromRedis(
+    shared: SharedParts,
+    sid: string,
+    local: StoredRecord | undefined,
+    tier: LocalTier,
+    now: number,
+  ): Promise<SessionEntry | undefined> {
+    const ctx = this.#ctx
+    if (!shared.connection.up) {
+      // Redis is down: what we hold locally is the best there is; an unknown session is an outage, not a miss.
+      if (local !== undefined) return this.#serve(sid, local, tier)
+      return ctx.fail(
+        new TSError(ErrorCodes.REDIS_UNAVAILABLE, 'Redis is down and the session is not held locally'),
+      )
+    }
+    const read = shared.coherence.beginRead(sid)
+    let fresh: StoredRecord | undefined
+    try {
+      if (local !== undefined && (await shared.redis.version(sid)) === local.version) {
+        const current = shared.coherence.isCurrent(read, local.version)
+        const entry = this.#serve(sid, local, tier, current)
+        if (current && tier === 'memory') shared.coherence.verified(local, now)
+        return entry
+      }
+      fresh = await shared.redis.get(sid)
+    } catch (error) {
+      if (isTieredSessionError(error) && error.code === ErrorCodes.DECODE_FAILED) {
+        ctx.report(error as TieredSessionError)
+        ctx.forget(sid)
+        return ctx.miss()
+      }
+      // NB: down, or refusing reads (CLUSTERDOWN, a failover): what we hold locally is the best there is.
+      const outage =
+        isTieredSessionError(error) &&
+        (error.code === ErrorCodes.REDIS_UNAVAILABLE || error.code === ErrorCodes.REDIS_REFUSED)
+      if (outage && local !== undefined) return this.#serve(sid, local, tier)
+      return ctx.fail(error)
+    } finally {
+      shared.coherence.endRead(sid, read)
+    }
+    return this.#fresh(shared, sid, fresh, read, tier === 'disk' && local !== undefined)
+  }
+
+  /** Redis's answer: served, and cached unless an invalidation overtook it or the outbox holds newer. */
+  #fresh(
+    shared: SharedParts,
+    sid: string,
+    fresh: StoredRecord | undefined,
+    read: InflightRead,
+    diskCopy: boolean,
+  ): SessionEntry | undefined {
+    const ctx = this.#ctx
+    if (fresh === undefined) {
+      ctx.forget(sid)
+      return ctx.miss()
+    }
+    const session = ctx.decode(fresh)
+    if (session === undefined) return ctx.miss()
+    ctx.counters.hits.redis++
+    // NB: an invalidation that overtook this reply means it may be stale: serve it, but do not cache it.
+    if (shared.coherence.isCurrent(read, fresh.version) && !shared.outbox?.has(sid)) {
+      const mine = ctx.memory.peek(sid)
+      if (mine === undefined || mine.version <= fresh.version) ctx.remember(sid, fresh, true)
+      if (diskCopy) ctx.dropCacheCopy(sid)
+    }
+    return { session, expiresAt: fresh.expiresAt, version: fresh.version }
+  }
+}

@@ -1,0 +1,91 @@
+// The parts shared mode adds to the engine: the Redis connection and tier (the authority), the coherence
+// tracker with its invalidation channel, and the outbox (only with a disk tier to keep it in).
+
+import { randomUUID } from 'node:crypto'
+import { Coherence } from '../coherence.js'
+import type { TieredSessionError } from '../errors.js'
+import { ErrorCodes } from '../errors.js'
+import type { ResolvedOptions } from '../options.js'
+import { Outbox } from '../outbox.js'
+import type { StatusChange } from '../redis/connection.js'
+import { RedisConnection } from '../redis/connection.js'
+import { RedisTier } from '../redis/redis-tier.js'
+import type { Counters } from '../stats.js'
+import type { DiskTier } from '../tiers/disk-tier.js'
+import type { MemoryTier } from '../tiers/memory-tier.js'
+import type { ManagerEvents } from './engine.js'
+
+/** Shared mode's parts. */
+export interface SharedParts {
+  readonly connection: RedisConnection
+  readonly redis: RedisTier
+  readonly coherence: Coherence
+  /** Null with `disk: false`: writes then fail while Redis is down. */
+  readonly outbox: Outbox | null
+}
+
+/** What the parts report to, and the local copies they keep in step. */
+export interface SharedHooks {
+  readonly memory: MemoryTier
+  readonly disk: DiskTier | null
+  readonly counters: Counters
+  readonly events: ManagerEvents
+  readonly report: (error: TieredSessionError) => void
+  /** Drops the disk cache's copy of a session (unless the outbox holds it). */
+  readonly dropCopy: (sid: string) => void
+}
+
+/** Connects shared mode's parts; the outbox replays on every (re)connection. */
+export function connectShared(options: ResolvedOptions, hooks: SharedHooks): SharedParts {
+  const redis = options.redis
+  if (redis === null) throw new Error('shared mode needs redis options')
+  const { memory, disk, counters, events, report } = hooks
+  const connection = new RedisConnection({
+    ...(redis.url === undefined ? {} : { url: redis.url }),
+    ...(redis.client === undefined ? {} : { client: redis.client }),
+    commandTimeoutMs: redis.commandTimeoutMs,
+  })
+  const origin = randomUUID()
+  const tier = new RedisTier({
+    connection,
+    prefix: options.prefix,
+    channel: redis.channel,
+    origin,
+    clock: options.clock,
+  })
+  const outbox =
+    disk === null
+      ? null
+      : new Outbox({
+          log: disk,
+          redis: tier,
+          isUp: () => connection.up,
+          clock: options.clock,
+          report,
+          onStale: (sid) => memory.delete(sid),
+        })
+  const coherence = new Coherence({
+    connection,
+    channel: redis.channel,
+    origin,
+    localTtlMs: redis.localTtlMs,
+    clock: options.clock,
+    memory,
+    dropCopy: hooks.dropCopy,
+    onInvalidation: () => {
+      counters.invalidations++
+      events.invalidation?.()
+    },
+    onLive: (live) => events.coherence?.(live),
+    onGarbage: () => counters.countError(ErrorCodes.DECODE_FAILED),
+  })
+  connection.on('status', ({ status, previous }: StatusChange) => {
+    if (status === 'ready') {
+      events.connect?.()
+      outbox?.replay()
+    } else if (previous === 'ready') events.disconnect?.()
+  })
+  connection.on('client-error', () => counters.countError(ErrorCodes.REDIS_UNAVAILABLE))
+  if (connection.up) outbox?.replay()
+  return { connection, redis: tier, coherence, outbox }
+}

@@ -1,0 +1,266 @@
+// The tier manager: the one engine of both modes. It holds the memory tier (with its spiller) over an
+// authority — the SQLite disk tier in local mode, Redis in shared mode — and, in shared mode, the outbox and the
+// coherence tracker with the disk tier as spill cache (see context.ts). The read path, the write path, the
+// sweep, flush and close are each written once; what differs by mode is which parts are present.
+// Knows nothing of Express.
+
+import { setImmediate as nextTurn } from 'node:timers/promises'
+import type { SessionObject } from '../codec.js'
+import { ErrorCodes, wrapError } from '../errors.js'
+import type { RedisTier } from '../redis/redis-tier.js'
+import { normalizeUserId } from '../session-fields.js'
+import type { SpillResult } from '../spiller.js'
+import type { Counters, StoreStats } from '../stats.js'
+import { statsSnapshot } from '../stats.js'
+import type { MemoryTier } from '../tiers/memory-tier.js'
+import type { MaybePromise, TierRow } from '../tiers/tier.js'
+import { EngineContext } from './context.js'
+import type { ManagerEvents, SessionEngine, SessionEntry, SessionPatch, UserSession } from './engine.js'
+import { sessionsById, userSessions } from './listings.js'
+import { ReadPath } from './read-path.js'
+import { Sweeper } from './sweeper.js'
+import { WritePath } from './write-path.js'
+
+/** The engine of both modes. All methods are safe to call concurrently. */
+export class TierManager implements SessionEngine {
+  readonly #ctx: EngineContext
+  readonly #reads: ReadPath
+  readonly #writes: WritePath
+  readonly #sweeper: Sweeper
+  #diskEntries = 0
+
+  constructor(options: EngineContext['options'], events: ManagerEvents) {
+    const ctx = new EngineContext(options, events)
+    this.#ctx = ctx
+    this.#reads = new ReadPath(ctx)
+    this.#writes = new WritePath(ctx)
+    this.#sweeper = new Sweeper({
+      disk: ctx.disk,
+      memory: ctx.memory,
+      batchSize: options.sweepBatchSize,
+      intervalMs: options.sweepIntervalMs,
+      clock: options.clock,
+      onSwept: (removed) => {
+        ctx.counters.expired += removed
+      },
+      report: (error) => ctx.report(error),
+    })
+    ctx.spiller.start()
+    this.#sweeper.start()
+  }
+
+  get memory(): MemoryTier {
+    return this.#ctx.memory
+  }
+
+  get counters(): Counters {
+    return this.#ctx.counters
+  }
+
+  // ---- one session ----------------------------------------------------------------------------------
+
+  getEntry(sid: string): MaybePromise<SessionEntry | undefined> {
+    return this.#reads.getEntry(sid)
+  }
+
+  /** The session of a live entry, or undefined. */
+  get(sid: string): MaybePromise<SessionObject | undefined> {
+    const entry = this.#reads.getEntry(sid)
+    return entry instanceof Promise ? entry.then((found) => found?.session) : entry?.session
+  }
+
+  set(sid: string, session: SessionObject): Promise<void> {
+    return this.#writes.set(sid, session)
+  }
+
+  merge(sid: string, patch: SessionPatch): Promise<boolean> {
+    return this.#writes.merge(sid, patch)
+  }
+
+  touch(sid: string, session: SessionObject): Promise<void> {
+    return this.#writes.touch(sid, session)
+  }
+
+  destroy(sid: string): Promise<void> {
+    return this.#writes.destroy(sid)
+  }
+
+  // ---- whole-store operations (the authority) -------------------------------------------------------
+
+  /** Runs a query on the authority (synchronously when it answers synchronously); failures are reported. */
+  #query<T, R>(query: () => MaybePromise<T>, then: (value: T) => R): MaybePromise<R> {
+    const ctx = this.#ctx
+    ctx.checkOpen()
+    let value: MaybePromise<T>
+    try {
+      value = query()
+    } catch (error) {
+      return ctx.fail(error)
+    }
+    return value instanceof Promise ? value.then(then, (error: unknown) => ctx.fail(error)) : then(value)
+  }
+
+  /** Every live session by id. */
+  all(): MaybePromise<Record<string, SessionObject>> {
+    const ctx = this.#ctx
+    return this.#query(
+      () => ctx.authority.rows(ctx.onCorrupt),
+      (rows) => sessionsById(rows, ctx.decode),
+    )
+  }
+
+  /** Ids of every live session. */
+  ids(): MaybePromise<string[]> {
+    return this.#query(
+      () => this.#ctx.authority.ids(),
+      (ids) => ids,
+    )
+  }
+
+  /** Number of live sessions. */
+  length(): MaybePromise<number> {
+    return this.#query(
+      () => this.#ctx.authority.countLive(),
+      (n) => n,
+    )
+  }
+
+  #rowsOfUser(userId: unknown): MaybePromise<TierRow[]> {
+    const ctx = this.#ctx
+    ctx.checkOpen()
+    const key = normalizeUserId(userId)
+    if (key === null) return []
+    return this.#query(
+      () => ctx.authority.rowsOfUser(key, ctx.onCorrupt),
+      (rows) => rows,
+    )
+  }
+
+  /** The live sessions of one user. */
+  listByUser(userId: unknown): MaybePromise<UserSession[]> {
+    const decode = this.#ctx.decode
+    const rows = this.#rowsOfUser(userId)
+    return rows instanceof Promise
+      ? rows.then((found) => userSessions(found, decode))
+      : userSessions(rows, decode)
+  }
+
+  /** Destroys every session of one user except the ids in `except`; resolves to how many. */
+  async destroyByUser(userId: unknown, except: readonly string[] = []): Promise<number> {
+    const keep = new Set(except)
+    const sids = (await this.#rowsOfUser(userId)).map((row) => row.sid).filter((sid) => !keep.has(sid))
+    await Promise.all(sids.map((sid) => this.#writes.destroy(sid)))
+    return sids.length
+  }
+
+  /** Removes every session from every tier (and the outbox's entries). */
+  async clear(): Promise<void> {
+    const ctx = this.#ctx
+    ctx.checkOpen()
+    try {
+      await ctx.authority.clear()
+    } catch (error) {
+      ctx.fail(error)
+    }
+    ctx.memory.clear()
+    ctx.shared?.outbox?.clear()
+    if (ctx.cache === null) return
+    try {
+      ctx.cache.clearNow()
+    } catch (error) {
+      ctx.report(wrapError(ErrorCodes.DISK_IO, 'clearing the disk cache failed', error))
+    }
+  }
+
+  // ---- maintenance ----------------------------------------------------------------------------------
+
+  /** Commits every queued write and runs a spill cycle now. */
+  async flush(): Promise<SpillResult> {
+    const ctx = this.#ctx
+    ctx.checkOpen()
+    ctx.disk?.commitNow()
+    // NB: let the acknowledgements of the writes just committed run before we report back.
+    await nextTurn()
+    return ctx.spiller.cycle()
+  }
+
+  /** Deletes expired sessions from disk (in transactions of `sweepBatchSize` rows) and memory now. */
+  sweep(): Promise<number> {
+    this.#ctx.checkOpen()
+    return this.#sweeper.run()
+  }
+
+  /** A snapshot of the counters and tier sizes; the disk's row count is refreshed unless closed. */
+  stats(): StoreStats {
+    const ctx = this.#ctx
+    const disk = ctx.disk
+    if (!ctx.closed && disk !== null) {
+      try {
+        this.#diskEntries = disk.count()
+      } catch (error) {
+        ctx.report(wrapError(ErrorCodes.DISK_IO, 'counting rows failed', error))
+      }
+    }
+    return statsSnapshot({
+      counters: ctx.counters,
+      memory: ctx.memory,
+      disk:
+        disk === null
+          ? null
+          : {
+              entries: this.#diskEntries,
+              pendingWrites: disk.pendingWrites,
+              transactions: disk.transactions,
+            },
+      redis: ctx.shared === null ? null : { connected: ctx.shared.connection.up },
+      outbox: ctx.shared?.outbox?.depth() ?? 0,
+    })
+  }
+
+  /** Commits everything, stops the timers (awaiting a sweep or replay in progress), closes file and connections. */
+  async close(): Promise<void> {
+    const ctx = this.#ctx
+    if (ctx.closed) return
+    ctx.spiller.stop()
+    await this.#sweeper.stop()
+    await ctx.shared?.outbox?.close()
+    ctx.closed = true
+    ctx.disk?.close()
+    await ctx.shared?.coherence.close()
+    await ctx.shared?.connection.close()
+    await nextTurn()
+    ctx.memory.close()
+  }
+
+  // ---- time and state -------------------------------------------------------------------------------
+
+  /** The current time of the store's clock, in ms. */
+  now(): number {
+    return this.#ctx.now()
+  }
+
+  /** The lifetime (ms) a write of `session` would get: its cookie's remaining life, or the ttl. */
+  lifetimeMs(session: SessionObject): number {
+    return this.#writes.lifetimeMs(session)
+  }
+
+  /** True while Redis is connected and answering (shared mode). */
+  get connected(): boolean {
+    return this.#ctx.shared?.connection.up ?? false
+  }
+
+  /** True while invalidations are being delivered (shared mode). */
+  get coherent(): boolean {
+    return this.#ctx.shared?.coherence.live ?? false
+  }
+
+  /** The Redis tier (shared mode). */
+  get redis(): RedisTier | undefined {
+    return this.#ctx.shared?.redis
+  }
+
+  /** Resolves once the outbox replay now running (if any) has finished. */
+  async replayed(): Promise<void> {
+    await this.#ctx.shared?.outbox?.replayed()
+  }
+}

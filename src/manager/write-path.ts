@@ -1,0 +1,277 @@
+// The write path, in both modes: set, merge, touch and destroy on the authority (a group-committed SQLite
+// transaction in local mode, a Lua script in Redis in shared mode), keeping memory in step at the commit; in
+// shared mode, while Redis is down, writes go to the outbox and merges and touches apply to the local copy.
+
+import type { SessionObject } from '../codec.js'
+import type { InflightRead } from '../coherence.js'
+import { ErrorCodes, isTieredSessionError, TieredSessionError } from '../errors.js'
+import { assertValidSid, isValidSid } from '../session-fields.js'
+import type { MaybePromise, RecordInput, StoredRecord, UpdateResult } from '../tiers/tier.js'
+import type { EngineContext } from './context.js'
+import type { SessionPatch } from './engine.js'
+import type { SharedParts } from './shared-parts.js'
+import { WritePlan } from './write-plan.js'
+
+/** A record change for `update`: the replacement of the latest record, or undefined to write nothing. */
+type Change = (current: StoredRecord) => RecordInput | undefined
+
+/** True for a failure that means "Redis is down" (not a refusal: Redis answered). */
+function isOutage(error: unknown): boolean {
+  return isTieredSessionError(error) && error.code === ErrorCodes.REDIS_UNAVAILABLE
+}
+
+/** Writes sessions for the engine. */
+export class WritePath {
+  readonly #ctx: EngineContext
+  readonly #plan: WritePlan
+
+  constructor(context: EngineContext) {
+    this.#ctx = context
+    this.#plan = new WritePlan(context.options)
+  }
+
+  /** Stores a session; resolves once the authority (or, Redis down, the outbox) has it. */
+  async set(sid: string, session: SessionObject): Promise<void> {
+    const ctx = this.#ctx
+    ctx.checkOpen()
+    const now = ctx.now()
+    const record = ctx.prepare(() => this.#plan.write(sid, session, now))
+    // NB: a session already expired is a delete, as connect-redis does; storing it would only waste space.
+    if (record.expiresAt <= now) return this.destroy(sid)
+    await ctx.shared?.outbox?.settle(sid)
+    await this.#onAuthority(
+      sid,
+      (tracked) =>
+        ctx.authority.write(sid, record, {
+          after: this.#knownVersion(sid),
+          previousUser: ctx.memory.peek(sid)?.userId,
+          onCommit: (stored) => this.#wrote(sid, stored, tracked),
+        }),
+      () => this.#toOutbox(sid, record),
+    )
+  }
+
+  /**
+   * Applies a request's changes onto the latest stored version, atomically: the keys in `set` (as JSON text)
+   * are replaced, those in `unset` removed, the cookie replaced; every other key keeps what the latest write
+   * left. Resolves to false when the session no longer exists (destroyed or expired meanwhile).
+   */
+  async merge(sid: string, patch: SessionPatch): Promise<boolean> {
+    const ctx = this.#ctx
+    ctx.checkOpen()
+    const now = ctx.now()
+    const prepared = ctx.prepare(() => {
+      assertValidSid(sid)
+      return this.#plan.patch(patch, now)
+    })
+    // NB: two requests that change different keys both keep their change (the same key: the last one wins).
+    return this.#update(sid, (current) => this.#plan.applyPatch(current, prepared, now))
+  }
+
+  /**
+   * Slides the expiry of a live session forward to the session's `cookie.expires` (or ttl), keeping the stored
+   * data and replacing only its `cookie`. A missing or expired session stays missing, and a touch never
+   * shortens a session (a later write may have given it a longer life).
+   */
+  async touch(sid: string, session: SessionObject): Promise<void> {
+    const ctx = this.#ctx
+    ctx.checkOpen()
+    if (!isValidSid(sid)) return
+    const now = ctx.now()
+    const touch = ctx.prepare(() => this.#plan.touch(session, now), 'the session cookie could not be stored')
+    if (touch.expiresAt <= now) return this.destroy(sid)
+    try {
+      await this.#update(sid, (current) => this.#plan.applyTouch(current, touch))
+    } catch (error) {
+      // NB: a stored copy that does not decode was reported by #update; touching it is no one's loss.
+      if (isTieredSessionError(error) && error.code === ErrorCodes.DECODE_FAILED) return
+      throw error
+    }
+  }
+
+  /** Removes a session from every tier; resolves once the authority (or, Redis down, the outbox) has it. */
+  async destroy(sid: string): Promise<void> {
+    const ctx = this.#ctx
+    ctx.checkOpen()
+    if (!isValidSid(sid)) return
+    // NB: no settle first: a live destroy wins over the outbox entries before it (they are dropped, not replayed).
+    await this.#onAuthority(
+      sid,
+      () => ctx.authority.delete(sid, { onCommit: () => this.#destroyed(sid) }),
+      () => this.#toOutbox(sid, null),
+    )
+  }
+
+  /** The lifetime (ms) a write of `session` would get: its cookie's remaining life, or the ttl. */
+  lifetimeMs(session: SessionObject): number {
+    const now = this.#ctx.now()
+    return this.#plan.expiresAt(session, now) - now
+  }
+
+  // ---- the steps ------------------------------------------------------------------------------------
+
+  /**
+   * Read-modify-write on the latest version, atomically (a transaction in SQLite, a compare-and-set in Redis
+   * starting from the memory copy). While Redis is down it applies to the local copy, through the outbox.
+   * Resolves to false when the session no longer exists: it is not brought back.
+   */
+  async #update(sid: string, change: Change): Promise<boolean> {
+    const ctx = this.#ctx
+    const shared = ctx.shared
+    if (shared !== null) {
+      await shared.outbox?.settle(sid)
+      if (!shared.connection.up || shared.outbox?.has(sid)) return this.#updateLocalCopy(shared, sid, change)
+    }
+    const now = ctx.now()
+    const cached = ctx.memory.peek(sid)
+    const base = cached !== undefined && cached.expiresAt > now ? cached : undefined
+    const tracked = shared?.coherence.beginRead(sid)
+    let result: UpdateResult
+    try {
+      result = await ctx.authority.update(sid, change, {
+        ...(base === undefined ? {} : { base, unverifiedBase: !ctx.trusted(base, now) }),
+        onCommit: (stored) => this.#wrote(sid, stored, tracked),
+      })
+    } catch (error) {
+      if (shared !== null && isOutage(error) && !shared.connection.up) return this.#update(sid, change)
+      return ctx.fail(error)
+    } finally {
+      if (tracked !== undefined) shared?.coherence.endRead(sid, tracked)
+    }
+    if (result.status !== 'missing') return true
+    ctx.forget(sid)
+    return false
+  }
+
+  /** An update while Redis is down: applied to the copy held locally, queued in the outbox. */
+  async #updateLocalCopy(shared: SharedParts, sid: string, change: Change): Promise<boolean> {
+    const ctx = this.#ctx
+    const local = this.#localRecord(shared, sid)
+    if (local === undefined) {
+      if (shared.outbox?.has(sid) !== true) {
+        ctx.fail(
+          new TieredSessionError(
+            ErrorCodes.REDIS_UNAVAILABLE,
+            'Redis is down and the session is not held locally',
+          ),
+        )
+      }
+      return false
+    }
+    let next: RecordInput | undefined
+    try {
+      next = change(local)
+    } catch (error) {
+      return ctx.fail(error, ErrorCodes.DECODE_FAILED)
+    }
+    if (next !== undefined) await this.#toOutbox(sid, next)
+    return true
+  }
+
+  /** The session as this instance holds it locally (outbox, memory or disk cache), for writes during an outage. */
+  #localRecord(shared: SharedParts, sid: string): StoredRecord | undefined {
+    const ctx = this.#ctx
+    const now = ctx.now()
+    const pending = shared.outbox?.get(sid)
+    // NB: an expired copy is no copy: a touch or merge must never bring it back (found by the soak run).
+    if (pending !== undefined)
+      return pending.op === 'set' && pending.record.expiresAt > now ? pending.record : undefined
+    const cached = ctx.memory.peek(sid)
+    if (cached !== undefined) return cached.expiresAt > now ? cached : undefined
+    return ctx.readDisk(sid)
+  }
+
+  /**
+   * Runs a write on the authority, tracking invalidations meanwhile (shared mode). While Redis is down — or
+   * goes down under the write — the outbox takes it instead (`offline`).
+   */
+  async #onAuthority<T>(
+    sid: string,
+    write: (tracked: InflightRead | undefined) => MaybePromise<T>,
+    offline: () => Promise<unknown>,
+  ): Promise<void> {
+    const ctx = this.#ctx
+    const shared = ctx.shared
+    if (shared !== null && !shared.connection.up) {
+      await offline()
+      return
+    }
+    const tracked = shared?.coherence.beginRead(sid)
+    try {
+      await write(tracked)
+    } catch (error) {
+      if (shared !== null && isOutage(error) && !shared.connection.up) await offline()
+      else ctx.fail(error)
+    } finally {
+      if (tracked !== undefined) shared?.coherence.endRead(sid, tracked)
+    }
+  }
+
+  /** The newest version this instance knows of `sid` (outbox, memory, disk cache), to order a write after it. */
+  #knownVersion(sid: string): number {
+    const ctx = this.#ctx
+    const pending = ctx.shared?.outbox?.versionOf(sid) ?? 0
+    const cached = ctx.memory.peek(sid)?.version
+    // NB: a copy in memory is at least as new as one on disk (disk copies are spilled from memory).
+    if (cached !== undefined || ctx.cache === null) return Math.max(pending, cached ?? 0)
+    let onDisk = 0
+    try {
+      onDisk = ctx.cache.get(sid)?.version ?? 0
+    } catch {
+      // NB: a corrupt or unreadable cached row only means we do not know its version; Redis orders the rest.
+    }
+    return Math.max(pending, onDisk)
+  }
+
+  /**
+   * A write the authority acknowledged (called at its commit). In shared mode invalidations were tracked while
+   * it was in flight: one for a newer version (another instance wrote after us) means our copy is already
+   * stale, so it is dropped, not cached.
+   */
+  #wrote(sid: string, stored: StoredRecord, tracked: InflightRead | undefined): void {
+    const ctx = this.#ctx
+    ctx.shared?.outbox?.superseded(sid)
+    if (tracked === undefined || ctx.shared?.coherence.isCurrent(tracked, stored.version)) {
+      ctx.remember(sid, stored, true)
+    } else ctx.memory.delete(sid)
+    ctx.dropCacheCopy(sid)
+    ctx.counters.writes++
+  }
+
+  /** A destroy the authority acknowledged (called at its commit). */
+  #destroyed(sid: string): void {
+    const ctx = this.#ctx
+    ctx.shared?.outbox?.superseded(sid)
+    ctx.memory.delete(sid)
+    ctx.dropCacheCopy(sid)
+    ctx.counters.destroys++
+  }
+
+  /** Queues a write (or, with null, a destroy) in the outbox; acknowledged once the outbox row has committed. */
+  async #toOutbox(sid: string, record: RecordInput | null): Promise<void> {
+    const ctx = this.#ctx
+    const shared = ctx.shared as SharedParts
+    if (shared.outbox === null) {
+      return ctx.fail(
+        new TieredSessionError(
+          ErrorCodes.REDIS_UNAVAILABLE,
+          'Redis is down and there is no disk outbox (disk: false)',
+        ),
+      )
+    }
+    const version = shared.redis.proposedVersion(this.#knownVersion(sid))
+    try {
+      await shared.outbox.append(sid, record, version, (entry) => {
+        if (entry.op === 'delete') {
+          ctx.memory.delete(sid)
+          ctx.counters.destroys++
+        } else {
+          ctx.remember(sid, entry.record, false)
+          ctx.counters.writes++
+        }
+      })
+    } catch (error) {
+      ctx.fail(error, ErrorCodes.DISK_IO)
+    }
+  }
+}

@@ -1,0 +1,112 @@
+// The validation of every write before it reaches a tier: the id, the size, the expiry and the user of a
+// session, the cookie and expiry of a touch, and the whole-session shortcut of a merge. Throws typed errors;
+// the manager counts and reports them.
+
+import type { RecordRules, SessionObject } from '../codec.js'
+import { copyJson, encodeSession, patchRecord, payloadBytes, touchRecord } from '../codec.js'
+import { ErrorCodes, TieredSessionError } from '../errors.js'
+import type { ResolvedOptions } from '../options.js'
+import { assertValidSid, expiresAtOf, userIdOf } from '../session-fields.js'
+import type { RecordInput, StoredRecord } from '../tiers/tier.js'
+import type { SessionPatch } from './engine.js'
+
+/** A write prepared from a session: its payload, expiry and user, all validated. */
+export interface PreparedWrite {
+  readonly payload: string
+  readonly expiresAt: number
+  readonly userId: string | null
+}
+
+/** A touch prepared from a session: a copy of its cookie and the expiry it gives. */
+export interface PreparedTouch {
+  readonly cookie: unknown
+  readonly expiresAt: number
+}
+
+/** A patch with the whole-session shortcut's expiry and user read at the call. */
+export interface PreparedPatch {
+  readonly patch: SessionPatch
+  readonly whole:
+    | {
+        readonly version: number
+        readonly payload: string
+        readonly expiresAt: number
+        readonly userId: string | null
+      }
+    | undefined
+}
+
+/** The store's rules for sessions, applied to every write. */
+export class WritePlan implements RecordRules {
+  readonly #options: ResolvedOptions
+
+  constructor(options: ResolvedOptions) {
+    this.#options = options
+  }
+
+  /** Throws TS_SESSION_TOO_LARGE for a payload over `maxSessionBytes`. */
+  checkSize(bytes: number): void {
+    if (bytes > this.#options.maxSessionBytes) {
+      throw new TieredSessionError(
+        ErrorCodes.SESSION_TOO_LARGE,
+        `the session is ${bytes} bytes serialized, over maxSessionBytes (${this.#options.maxSessionBytes})`,
+      )
+    }
+  }
+
+  expiresAt(session: SessionObject, now: number): number {
+    return expiresAtOf(session, now, this.#options)
+  }
+
+  userId(session: SessionObject): string | null {
+    return userIdOf(session, this.#options)
+  }
+
+  /** Validates and encodes a session for `set` (TS_INVALID_SID, TS_ENCODE_FAILED, TS_SESSION_TOO_LARGE, ...). */
+  write(sid: string, session: SessionObject, now: number): PreparedWrite {
+    assertValidSid(sid)
+    const { payload, bytes } = encodeSession(session)
+    this.checkSize(bytes)
+    return { payload, expiresAt: this.expiresAt(session, now), userId: this.userId(session) }
+  }
+
+  /** A JSON copy of a session's cookie and the expiry it gives, for `touch`. */
+  touch(session: SessionObject, now: number): PreparedTouch {
+    // NB: copy the cookie now; the caller may change its object before the write runs.
+    const cookie = session.cookie === undefined ? undefined : copyJson(session.cookie)
+    return { cookie, expiresAt: this.expiresAt({ ...session, cookie }, now) }
+  }
+
+  /**
+   * Reads the whole-session shortcut's expiry and user now, at the call: the caller's session object may change
+   * again before the write runs (after an await, inside a group commit), and the payload text is already fixed.
+   */
+  patch(patch: SessionPatch, now: number): PreparedPatch {
+    const whole = patch.whole
+    if (whole === undefined || patch.cookie === undefined) return { patch, whole: undefined }
+    return {
+      patch,
+      whole: {
+        version: whole.version,
+        payload: whole.payload,
+        expiresAt: this.expiresAt(whole.session, now),
+        userId: this.userId(whole.session),
+      },
+    }
+  }
+
+  /** `current` with a request's changes applied (throws TS_DECODE_FAILED / TS_SESSION_TOO_LARGE). */
+  applyPatch(current: StoredRecord, prepared: PreparedPatch, now: number): RecordInput {
+    const { whole } = prepared
+    if (whole !== undefined && whole.version === current.version) {
+      this.checkSize(payloadBytes(whole.payload))
+      return { payload: whole.payload, expiresAt: whole.expiresAt, userId: whole.userId }
+    }
+    return patchRecord(current, prepared.patch, this, now)
+  }
+
+  /** `current` with the touch's cookie, or undefined when the touch would not extend its life. */
+  applyTouch(current: StoredRecord, touch: PreparedTouch): RecordInput | undefined {
+    return touchRecord(current, touch.cookie, touch.expiresAt)
+  }
+}

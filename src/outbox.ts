@@ -1,0 +1,204 @@
+// The outbox of shared mode: writes Redis has not acknowledged, kept in the disk tier's log (acknowledged once
+// committed there), the latest entry of each session in memory, and their ordered replay when Redis is back.
+
+import type { Clock } from './clock.js'
+import type { TieredSessionError } from './errors.js'
+import { ErrorCodes, wrapError } from './errors.js'
+import type { OnCorrupt, RecordInput, StoredRecord } from './tiers/tier.js'
+
+/** A write waiting for Redis. */
+export interface OutboxEntry {
+  readonly seq: number
+  readonly sid: string
+  readonly op: 'set' | 'delete'
+  /** For 'set': the record to write. For 'delete': only `version` matters. */
+  readonly record: StoredRecord
+}
+
+/** Where the outbox keeps its entries durably (the disk tier). */
+export interface OutboxLog {
+  /** Queues a write for replay (stored as the session's local copy too); resolves to its seq once committed. */
+  appendWrite(sid: string, record: StoredRecord, onCommit: (seq: number) => void): Promise<number>
+  /** Queues a destroy for replay (dropping the local copy); resolves to its seq once committed. */
+  appendDelete(sid: string, version: number, onCommit: (seq: number) => void): Promise<number>
+  /** Every entry, oldest first; one that does not decode goes to `onCorrupt` and is dropped. */
+  entries(onCorrupt: OnCorrupt): OutboxEntry[]
+  /** Removes one entry (replayed or superseded). */
+  remove(seq: number): void
+  /** Entries waiting. */
+  size(): number
+}
+
+/** What the outbox needs of Redis to replay an entry. */
+export interface ReplayTarget {
+  /** Writes `record` only if Redis holds nothing newer (and no tombstone); resolves to whether it wrote. */
+  setIfNewer(sid: string, record: StoredRecord): Promise<boolean>
+  /** Deletes `sid` if Redis holds nothing newer than `upToVersion`. */
+  delete(sid: string, options: { readonly upToVersion: number }): Promise<boolean>
+}
+
+/** Options of {@link Outbox}. */
+export interface OutboxOptions {
+  readonly log: OutboxLog
+  readonly redis: ReplayTarget
+  /** Whether Redis is up now. */
+  readonly isUp: () => boolean
+  readonly clock: Clock
+  /** Counts and emits a background failure. */
+  readonly report: (error: TieredSessionError) => void
+  /** Redis held something newer than a replayed write: the local copy of `sid` is stale. */
+  readonly onStale: (sid: string) => void
+}
+
+/** Shortest and longest wait before retrying entries Redis refused, in ms. */
+const RETRY_MIN_MS = 250
+const RETRY_MAX_MS = 30_000
+/** Rounds of replay a live write waits for before it goes ahead anyway. */
+const SETTLE_ROUNDS = 3
+
+/** The outbox of one shared-mode store. */
+export class Outbox {
+  readonly #options: OutboxOptions
+  /** The latest entry of each session that Redis has not acknowledged yet. */
+  readonly #pending = new Map<string, OutboxEntry>()
+  #replaying: Promise<void> | undefined
+  #retryTimer: NodeJS.Timeout | undefined
+  #retryDelayMs = RETRY_MIN_MS
+  #closed = false
+
+  /** Loads the entries a previous run left (acknowledged writes that Redis never got). */
+  constructor(options: OutboxOptions) {
+    this.#options = options
+    for (const entry of options.log.entries(options.report)) this.#pending.set(entry.sid, entry)
+  }
+
+  /** The latest entry of `sid` waiting for Redis, if any. */
+  get(sid: string): OutboxEntry | undefined {
+    return this.#pending.get(sid)
+  }
+
+  has(sid: string): boolean {
+    return this.#pending.has(sid)
+  }
+
+  /** The version of the latest entry of `sid` (0 if none), to order a new write after it. */
+  versionOf(sid: string): number {
+    return this.#pending.get(sid)?.record.version ?? 0
+  }
+
+  /** A live write or destroy of `sid` reached Redis: the entries before it need no replay. */
+  superseded(sid: string): void {
+    this.#pending.delete(sid)
+  }
+
+  /** Forgets every entry (the store was cleared; the log rows go with the next replay). */
+  clear(): void {
+    this.#pending.clear()
+  }
+
+  /**
+   * Queues a write (`record`) or a destroy (null) of `sid` at `version`; resolves once the log has committed it
+   * (that is its acknowledgement). `onCommit` runs at the commit, after the entry became the latest.
+   */
+  async append(
+    sid: string,
+    record: RecordInput | null,
+    version: number,
+    onCommit: (entry: OutboxEntry) => void,
+  ): Promise<void> {
+    if (record === null) {
+      await this.#options.log.appendDelete(sid, version, (seq) => {
+        const entry: OutboxEntry = {
+          seq,
+          sid,
+          op: 'delete',
+          record: { payload: '', expiresAt: 0, version, userId: null },
+        }
+        this.#pending.set(sid, entry)
+        onCommit(entry)
+      })
+      return
+    }
+    const stored: StoredRecord = { ...record, version }
+    await this.#options.log.appendWrite(sid, stored, (seq) => {
+      const entry: OutboxEntry = { seq, sid, op: 'set', record: stored }
+      this.#pending.set(sid, entry)
+      onCommit(entry)
+    })
+  }
+
+  /** Writes waiting for Redis (the log's count; the in-memory count should the log be unreadable). */
+  depth(): number {
+    if (this.#closed) return 0
+    try {
+      return this.#options.log.size()
+    } catch (error) {
+      this.#options.report(wrapError(ErrorCodes.DISK_IO, 'counting the outbox failed', error))
+      return this.#pending.size
+    }
+  }
+
+  /**
+   * Before a live write of a session that still has an entry, let the replay put that entry into Redis
+   * first; otherwise the live write (newer) would make the replay skip an acknowledged outage write.
+   */
+  async settle(sid: string): Promise<void> {
+    for (let i = 0; i < SETTLE_ROUNDS && this.#pending.has(sid) && this.#options.isUp(); i++) {
+      this.replay()
+      await this.replayed()
+    }
+  }
+
+  /**
+   * Replays the log once Redis is back: for each session only its latest entry (older ones are superseded),
+   * and only if no live operation replaced it meanwhile. A newer value in Redis is kept, a destroy deletes
+   * anything not newer, a tombstone blocks a write, expired entries are dropped. An entry Redis refuses stays
+   * (it was acknowledged) and is retried with a growing delay; an outage stops the replay until Redis is back.
+   */
+  replay(): void {
+    if (this.#replaying !== undefined || this.#closed || !this.#options.isUp()) return
+    const { log, redis, isUp, clock, report, onStale } = this.#options
+    this.#replaying = (async () => {
+      let refused = 0
+      for (const entry of log.entries(report)) {
+        if (!isUp() || this.#closed) return
+        if (this.#pending.get(entry.sid)?.seq !== entry.seq) {
+          log.remove(entry.seq)
+          continue
+        }
+        try {
+          if (entry.op === 'delete') await redis.delete(entry.sid, { upToVersion: entry.record.version })
+          else if (entry.record.expiresAt > clock.now()) {
+            // Redis had something newer (or a tombstone): our copy is stale.
+            if (!(await redis.setIfNewer(entry.sid, entry.record))) onStale(entry.sid)
+          }
+        } catch (error) {
+          if (!isUp()) return
+          report(wrapError(ErrorCodes.REDIS_REFUSED, 'Redis refused an outbox entry', error))
+          refused++
+          continue
+        }
+        log.remove(entry.seq)
+        if (this.#pending.get(entry.sid)?.seq === entry.seq) this.#pending.delete(entry.sid)
+      }
+      this.#retryDelayMs = refused > 0 ? Math.min(this.#retryDelayMs * 2, RETRY_MAX_MS) : RETRY_MIN_MS
+      if (refused > 0) this.#retryTimer = setTimeout(() => this.replay(), this.#retryDelayMs).unref()
+    })()
+      .catch((error: unknown) => report(wrapError(ErrorCodes.DISK_IO, 'replaying the outbox failed', error)))
+      .finally(() => {
+        this.#replaying = undefined
+      })
+  }
+
+  /** Resolves once the replay now running (if any) has finished. */
+  async replayed(): Promise<void> {
+    while (this.#replaying !== undefined) await this.#replaying
+  }
+
+  /** Stops retrying and waits for a replay in progress; the log stays for the next start. */
+  async close(): Promise<void> {
+    if (this.#retryTimer !== undefined) clearTimeout(this.#retryTimer)
+    await this.#replaying
+    this.#closed = true
+  }
+}

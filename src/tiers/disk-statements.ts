@@ -1,0 +1,98 @@
+// The prepared SQL of the disk tier (parameterized only) and the check that turns a raw row into a record.
+
+import type Database from 'better-sqlite3'
+import { ErrorCodes, TieredSessionError } from '../errors.js'
+import type { StoredRecord } from './tier.js'
+
+/** A row as SQLite hands it back: nothing about its column types is trusted. */
+export interface RawRow {
+  sid: unknown
+  payload: unknown
+  expiresAt: unknown
+  version: unknown
+  userId: unknown
+}
+
+/** Turns a raw row into a record, or throws TS_DECODE_FAILED when a column has the wrong type. */
+export function toRecord(row: RawRow): StoredRecord {
+  const { payload, expiresAt, version, userId } = row
+  if (
+    typeof payload !== 'string' ||
+    typeof expiresAt !== 'number' ||
+    typeof version !== 'number' ||
+    (userId !== null && typeof userId !== 'string')
+  ) {
+    throw new TieredSessionError(
+      ErrorCodes.DECODE_FAILED,
+      'a session row on disk has columns of the wrong type',
+    )
+  }
+  return { payload, expiresAt, version, userId }
+}
+
+const COLUMNS = 'sid, payload, expiresAt, version, userId'
+
+type Statement<P extends unknown[] | object, R = unknown> = Database.Statement<P, R>
+
+/** Every statement the disk tier runs. */
+export interface DiskStatements {
+  readonly get: Statement<[string], RawRow>
+  readonly exists: Statement<[string], { one: number }>
+  readonly any: Statement<[], { one: number }>
+  readonly put: Statement<Record<string, unknown>, { version: number }>
+  readonly delete: Statement<[string]>
+  readonly deleteUpTo: Statement<[string, number]>
+  readonly clear: Statement<[]>
+  readonly count: Statement<[], { n: number }>
+  readonly countLive: Statement<[number], { n: number }>
+  readonly ids: Statement<[number], { sid: string }>
+  readonly all: Statement<[number], RawRow>
+  readonly byUser: Statement<[string, number], RawRow>
+  readonly expired: Statement<[number, number], { sid: string }>
+  readonly outboxInsert: Statement<Record<string, unknown>>
+  readonly outboxAll: Statement<[], RawRow & { seq: number; op: string }>
+  readonly outboxRemove: Statement<[number]>
+  readonly outboxCount: Statement<[], { n: number }>
+}
+
+/** Prepares every statement the disk tier runs, once per open database. */
+export function prepareStatements(db: Database.Database): DiskStatements {
+  return {
+    get: db.prepare<[string], RawRow>(`SELECT ${COLUMNS} FROM sessions WHERE sid = ?`),
+    exists: db.prepare<[string], { one: number }>('SELECT 1 AS one FROM sessions WHERE sid = ?'),
+    any: db.prepare<[], { one: number }>('SELECT 1 AS one FROM sessions LIMIT 1'),
+    // NB: with @version the row gets exactly it; without, one more than both the old one and @after.
+    put: db.prepare<Record<string, unknown>, { version: number }>(
+      `INSERT INTO sessions (sid, payload, expiresAt, version, userId)
+       VALUES (@sid, @payload, @expiresAt, COALESCE(@version, @after + 1), @userId)
+       ON CONFLICT (sid) DO UPDATE SET
+         payload = excluded.payload,
+         expiresAt = excluded.expiresAt,
+         userId = excluded.userId,
+         version = COALESCE(@version, MAX(sessions.version, @after) + 1)
+       RETURNING version`,
+    ),
+    delete: db.prepare<[string]>('DELETE FROM sessions WHERE sid = ?'),
+    deleteUpTo: db.prepare<[string, number]>('DELETE FROM sessions WHERE sid = ? AND version <= ?'),
+    clear: db.prepare<[]>('DELETE FROM sessions'),
+    count: db.prepare<[], { n: number }>('SELECT count(*) AS n FROM sessions'),
+    countLive: db.prepare<[number], { n: number }>('SELECT count(*) AS n FROM sessions WHERE expiresAt > ?'),
+    ids: db.prepare<[number], { sid: string }>('SELECT sid FROM sessions WHERE expiresAt > ?'),
+    all: db.prepare<[number], RawRow>(`SELECT ${COLUMNS} FROM sessions WHERE expiresAt > ?`),
+    byUser: db.prepare<[string, number], RawRow>(
+      `SELECT ${COLUMNS} FROM sessions WHERE userId = ? AND expiresAt > ?`,
+    ),
+    expired: db.prepare<[number, number], { sid: string }>(
+      'SELECT sid FROM sessions WHERE expiresAt <= ? LIMIT ?',
+    ),
+    outboxInsert: db.prepare<Record<string, unknown>>(
+      `INSERT INTO outbox (sid, op, payload, expiresAt, version, userId)
+       VALUES (@sid, @op, @payload, @expiresAt, @version, @userId)`,
+    ),
+    outboxAll: db.prepare<[], RawRow & { seq: number; op: string }>(
+      `SELECT seq, ${COLUMNS}, op FROM outbox ORDER BY seq`,
+    ),
+    outboxRemove: db.prepare<[number]>('DELETE FROM outbox WHERE seq = ?'),
+    outboxCount: db.prepare<[], { n: number }>('SELECT count(*) AS n FROM outbox'),
+  }
+}

@@ -1,0 +1,107 @@
+// The writes of the disk tier, as they run inside one group-committed SQLite transaction: upserts, deletes,
+// read-modify-write updates, clear, and the outbox's entries (shared mode), each with its result.
+
+import type { OutboxEntry } from '../outbox.js'
+import type { DiskStatements, RawRow } from './disk-statements.js'
+import { toRecord } from './disk-statements.js'
+import type { RecordInput, StoredRecord, UpdateResult } from './tier.js'
+
+/** One write in a group-committed transaction. */
+export type DiskOp =
+  | { readonly type: 'put'; readonly sid: string; readonly record: RecordInput; readonly after: number }
+  | { readonly type: 'delete'; readonly sid: string; readonly upToVersion: number | undefined }
+  | {
+      readonly type: 'update'
+      readonly sid: string
+      readonly change: (current: StoredRecord) => RecordInput | undefined
+    }
+  | { readonly type: 'clear' }
+  /** Shared mode, Redis down: queue a write for replay and keep the local copy. Resolves to its seq. */
+  | { readonly type: 'outbox-set'; readonly sid: string; readonly record: StoredRecord }
+  /** Shared mode, Redis down: queue a destroy for replay and drop the local copy. Resolves to its seq. */
+  | { readonly type: 'outbox-delete'; readonly sid: string; readonly version: number }
+
+/** What a {@link DiskOp} resolves to: a record, an update's outcome, whether a row was there, a seq or a count. */
+export type DiskResult = StoredRecord | UpdateResult | boolean | number
+
+const MISSING: UpdateResult = { status: 'missing' }
+const UNCHANGED: UpdateResult = { status: 'unchanged' }
+
+/** True when the op may leave a session row behind (so lookups can no longer be skipped). */
+export function mayPut(op: DiskOp): boolean {
+  return op.type === 'put' || op.type === 'update' || op.type === 'outbox-set'
+}
+
+/** Upserts a row; without `record.version` it gets one more than both the old one and `after`. */
+export function putRow(stmt: DiskStatements, sid: string, record: RecordInput, after: number): StoredRecord {
+  const row = stmt.put.get({
+    sid,
+    payload: record.payload,
+    expiresAt: record.expiresAt,
+    version: record.version ?? null,
+    after,
+    userId: record.userId,
+  }) as { version: number }
+  return { payload: record.payload, expiresAt: record.expiresAt, version: row.version, userId: record.userId }
+}
+
+function update(
+  stmt: DiskStatements,
+  sid: string,
+  change: (current: StoredRecord) => RecordInput | undefined,
+  now: number,
+): UpdateResult | Error {
+  const raw = stmt.get.get(sid)
+  if (raw === undefined) return MISSING
+  let next: RecordInput | undefined
+  try {
+    const current = toRecord(raw)
+    if (current.expiresAt <= now) return MISSING
+    next = change(current)
+  } catch (error) {
+    return error as Error
+  }
+  return next === undefined ? UNCHANGED : { status: 'written', record: putRow(stmt, sid, next, 0) }
+}
+
+/** Runs one op inside the write transaction. SQLite errors throw (failing the batch); logic errors are results. */
+export function applyOp(stmt: DiskStatements, op: DiskOp, now: number): DiskResult | Error {
+  switch (op.type) {
+    case 'put':
+      return putRow(stmt, op.sid, op.record, op.after)
+    case 'delete': {
+      const run =
+        op.upToVersion === undefined ? stmt.delete.run(op.sid) : stmt.deleteUpTo.run(op.sid, op.upToVersion)
+      return run.changes > 0
+    }
+    case 'clear':
+      return stmt.clear.run().changes
+    case 'update':
+      return update(stmt, op.sid, op.change, now)
+    case 'outbox-set':
+      putRow(stmt, op.sid, op.record, 0)
+      return Number(stmt.outboxInsert.run({ sid: op.sid, op: 'set', ...op.record }).lastInsertRowid)
+    case 'outbox-delete':
+      stmt.delete.run(op.sid)
+      return Number(
+        stmt.outboxInsert.run({
+          sid: op.sid,
+          op: 'delete',
+          payload: null,
+          expiresAt: 0,
+          version: op.version,
+          userId: null,
+        }).lastInsertRowid,
+      )
+  }
+}
+
+/** Turns a raw outbox row into an entry; throws TS_DECODE_FAILED for a row with columns of the wrong type. */
+export function toOutboxEntry(raw: RawRow & { seq: number; op: string }): OutboxEntry {
+  const op = raw.op === 'delete' ? 'delete' : 'set'
+  const record =
+    op === 'delete'
+      ? { payload: '', expiresAt: 0, version: Number(raw.version), userId: null }
+      : toRecord(raw)
+  return { seq: raw.seq, sid: String(raw.sid), op, record }
+}

@@ -1,0 +1,124 @@
+// The SQLite file of the disk tier: created 0600 in a 0700 directory, opened in WAL mode with the schema
+// migrated, and restored from the open copy when it was removed underneath a running store.
+
+import { chmodSync, closeSync, existsSync, mkdirSync, openSync, statSync } from 'node:fs'
+import { dirname } from 'node:path'
+import Database from 'better-sqlite3'
+import { ErrorCodes, TieredSessionError } from '../errors.js'
+
+/** How the file is opened. */
+export interface SqliteFileOptions {
+  readonly synchronous: 'normal' | 'full'
+  /** Largest the database file may grow, in bytes (SQLite `max_page_count`); undefined: no limit. */
+  readonly maxBytes?: number | undefined
+}
+
+const SCHEMA_VERSION = 2
+
+/**
+ * Creates the directory (0700) when it does not exist, and the file; the file and its -wal/-shm companions
+ * are made 0600 whether they are new or not. An existing directory's mode is left as its owner set it.
+ */
+function prepareFile(path: string): void {
+  const dir = dirname(path)
+  if (!existsSync(dir)) mkdirSync(dir, { recursive: true, mode: 0o700 })
+  // NB: create the file ourselves so it is 0600 from its first byte; SQLite gives -wal and -shm the same mode.
+  closeSync(openSync(path, 'a', 0o600))
+  for (const file of [path, `${path}-wal`, `${path}-shm`]) if (existsSync(file)) chmodSync(file, 0o600)
+}
+
+function migrate(db: Database.Database): void {
+  const version = db.pragma('user_version', { simple: true }) as number
+  if (version > SCHEMA_VERSION) {
+    throw new Error(`schema version ${version} is newer than this package understands (${SCHEMA_VERSION})`)
+  }
+  db.exec(`
+    CREATE TABLE IF NOT EXISTS sessions (
+      sid TEXT PRIMARY KEY NOT NULL,
+      payload TEXT NOT NULL,
+      expiresAt INTEGER NOT NULL,
+      version INTEGER NOT NULL,
+      userId TEXT
+    );
+    CREATE INDEX IF NOT EXISTS sessions_by_expiry ON sessions (expiresAt);
+    CREATE INDEX IF NOT EXISTS sessions_by_user ON sessions (userId) WHERE userId IS NOT NULL;
+    CREATE TABLE IF NOT EXISTS outbox (
+      seq INTEGER PRIMARY KEY AUTOINCREMENT,
+      sid TEXT NOT NULL,
+      op TEXT NOT NULL,
+      payload TEXT,
+      expiresAt INTEGER NOT NULL,
+      version INTEGER NOT NULL,
+      userId TEXT
+    );
+    PRAGMA user_version = ${SCHEMA_VERSION};
+  `)
+}
+
+/** An open database and the inode of the file it was opened from. */
+export interface OpenedFile {
+  readonly db: Database.Database
+  readonly inode: number
+}
+
+/** Opens (creating if needed) the database at `path`; throws TS_DISK_OPEN_FAILED naming the path. */
+export function openSqliteFile(path: string, options: SqliteFileOptions): OpenedFile {
+  let db: Database.Database
+  let inode: number
+  try {
+    prepareFile(path)
+    db = new Database(path, { fileMustExist: true })
+    inode = statSync(path).ino
+  } catch (cause) {
+    throw new TieredSessionError(
+      ErrorCodes.DISK_OPEN_FAILED,
+      `cannot create or open the session database at ${path}: ${(cause as Error).message}`,
+      { cause },
+    )
+  }
+  try {
+    db.pragma('journal_mode = WAL')
+    db.pragma(`synchronous = ${options.synchronous === 'full' ? 'FULL' : 'NORMAL'}`)
+    db.pragma('busy_timeout = 5000')
+    if (options.maxBytes !== undefined) {
+      const pageSize = db.pragma('page_size', { simple: true }) as number
+      db.pragma(`max_page_count = ${Math.max(1, Math.floor(options.maxBytes / pageSize))}`)
+    }
+    migrate(db)
+  } catch (cause) {
+    db.close()
+    throw new TieredSessionError(
+      ErrorCodes.DISK_OPEN_FAILED,
+      `cannot use the session database at ${path}: ${(cause as Error).message}`,
+      { cause },
+    )
+  }
+  return { db, inode }
+}
+
+/**
+ * If the file at `path` is no longer the one `opened` came from because it was removed, writes would go on
+ * into a file that no longer has a name and be lost at the next start: this restores it from the open copy
+ * (VACUUM INTO) and returns true (the caller reopens it). A different file put in its place is TS_DISK_IO.
+ */
+export function restoreIfRemoved(opened: OpenedFile, path: string): boolean {
+  let inode: number | undefined
+  try {
+    inode = statSync(path).ino
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error
+  }
+  if (inode === opened.inode) return false
+  if (inode !== undefined) {
+    throw new TieredSessionError(
+      ErrorCodes.DISK_IO,
+      `the session database at ${path} was replaced by another file`,
+    )
+  }
+  const dir = dirname(path)
+  if (!existsSync(dir)) mkdirSync(dir, { recursive: true, mode: 0o700 })
+  opened.db.prepare('VACUUM INTO ?').run(path)
+  chmodSync(path, 0o600)
+  opened.db.close()
+  return true
+}
