@@ -61,7 +61,9 @@ function update(
   } catch (error) {
     return error as Error
   }
-  return next === undefined ? UNCHANGED : { status: 'written', record: putRow(stmt, sid, next, 0) }
+  if (next === undefined) return UNCHANGED
+  // NB: an update always raises the version, whatever `change` returned.
+  return { status: 'written', record: putRow(stmt, sid, { ...next, version: undefined }, 0) }
 }
 
 /** Runs one op inside the write transaction. SQLite errors throw (failing the batch); logic errors are results. */

@@ -93,7 +93,8 @@ export class MemoryTier implements Tier {
     if (current === undefined) return { status: 'missing' }
     const next = change(current)
     if (next === undefined) return { status: 'unchanged' }
-    return { status: 'written', record: this.write(sid, next, options) }
+    // NB: an update always raises the version, whatever `change` returned.
+    return { status: 'written', record: this.write(sid, { ...next, version: undefined }, options) }
   }
 
   delete(sid: string, options: DeleteOptions = {}): boolean {

@@ -81,7 +81,8 @@ export interface Tier {
   /**
    * Atomic read-modify-write of the live record: `change` gets the latest record and returns its replacement
    * (or undefined to write nothing). Nothing written meanwhile by others is undone. A missing session stays
-   * missing. `change` may run more than once (a compare-and-set retry); it must not have side effects.
+   * missing. An update always raises the version (that of the record `change` returns is ignored). `change`
+   * may run more than once (a compare-and-set retry); it must not have side effects.
    */
   update(
     sid: string,

@@ -1,0 +1,119 @@
+// The outbox alone, on a real SQLite log and a real Redis: entries survive a restart, only the latest entry
+// of a session is replayed (in order), a destroy wins, expired entries are dropped, a stale write yields to
+// what Redis holds, and a live write superseding an entry means it is never replayed.
+
+import { once } from 'node:events'
+import { join } from 'node:path'
+import { describe, expect, it, onTestFinished } from 'vitest'
+import { Outbox } from '../src/outbox.js'
+import { RedisConnection } from '../src/redis/connection.js'
+import { RedisTier } from '../src/redis/redis-tier.js'
+import { DiskTier } from '../src/tiers/disk-tier.js'
+import { ManualClock } from './helpers/manual-clock.js'
+import { useRedis } from './helpers/redis-server.js'
+import { uniquePrefix } from './helpers/shared-stores.js'
+import { makeTempDir } from './helpers/temp-dir.js'
+
+const HOUR = 3_600_000
+
+describe('Outbox', () => {
+  const redis = useRedis()
+
+  async function setup() {
+    const clock = new ManualClock(Date.now() + 60_000)
+    const dir = makeTempDir()
+    const path = join(dir.path, 'outbox.db')
+    const connection = new RedisConnection({ url: redis.url, commandTimeoutMs: 2000 })
+    while (!connection.up) await once(connection, 'status')
+    const tier = new RedisTier({ connection, prefix: uniquePrefix('ob'), channel: 'ob', origin: 'me', clock })
+    const opened: DiskTier[] = []
+    const stale: string[] = []
+    const open = () => {
+      const log = new DiskTier({ path, synchronous: 'normal', maxBatchSize: 100, clock })
+      opened.push(log)
+      const outbox = new Outbox({
+        log,
+        redis: tier,
+        isUp: () => connection.up,
+        clock,
+        report: (error) => {
+          throw error
+        },
+        onStale: (sid) => stale.push(sid),
+      })
+      return { log, outbox }
+    }
+    onTestFinished(async () => {
+      for (const log of opened) log.close()
+      await tier.clear()
+      await connection.close()
+      dir.remove()
+    })
+    return { clock, tier, open, stale }
+  }
+
+  it('replays the latest entry of each session after a restart, in order, then empties the log', async () => {
+    const { clock, tier, open } = await setup()
+    const first = open()
+    const record = (n: number) => ({ payload: `{"n":${n}}`, expiresAt: clock.now() + HOUR, userId: null })
+    await first.outbox.append('a', record(1), 10, () => undefined)
+    await first.outbox.append('a', record(2), 11, () => undefined)
+    await first.outbox.append('b', record(3), 12, () => undefined)
+    await first.outbox.append('b', null, 13, () => undefined)
+    await first.outbox.append('c', { ...record(4), expiresAt: clock.now() + 5 }, 14, () => undefined)
+    expect(first.outbox.depth()).toBe(5)
+    await first.outbox.close()
+    first.log.close()
+
+    clock.advance(5)
+    const again = open()
+    expect(again.outbox.get('a')?.record.version).toBe(11)
+    expect(again.outbox.get('b')?.op).toBe('delete')
+    again.outbox.replay()
+    await again.outbox.replayed()
+    expect((await tier.get('a'))?.payload).toBe('{"n":2}')
+    expect(await tier.get('b')).toBeUndefined()
+    expect(await tier.get('c')).toBeUndefined()
+    expect(again.outbox.depth()).toBe(0)
+    expect(again.outbox.has('a')).toBe(false)
+  })
+
+  it('yields to a newer value in Redis (reported stale) and skips an entry a live write superseded', async () => {
+    const { clock, tier, open, stale } = await setup()
+    const { outbox } = open()
+    const live = await tier.write('s', { payload: '{"live":1}', expiresAt: clock.now() + HOUR, userId: null })
+    await outbox.append(
+      's',
+      { payload: '{"old":1}', expiresAt: clock.now() + HOUR, userId: null },
+      live.version - 1,
+      () => undefined,
+    )
+    await outbox.append(
+      't',
+      { payload: '{"t":1}', expiresAt: clock.now() + HOUR, userId: null },
+      1,
+      () => undefined,
+    )
+    outbox.superseded('t')
+    outbox.replay()
+    await outbox.replayed()
+    expect((await tier.get('s'))?.payload).toBe('{"live":1}')
+    expect(stale).toEqual(['s'])
+    expect(await tier.get('t')).toBeUndefined()
+    expect(outbox.depth()).toBe(0)
+  })
+
+  it('settle() lets the replay put a pending entry into Redis before a live write goes ahead', async () => {
+    const { clock, tier, open } = await setup()
+    const { outbox } = open()
+    await outbox.append(
+      's',
+      { payload: '{"outage":1}', expiresAt: clock.now() + HOUR, userId: null },
+      5,
+      () => undefined,
+    )
+    await outbox.settle('s')
+    expect(outbox.has('s')).toBe(false)
+    expect((await tier.get('s'))?.payload).toBe('{"outage":1}')
+  })
+})
