@@ -3,7 +3,6 @@
 // copies, and the record transforms of a merge (patch) and a touch (new cookie).
 
 import { ErrorCodes, TieredSessionError } from './errors.js'
-import type { RecordInput, StoredRecord } from './tiers/tier.js'
 
 /** A session as stored: any JSON-serializable object (express-session adds `cookie`). */
 export type SessionObject = Record<string, unknown>
@@ -35,6 +34,13 @@ export interface RecordRules {
   expiresAt(session: SessionObject, now: number): number
   /** The user a session belongs to, or null. */
   userId(session: SessionObject): string | null
+}
+
+/** A serialized session with the fields a transform reads and writes (a tier's stored record fits). */
+export interface SessionRecord {
+  readonly payload: string
+  readonly expiresAt: number
+  readonly userId: string | null
 }
 
 /** Keys that are not session data: the cookie is tracked on its own. */
@@ -136,11 +142,11 @@ export function wholeText(keys: KeySnapshot, cookie: unknown): string {
  * replaced. Throws TS_DECODE_FAILED (the stored copy) or TS_SESSION_TOO_LARGE.
  */
 export function patchRecord(
-  current: StoredRecord,
+  current: SessionRecord,
   patch: PatchInput,
   rules: RecordRules,
   now: number,
-): RecordInput {
+): SessionRecord {
   const latest = decodeSession(current.payload)
   for (const key of patch.unset) delete latest[key]
   for (const [key, json] of Object.entries(patch.set)) {
@@ -160,10 +166,10 @@ export function patchRecord(
 
 /** `current` with its cookie replaced, or undefined when the touch would not extend its life. */
 export function touchRecord(
-  current: StoredRecord,
+  current: SessionRecord,
   cookie: unknown,
   expiresAt: number,
-): RecordInput | undefined {
+): SessionRecord | undefined {
   if (current.expiresAt >= expiresAt) return undefined
   const latest = decodeSession(current.payload)
   latest.cookie = cookie

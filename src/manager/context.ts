@@ -149,10 +149,13 @@ export class EngineContext {
     }
   }
 
-  /** Puts a record into memory; `verified`: it is what the authority holds now. Returns the memory copy. */
-  remember(sid: string, record: StoredRecord, verified: boolean): MemoryRecord {
+  /**
+   * Puts a record into memory and returns the memory copy; with `verifiedAt` (ms), it is what the authority
+   * held then (shared mode: trusted from that time on).
+   */
+  remember(sid: string, record: StoredRecord, verifiedAt?: number): MemoryRecord {
     const kept = this.memory.write(sid, record)
-    if (verified) this.shared?.coherence.verified(kept, this.now())
+    if (verifiedAt !== undefined) this.shared?.coherence.verified(kept, verifiedAt)
     this.afterMemoryGrew()
     return kept
   }

@@ -27,17 +27,22 @@ export class ReadPath {
     const ctx = this.#ctx
     ctx.checkOpen()
     if (!isValidSid(sid)) return ctx.miss()
-    const now = ctx.now()
-    const pending = ctx.shared?.outbox?.get(sid)
+    const shared = ctx.shared
+    const pending = shared?.outbox?.get(sid)
     if (pending !== undefined)
       return this.#serve(sid, pending.op === 'delete' ? undefined : pending.record, 'memory')
     const cached = ctx.memory.get(sid)
-    if (cached !== undefined && ctx.trusted(cached, now)) return this.#serve(sid, cached, 'memory')
+    // Local mode: every memory copy is current, and the disk tier is the authority: its answer is final.
+    if (shared === null) {
+      return cached === undefined
+        ? this.#serve(sid, ctx.readDisk(sid), 'disk')
+        : this.#serve(sid, cached, 'memory')
+    }
+    const now = ctx.now()
+    if (cached !== undefined && shared.coherence.trusted(cached, now))
+      return this.#serve(sid, cached, 'memory')
     const local = cached ?? ctx.readDisk(sid)
-    const tier: LocalTier = cached === undefined ? 'disk' : 'memory'
-    // Local mode: the disk tier is the authority, and its answer is final.
-    if (ctx.shared === null) return this.#serve(sid, local, tier)
-    return this.#fromRedis(ctx.shared, sid, local, tier, now)
+    return this.#fromRedis(shared, sid, local, cached === undefined ? 'disk' : 'memory', now)
   }
 
   /** Serves a local copy; one from disk is promoted into memory (trusted only if `verified`). */
@@ -106,7 +111,7 @@ export class ReadPath {
     } finally {
       shared.coherence.endRead(sid, read)
     }
-    return this.#fresh(shared, sid, fresh, read, tier === 'disk' && local !== undefined)
+    return this.#fresh(shared, sid, fresh, read, tier === 'disk' && local !== undefined, now)
   }
 
   /** Redis's answer: served, and cached unless an invalidation overtook it or the outbox holds newer. */
@@ -116,6 +121,7 @@ export class ReadPath {
     fresh: StoredRecord | undefined,
     read: InflightRead,
     diskCopy: boolean,
+    now: number,
   ): SessionEntry | undefined {
     const ctx = this.#ctx
     if (fresh === undefined) {
@@ -128,7 +134,7 @@ export class ReadPath {
     // NB: an invalidation that overtook this reply means it may be stale: serve it, but do not cache it.
     if (shared.coherence.isCurrent(read, fresh.version) && !shared.outbox?.has(sid)) {
       const mine = ctx.memory.peek(sid)
-      if (mine === undefined || mine.version <= fresh.version) ctx.remember(sid, fresh, true)
+      if (mine === undefined || mine.version <= fresh.version) ctx.remember(sid, fresh, now)
       if (diskCopy) ctx.dropCacheCopy(sid)
     }
     return { session, expiresAt: fresh.expiresAt, version: fresh.version }

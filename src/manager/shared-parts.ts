@@ -83,7 +83,8 @@ export function connectShared(options: ResolvedOptions, hooks: SharedHooks): Sha
     if (status === 'ready') {
       events.connect?.()
       outbox?.replay()
-    } else if (previous === 'ready') events.disconnect?.()
+      // NB: closing the store is no outage: express-session must not hear of one.
+    } else if (previous === 'ready' && status !== 'closed') events.disconnect?.()
   })
   connection.on('client-error', () => counters.countError(ErrorCodes.REDIS_UNAVAILABLE))
   if (connection.up) outbox?.replay()

@@ -158,10 +158,16 @@ export class TierManager implements SessionEngine {
     const ctx = this.#ctx
     ctx.checkOpen()
     try {
-      await ctx.authority.clear()
+      // NB: memory is cleared at the commit, so no read in between serves what the authority no longer has.
+      await ctx.authority.clear({ onCommit: () => this.#cleared() })
     } catch (error) {
       ctx.fail(error)
     }
+  }
+
+  /** The authority was cleared: so are memory, the outbox's entries and the disk cache. */
+  #cleared(): void {
+    const ctx = this.#ctx
     ctx.memory.clear()
     ctx.shared?.outbox?.clear()
     if (ctx.cache === null) return

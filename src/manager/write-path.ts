@@ -38,7 +38,10 @@ export class WritePath {
     const record = ctx.prepare(() => this.#plan.write(sid, session, now))
     // NB: a session already expired is a delete, as connect-redis does; storing it would only waste space.
     if (record.expiresAt <= now) return this.destroy(sid)
-    await ctx.shared?.outbox?.settle(sid)
+    // NB: no await unless there is an outbox entry to settle: a write is queued within the call, so writes
+    // called one after another (set, then destroy) reach the authority in that order.
+    const outbox = ctx.shared?.outbox
+    if (outbox?.has(sid)) await outbox.settle(sid)
     await this.#onAuthority(
       sid,
       (tracked) =>
@@ -119,7 +122,7 @@ export class WritePath {
     const ctx = this.#ctx
     const shared = ctx.shared
     if (shared !== null) {
-      await shared.outbox?.settle(sid)
+      if (shared.outbox?.has(sid)) await shared.outbox.settle(sid)
       if (!shared.connection.up || shared.outbox?.has(sid)) return this.#updateLocalCopy(shared, sid, change)
     }
     const now = ctx.now()
@@ -139,7 +142,8 @@ export class WritePath {
       if (tracked !== undefined) shared?.coherence.endRead(sid, tracked)
     }
     if (result.status !== 'missing') return true
-    ctx.forget(sid)
+    // NB: Redis no longer has it: drop our copies (in local mode the disk tier's answer already is the truth).
+    if (shared !== null) ctx.forget(sid)
     return false
   }
 
@@ -162,7 +166,7 @@ export class WritePath {
     try {
       next = change(local)
     } catch (error) {
-      return ctx.fail(error, ErrorCodes.DECODE_FAILED)
+      return ctx.fail(error)
     }
     if (next !== undefined) await this.#toOutbox(sid, next)
     return true
@@ -232,7 +236,7 @@ export class WritePath {
     const ctx = this.#ctx
     ctx.shared?.outbox?.superseded(sid)
     if (tracked === undefined || ctx.shared?.coherence.isCurrent(tracked, stored.version)) {
-      ctx.remember(sid, stored, true)
+      ctx.remember(sid, stored, ctx.now())
     } else ctx.memory.delete(sid)
     ctx.dropCacheCopy(sid)
     ctx.counters.writes++
@@ -266,7 +270,7 @@ export class WritePath {
           ctx.memory.delete(sid)
           ctx.counters.destroys++
         } else {
-          ctx.remember(sid, entry.record, false)
+          ctx.remember(sid, entry.record)
           ctx.counters.writes++
         }
       })

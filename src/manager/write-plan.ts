@@ -74,6 +74,9 @@ export class WritePlan implements RecordRules {
   touch(session: SessionObject, now: number): PreparedTouch {
     // NB: copy the cookie now; the caller may change its object before the write runs.
     const cookie = session.cookie === undefined ? undefined : copyJson(session.cookie)
+    if (cookie === undefined && session.cookie !== undefined) {
+      throw new TieredSessionError(ErrorCodes.ENCODE_FAILED, 'the session cookie could not be stored')
+    }
     return { cookie, expiresAt: this.expiresAt({ ...session, cookie }, now) }
   }
 

@@ -4,6 +4,7 @@
 import type { Clock } from '../clock.js'
 import { ErrorCodes, TieredSessionError } from '../errors.js'
 import type {
+  ClearOptions,
   DeleteOptions,
   OnCorrupt,
   RecordInput,
@@ -322,7 +323,7 @@ export class RedisTier implements Tier {
   }
 
   /** Deletes every session, tombstone and index under the prefix. */
-  async clear(): Promise<void> {
+  async clear(options: ClearOptions = {}): Promise<void> {
     const keys = await this.#keys()
     for (const key of keys) {
       await this.delete(key.slice(this.#prefix.length))
@@ -331,6 +332,7 @@ export class RedisTier implements Tier {
     // Index sets are removed with their last session; drop any left over.
     for (const key of await this.#redis.scan(this.#index.scanPattern))
       await this.#redis.run('an index delete', (c) => c.del(key))
+    options.onCommit?.()
   }
 
   close(): void {

@@ -5,15 +5,16 @@
 import { resolve } from 'node:path'
 import type { Clock } from '../clock.js'
 import { ErrorCodes, TieredSessionError, wrapError } from '../errors.js'
-import type { OutboxEntry, OutboxLog } from '../outbox.js'
 import type { DiskStatements, RawRow } from './disk-statements.js'
 import { prepareStatements, toRecord } from './disk-statements.js'
 import type { DiskOp, DiskResult } from './disk-writes.js'
 import { applyOp, mayPut, putRow, toOutboxEntry } from './disk-writes.js'
 import { GroupCommit } from './group-commit.js'
+import type { OutboxEntry, OutboxLog } from './outbox-log.js'
 import type { OpenedFile } from './sqlite-file.js'
 import { openSqliteFile, restoreIfRemoved } from './sqlite-file.js'
 import type {
+  ClearOptions,
   DeleteOptions,
   OnCorrupt,
   RecordInput,
@@ -74,7 +75,16 @@ export class DiskTier implements Tier, SpillCache, OutboxLog {
   #open(): void {
     this.#file = openSqliteFile(this.path, this.#options)
     const db = this.#file.db
-    this.#stmt = prepareStatements(db)
+    try {
+      this.#stmt = prepareStatements(db)
+    } catch (cause) {
+      db.close()
+      throw new TieredSessionError(
+        ErrorCodes.DISK_OPEN_FAILED,
+        `cannot use the session database at ${this.path}: ${(cause as Error).message}`,
+        { cause },
+      )
+    }
     this.#mayHoldSessions = this.#stmt.any.get() !== undefined
     this.#transaction = db.transaction((ops: readonly DiskOp[]) => {
       if (ops.some(mayPut)) this.#mayHoldSessions = true
@@ -219,8 +229,8 @@ export class DiskTier implements Tier, SpillCache, OutboxLog {
   }
 
   /** Queues the removal of every session row (the outbox is kept). */
-  async clear(): Promise<void> {
-    await this.#enqueue({ type: 'clear' })
+  async clear(options: ClearOptions = {}): Promise<void> {
+    await this.#enqueue({ type: 'clear' }, options.onCommit)
   }
 
   /** Commits what is queued and closes the file. Idempotent. */

@@ -1,9 +1,9 @@
 // The writes of the disk tier, as they run inside one group-committed SQLite transaction: upserts, deletes,
 // read-modify-write updates, clear, and the outbox's entries (shared mode), each with its result.
 
-import type { OutboxEntry } from '../outbox.js'
 import type { DiskStatements, RawRow } from './disk-statements.js'
 import { toRecord } from './disk-statements.js'
+import type { OutboxEntry } from './outbox-log.js'
 import type { RecordInput, StoredRecord, UpdateResult } from './tier.js'
 
 /** One write in a group-committed transaction. */

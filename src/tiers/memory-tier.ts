@@ -5,6 +5,7 @@ import { LRUCache } from 'lru-cache'
 import type { Clock } from '../clock.js'
 import { payloadBytes } from '../codec.js'
 import type {
+  ClearOptions,
   DeleteOptions,
   RecordInput,
   StoredRecord,
@@ -153,8 +154,9 @@ export class MemoryTier implements Tier {
     return dead.length
   }
 
-  clear(): void {
+  clear(options: ClearOptions = {}): void {
     this.#lru.clear()
+    options.onCommit?.()
   }
 
   close(): void {

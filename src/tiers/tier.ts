@@ -71,6 +71,11 @@ export interface DeleteOptions {
   readonly onCommit?: (existed: boolean) => void
 }
 
+/** Options of {@link Tier.clear}. */
+export interface ClearOptions {
+  readonly onCommit?: () => void
+}
+
 /** The contract of a tier. Reads never return an expired record; ids are compared exactly (case, spaces). */
 export interface Tier {
   readonly kind: 'memory' | 'disk' | 'redis'
@@ -101,8 +106,8 @@ export interface Tier {
   rowsOfUser(userId: string, onCorrupt: OnCorrupt): MaybePromise<TierRow[]>
   /** Removes at most `limit` records expired at `now`; resolves to how many (a tier that expires its own: 0). */
   sweep(now: number, limit: number): MaybePromise<number>
-  /** Removes every record. */
-  clear(): MaybePromise<void>
+  /** Removes every record; `onCommit` runs once that is durable, before the returned value settles. */
+  clear(options?: ClearOptions): MaybePromise<void>
   /** Commits what is queued and releases resources; the tier is unusable afterwards. Idempotent. */
   close(): MaybePromise<void>
 }
