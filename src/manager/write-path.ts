@@ -6,7 +6,14 @@ import type { SessionObject } from '../codec.js'
 import type { InflightRead } from '../coherence.js'
 import { ErrorCodes, isTieredSessionError, TieredSessionError } from '../errors.js'
 import { assertValidSid, isValidSid } from '../session-fields.js'
-import type { MaybePromise, RecordInput, StoredRecord, UpdateResult } from '../tiers/tier.js'
+import type {
+  MaybePromise,
+  RecordInput,
+  StoredRecord,
+  UpdateOptions,
+  UpdateResult,
+  WriteOptions,
+} from '../tiers/tier.js'
 import type { EngineContext } from './context.js'
 import type { SessionPatch } from './engine.js'
 import type { SharedParts } from './shared-parts.js'
@@ -44,12 +51,15 @@ export class WritePath {
     if (outbox?.has(sid)) await outbox.settle(sid)
     await this.#onAuthority(
       sid,
-      (tracked) =>
-        ctx.authority.write(sid, record, {
-          after: this.#knownVersion(sid),
-          previousUser: ctx.memory.peek(sid)?.userId,
-          onCommit: (stored) => this.#wrote(sid, stored, tracked),
-        }),
+      (tracked) => {
+        const onCommit = (stored: StoredRecord) => this.#wrote(sid, stored, tracked)
+        // NB: ordering after other writers' versions and the user-index hint matter only to a shared authority.
+        const options: WriteOptions =
+          ctx.shared === null
+            ? { onCommit }
+            : { after: this.#knownVersion(sid), previousUser: ctx.memory.peek(sid)?.userId, onCommit }
+        return ctx.authority.write(sid, record, options)
+      },
       () => this.#toOutbox(sid, record),
     )
   }
@@ -125,16 +135,15 @@ export class WritePath {
       if (shared.outbox?.has(sid)) await shared.outbox.settle(sid)
       if (!shared.connection.up || shared.outbox?.has(sid)) return this.#updateLocalCopy(shared, sid, change)
     }
-    const now = ctx.now()
-    const cached = ctx.memory.peek(sid)
-    const base = cached !== undefined && cached.expiresAt > now ? cached : undefined
     const tracked = shared?.coherence.beginRead(sid)
+    const onCommit = (stored: StoredRecord) => this.#wrote(sid, stored, tracked)
     let result: UpdateResult
     try {
-      result = await ctx.authority.update(sid, change, {
-        ...(base === undefined ? {} : { base, unverifiedBase: !ctx.trusted(base, now) }),
-        onCommit: (stored) => this.#wrote(sid, stored, tracked),
-      })
+      result = await ctx.authority.update(
+        sid,
+        change,
+        shared === null ? { onCommit } : this.#base(sid, onCommit),
+      )
     } catch (error) {
       if (shared !== null && isOutage(error) && !shared.connection.up) return this.#update(sid, change)
       return ctx.fail(error)
@@ -145,6 +154,18 @@ export class WritePath {
     // NB: Redis no longer has it: drop our copies (in local mode the disk tier's answer already is the truth).
     if (shared !== null) ctx.forget(sid)
     return false
+  }
+
+  /**
+   * Shared mode: any live memory copy is the compare-and-set base, trusted or not (a stale one is refused and
+   * the current record read), so an update costs no read before the write.
+   */
+  #base(sid: string, onCommit: (stored: StoredRecord) => void): UpdateOptions {
+    const ctx = this.#ctx
+    const now = ctx.now()
+    const cached = ctx.memory.peek(sid)
+    if (cached === undefined || cached.expiresAt <= now) return { onCommit }
+    return { base: cached, unverifiedBase: !ctx.trusted(cached, now), onCommit }
   }
 
   /** An update while Redis is down: applied to the copy held locally, queued in the outbox. */

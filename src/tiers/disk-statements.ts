@@ -40,6 +40,7 @@ export interface DiskStatements {
   readonly exists: Statement<[string], { one: number }>
   readonly any: Statement<[], { one: number }>
   readonly put: Statement<Record<string, unknown>, { version: number }>
+  readonly putAfter: Statement<Record<string, unknown>, { version: number }>
   readonly delete: Statement<[string]>
   readonly deleteUpTo: Statement<[string, number]>
   readonly clear: Statement<[]>
@@ -61,15 +62,26 @@ export function prepareStatements(db: Database.Database): DiskStatements {
     get: db.prepare<[string], RawRow>(`SELECT ${COLUMNS} FROM sessions WHERE sid = ?`),
     exists: db.prepare<[string], { one: number }>('SELECT 1 AS one FROM sessions WHERE sid = ?'),
     any: db.prepare<[], { one: number }>('SELECT 1 AS one FROM sessions LIMIT 1'),
-    // NB: with @version the row gets exactly it; without, one more than both the old one and @after.
+    // NB: with @version the row gets exactly it; without, one more than the old one.
     put: db.prepare<Record<string, unknown>, { version: number }>(
       `INSERT INTO sessions (sid, payload, expiresAt, version, userId)
-       VALUES (@sid, @payload, @expiresAt, COALESCE(@version, @after + 1), @userId)
+       VALUES (@sid, @payload, @expiresAt, COALESCE(@version, 1), @userId)
        ON CONFLICT (sid) DO UPDATE SET
          payload = excluded.payload,
          expiresAt = excluded.expiresAt,
          userId = excluded.userId,
-         version = COALESCE(@version, MAX(sessions.version, @after) + 1)
+         version = COALESCE(@version, sessions.version + 1)
+       RETURNING version`,
+    ),
+    // NB: one more than both the old version and @after (a version the caller knows of elsewhere).
+    putAfter: db.prepare<Record<string, unknown>, { version: number }>(
+      `INSERT INTO sessions (sid, payload, expiresAt, version, userId)
+       VALUES (@sid, @payload, @expiresAt, @after + 1, @userId)
+       ON CONFLICT (sid) DO UPDATE SET
+         payload = excluded.payload,
+         expiresAt = excluded.expiresAt,
+         userId = excluded.userId,
+         version = MAX(sessions.version, @after) + 1
        RETURNING version`,
     ),
     delete: db.prepare<[string]>('DELETE FROM sessions WHERE sid = ?'),

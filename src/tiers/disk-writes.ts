@@ -32,16 +32,21 @@ export function mayPut(op: DiskOp): boolean {
   return op.type === 'put' || op.type === 'update' || op.type === 'outbox-set'
 }
 
-/** Upserts a row; without `record.version` it gets one more than both the old one and `after`. */
-export function putRow(stmt: DiskStatements, sid: string, record: RecordInput, after: number): StoredRecord {
-  const row = stmt.put.get({
-    sid,
-    payload: record.payload,
-    expiresAt: record.expiresAt,
-    version: record.version ?? null,
-    after,
-    userId: record.userId,
-  }) as { version: number }
+/**
+ * Upserts a row: with `version` (the record's, unless null is passed) exactly that version, else one more than
+ * the old one, and than `after` when it is above 0.
+ */
+export function putRow(
+  stmt: DiskStatements,
+  sid: string,
+  record: RecordInput,
+  after: number,
+  version: number | null = record.version ?? null,
+): StoredRecord {
+  const params = { sid, payload: record.payload, expiresAt: record.expiresAt, version, userId: record.userId }
+  const row = (
+    version === null && after > 0 ? stmt.putAfter.get({ ...params, after }) : stmt.put.get(params)
+  ) as { version: number }
   return { payload: record.payload, expiresAt: record.expiresAt, version: row.version, userId: record.userId }
 }
 
@@ -63,7 +68,7 @@ function update(
   }
   if (next === undefined) return UNCHANGED
   // NB: an update always raises the version, whatever `change` returned.
-  return { status: 'written', record: putRow(stmt, sid, { ...next, version: undefined }, 0) }
+  return { status: 'written', record: putRow(stmt, sid, next, 0, null) }
 }
 
 /** Runs one op inside the write transaction. SQLite errors throw (failing the batch); logic errors are results. */
