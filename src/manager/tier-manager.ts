@@ -10,9 +10,8 @@ import { ErrorCodes, wrapError } from '../errors.js'
 import type { RedisTier } from '../redis/redis-tier.js'
 import { normalizeUserId } from '../session-fields.js'
 import type { SpillResult } from '../spiller.js'
-import type { Counters, StoreStats } from '../stats.js'
+import type { StoreStats } from '../stats.js'
 import { statsSnapshot } from '../stats.js'
-import type { MemoryTier } from '../tiers/memory-tier.js'
 import type { MaybePromise, TierRow } from '../tiers/tier.js'
 import { EngineContext } from './context.js'
 import type { ManagerEvents, SessionEngine, SessionEntry, SessionPatch, UserSession } from './engine.js'
@@ -47,14 +46,6 @@ export class TierManager implements SessionEngine {
     })
     ctx.spiller.start()
     this.#sweeper.start()
-  }
-
-  get memory(): MemoryTier {
-    return this.#ctx.memory
-  }
-
-  get counters(): Counters {
-    return this.#ctx.counters
   }
 
   // ---- one session ----------------------------------------------------------------------------------
