@@ -1,5 +1,5 @@
-// Guards against drift between the two engines (local mode: tier-manager.ts, shared mode:
-// shared-tier-manager.ts), where one of them lost behaviour the other has:
+// Guards against the drift found between the two engines that preceded the one TierManager (local mode's
+// and shared mode's managers), where one of them had lost behaviour the other had:
 // 1. a shared-mode sweep overlapping close() must not touch the closed disk (local mode waits for it);
 // 2. an invalid id given to merge() is reported (error event + counted) in both modes, not only shared;
 // 3. a shared-mode touch during an outage that finds a corrupt disk-cache copy reports TS_DECODE_FAILED.
