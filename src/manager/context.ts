@@ -134,11 +134,6 @@ export class EngineContext {
 
   // ---- memory and the copies below it ---------------------------------------------------------------
 
-  /** True for a memory copy that can be served as is (local mode: every one). */
-  trusted(record: StoredRecord, now: number): boolean {
-    return this.shared === null || this.shared.coherence.trusted(record, now)
-  }
-
   /** Runs a spill cycle right away when memory crossed the high watermark. */
   afterMemoryGrew(): void {
     if (!this.spiller.overHighWatermark) return

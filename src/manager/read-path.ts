@@ -3,8 +3,7 @@
 // (one HMGET of two fields) or answers with the current record, cached unless an invalidation overtook it.
 
 import type { InflightRead } from '../coherence.js'
-import type { TieredSessionError } from '../errors.js'
-import { ErrorCodes, isTieredSessionError, TieredSessionError as TSError } from '../errors.js'
+import { ErrorCodes, isTieredSessionError, TieredSessionError } from '../errors.js'
 import { isValidSid } from '../session-fields.js'
 import type { MaybePromise, StoredRecord } from '../tiers/tier.js'
 import type { EngineContext } from './context.js'
@@ -83,7 +82,10 @@ export class ReadPath {
       // Redis is down: what we hold locally is the best there is; an unknown session is an outage, not a miss.
       if (local !== undefined) return this.#serve(sid, local, tier)
       return ctx.fail(
-        new TSError(ErrorCodes.REDIS_UNAVAILABLE, 'Redis is down and the session is not held locally'),
+        new TieredSessionError(
+          ErrorCodes.REDIS_UNAVAILABLE,
+          'Redis is down and the session is not held locally',
+        ),
       )
     }
     const read = shared.coherence.beginRead(sid)
@@ -98,7 +100,7 @@ export class ReadPath {
       fresh = await shared.redis.get(sid)
     } catch (error) {
       if (isTieredSessionError(error) && error.code === ErrorCodes.DECODE_FAILED) {
-        ctx.report(error as TieredSessionError)
+        ctx.report(error)
         ctx.forget(sid)
         return ctx.miss()
       }

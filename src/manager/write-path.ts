@@ -142,7 +142,7 @@ export class WritePath {
       result = await ctx.authority.update(
         sid,
         change,
-        shared === null ? { onCommit } : this.#base(sid, onCommit),
+        shared === null ? { onCommit } : this.#base(shared, sid, onCommit),
       )
     } catch (error) {
       if (shared !== null && isOutage(error) && !shared.connection.up) return this.#update(sid, change)
@@ -160,12 +160,11 @@ export class WritePath {
    * Shared mode: any live memory copy is the compare-and-set base, trusted or not (a stale one is refused and
    * the current record read), so an update costs no read before the write.
    */
-  #base(sid: string, onCommit: (stored: StoredRecord) => void): UpdateOptions {
-    const ctx = this.#ctx
-    const now = ctx.now()
-    const cached = ctx.memory.peek(sid)
-    if (cached === undefined || cached.expiresAt <= now) return { onCommit }
-    return { base: cached, unverifiedBase: !ctx.trusted(cached, now), onCommit }
+  #base(shared: SharedParts, sid: string, onCommit: (stored: StoredRecord) => void): UpdateOptions {
+    const cached = this.#ctx.memory.peek(sid)
+    // NB: the tier ignores a base that is no longer live.
+    if (cached === undefined) return { onCommit }
+    return { base: cached, unverifiedBase: !shared.coherence.trusted(cached, this.#ctx.now()), onCommit }
   }
 
   /** An update while Redis is down: applied to the copy held locally, queued in the outbox. */
@@ -210,9 +209,9 @@ export class WritePath {
    * Runs a write on the authority, tracking invalidations meanwhile (shared mode). While Redis is down — or
    * goes down under the write — the outbox takes it instead (`offline`).
    */
-  async #onAuthority<T>(
+  async #onAuthority(
     sid: string,
-    write: (tracked: InflightRead | undefined) => MaybePromise<T>,
+    write: (tracked: InflightRead | undefined) => MaybePromise<unknown>,
     offline: () => Promise<unknown>,
   ): Promise<void> {
     const ctx = this.#ctx
