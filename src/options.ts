@@ -77,6 +77,19 @@ export interface RedisOptions {
    * @default `${prefix}invalidations` (with the prefix's trailing ':' kept)
    */
   channel?: string
+  /**
+   * Longest a command waits, while the store's first connection to Redis is still being made, for that
+   * connection, in milliseconds; past it (or once Redis has been reached) a command fails fast as during an
+   * outage. `store.ready()` waits at most this long too.
+   * @default 2000
+   */
+  connectTimeout?: number
+  /**
+   * Replicas that must confirm each write (Redis `WAIT`, bounded by `commandTimeout`) before it counts as
+   * written; a write they do not confirm stays in the outbox and is replayed. 0 does not wait.
+   * @default 0
+   */
+  waitForReplicas?: number
 }
 
 /** Options of {@link TieredStore}. Every field is optional; no options at all gives local mode. */
@@ -150,6 +163,8 @@ export interface ResolvedOptions {
     readonly url: string | undefined
     readonly client: RedisClientLike | undefined
     readonly commandTimeoutMs: number
+    readonly connectTimeoutMs: number
+    readonly waitForReplicas: number
     readonly localTtlMs: number
     readonly channel: string
   } | null
@@ -173,7 +188,7 @@ export const defaults = {
   spillIntervalMs: 1000,
   sweepIntervalMs: 60_000,
   sweepBatchSize: 1000,
-  redis: { commandTimeout: 500, localTtlMs: 15_000 },
+  redis: { commandTimeout: 500, connectTimeout: 2000, waitForReplicas: 0, localTtlMs: 15_000 },
 } as const
 
 /** `sess.userId ?? sess.passport?.user`. */
@@ -185,7 +200,11 @@ export function defaultUserId(session: SessionObject): unknown {
 function resolveRedis(input: unknown, prefix: string): ResolvedOptions['redis'] {
   const redis = plainObject(input, 'redis')
   if (redis === undefined) return null
-  checkKeys(redis, ['url', 'client', 'commandTimeout', 'localTtlMs', 'channel'], 'redis')
+  checkKeys(
+    redis,
+    ['url', 'client', 'commandTimeout', 'connectTimeout', 'waitForReplicas', 'localTtlMs', 'channel'],
+    'redis',
+  )
   const { url, client } = redis
   if ((url === undefined) === (client === undefined))
     throw invalid('redis', 'an object with either `url` or `client`')
@@ -208,6 +227,19 @@ function resolveRedis(input: unknown, prefix: string): ResolvedOptions['redis'] 
     defaults.redis.commandTimeout,
     MAX_TIMER_MS,
   )
+  const connectTimeoutMs = integer(
+    redis.connectTimeout,
+    'redis.connectTimeout',
+    0,
+    defaults.redis.connectTimeout,
+    MAX_TIMER_MS,
+  )
+  const waitForReplicas = integer(
+    redis.waitForReplicas,
+    'redis.waitForReplicas',
+    0,
+    defaults.redis.waitForReplicas,
+  )
   const localTtlMs = integer(redis.localTtlMs, 'redis.localTtlMs', 0, defaults.redis.localTtlMs)
   const channel = redis.channel ?? `${prefix}invalidations`
   if (typeof channel !== 'string' || channel === '') throw invalid('redis.channel', 'a non-empty string')
@@ -215,6 +247,8 @@ function resolveRedis(input: unknown, prefix: string): ResolvedOptions['redis'] 
     url: url as string | undefined,
     client: client as RedisClientLike | undefined,
     commandTimeoutMs,
+    connectTimeoutMs,
+    waitForReplicas,
     localTtlMs,
     channel,
   }

@@ -2,8 +2,7 @@
 // committed there), the latest entry of each session in memory, and their ordered replay when Redis is back.
 
 import type { Clock } from './clock.js'
-import type { TieredSessionError } from './errors.js'
-import { ErrorCodes, wrapError } from './errors.js'
+import { ErrorCodes, TieredSessionError, wrapError } from './errors.js'
 import type { OutboxEntry, OutboxLog } from './tiers/outbox-log.js'
 import type { RecordInput, StoredRecord } from './tiers/tier.js'
 
@@ -13,6 +12,8 @@ export interface ReplayTarget {
   setIfNewer(sid: string, record: StoredRecord): Promise<boolean>
   /** Deletes `sid` if Redis holds nothing newer than `upToVersion`. */
   delete(sid: string, options: { readonly upToVersion: number }): Promise<boolean>
+  /** Whether the replicas asked for (`redis.waitForReplicas`) hold what was written to `sid`'s node so far. */
+  confirm(sid: string): Promise<boolean>
 }
 
 /** Options of {@link Outbox}. */
@@ -31,6 +32,8 @@ export interface OutboxOptions {
 /** Shortest and longest wait before retrying entries Redis refused, in ms. */
 const RETRY_MIN_MS = 250
 const RETRY_MAX_MS = 30_000
+/** Wait before replaying entries again that the replicas did not confirm, in ms. */
+const UNCONFIRMED_RETRY_MS = 1000
 /** Rounds of replay a live write waits for before it goes ahead anyway. */
 const SETTLE_ROUNDS = 3
 
@@ -131,13 +134,15 @@ export class Outbox {
    * Replays the log once Redis is back: for each session only its latest entry (older ones are superseded),
    * and only if no live operation replaced it meanwhile. A newer value in Redis is kept, a destroy deletes
    * anything not newer, a tombstone blocks a write, expired entries are dropped. An entry Redis refuses stays
-   * (it was acknowledged) and is retried with a growing delay; an outage stops the replay until Redis is back.
+   * (it was acknowledged) and is retried with a growing delay; one the replicas did not confirm stays and is
+   * retried a second later; an outage stops the replay until Redis is back.
    */
   replay(): void {
     if (this.#replaying !== undefined || this.#closed || !this.#options.isUp()) return
     const { log, redis, isUp, clock, report, onStale } = this.#options
     this.#replaying = (async () => {
       let refused = 0
+      let unconfirmed = 0
       for (const entry of log.entries(report)) {
         if (!isUp() || this.#closed) return
         if (this.#pending.get(entry.sid)?.seq !== entry.seq) {
@@ -150,6 +155,10 @@ export class Outbox {
             // Redis had something newer (or a tombstone): our copy is stale.
             if (!(await redis.setIfNewer(entry.sid, entry.record))) onStale(entry.sid)
           }
+          if (!(await redis.confirm(entry.sid))) {
+            unconfirmed++
+            continue
+          }
         } catch (error) {
           if (!isUp()) return
           report(wrapError(ErrorCodes.REDIS_REFUSED, 'Redis refused an outbox entry', error))
@@ -160,7 +169,16 @@ export class Outbox {
         if (this.#pending.get(entry.sid)?.seq === entry.seq) this.#pending.delete(entry.sid)
       }
       this.#retryDelayMs = refused > 0 ? Math.min(this.#retryDelayMs * 2, RETRY_MAX_MS) : RETRY_MIN_MS
-      if (refused > 0) this.#retryTimer = setTimeout(() => this.replay(), this.#retryDelayMs).unref()
+      if (unconfirmed > 0) {
+        report(
+          new TieredSessionError(
+            ErrorCodes.REDIS_UNAVAILABLE,
+            `${unconfirmed} outbox writes not confirmed by the replicas (redis.waitForReplicas); kept for a retry`,
+          ),
+        )
+      }
+      const retryMs = refused > 0 ? this.#retryDelayMs : unconfirmed > 0 ? UNCONFIRMED_RETRY_MS : undefined
+      if (retryMs !== undefined) this.#retryTimer = setTimeout(() => this.replay(), retryMs).unref()
     })()
       .catch((error: unknown) => report(wrapError(ErrorCodes.DISK_IO, 'replaying the outbox failed', error)))
       .finally(() => {

@@ -204,6 +204,16 @@ export class TieredStore extends ExpressSessionStoreBase {
     return withCallback(() => this.#manager.destroyByUser(userId, except), cb)
   }
 
+  /**
+   * Resolves once every configured tier is usable (in shared mode: Redis is connected); rejects with
+   * TS_REDIS_UNAVAILABLE after `redis.connectTimeout`. Optional: until then commands wait for the connection.
+   */
+  ready(): Promise<void>
+  ready(callback: (err: unknown) => void): void
+  ready(callback?: Callback<void>): Promise<void> | void {
+    return withCallback(() => this.#manager.ready(), callback)
+  }
+
   /** Commits queued writes and runs the spiller now; resolves to what the spill cycle moved. */
   flush(): Promise<SpillResult>
   flush(callback: (err: unknown, result?: SpillResult) => void): void

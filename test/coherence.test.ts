@@ -21,8 +21,12 @@ describe('Coherence', () => {
   async function setup(url: string) {
     const clock = new ManualClock(Date.now() + 60_000)
     const channel = uniquePrefix('coh')
-    const connection = new RedisConnection({ url, commandTimeoutMs: 2000 })
-    const writerConnection = new RedisConnection({ url: redis.url, commandTimeoutMs: 2000 })
+    const connection = new RedisConnection({ url, commandTimeoutMs: 2000, connectTimeoutMs: 2000 })
+    const writerConnection = new RedisConnection({
+      url: redis.url,
+      commandTimeoutMs: 2000,
+      connectTimeoutMs: 2000,
+    })
     const memory = new MemoryTier({ maxBytes: 1024 * 1024, clock })
     const dropped: string[] = []
     const live: boolean[] = []

@@ -23,7 +23,7 @@ describe('Outbox', () => {
     const clock = new ManualClock(Date.now() + 60_000)
     const dir = makeTempDir()
     const path = join(dir.path, 'outbox.db')
-    const connection = new RedisConnection({ url: redis.url, commandTimeoutMs: 2000 })
+    const connection = new RedisConnection({ url: redis.url, commandTimeoutMs: 2000, connectTimeoutMs: 2000 })
     while (!connection.up) await once(connection, 'status')
     const tier = new RedisTier({ connection, prefix: uniquePrefix('ob'), channel: 'ob', origin: 'me', clock })
     const opened: DiskTier[] = []

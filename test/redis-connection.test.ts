@@ -24,7 +24,7 @@ describe('RedisConnection status', () => {
 
   it('moves connecting → ready → reconnecting → ready → closed, one event per change', async () => {
     const proxy = await startProxy(redis.port)
-    const connection = new RedisConnection({ url: proxy.url, commandTimeoutMs: 2000 })
+    const connection = new RedisConnection({ url: proxy.url, commandTimeoutMs: 2000, connectTimeoutMs: 2000 })
     onTestFinished(() => connection.close())
     const seen = track(connection)
     expect(connection.status).toBe('connecting')
@@ -48,7 +48,7 @@ describe('RedisConnection status', () => {
 
   it('a command that times out on a ready connection makes it hung until a PING is answered', async () => {
     const proxy = await startProxy(redis.port)
-    const connection = new RedisConnection({ url: proxy.url, commandTimeoutMs: 200 })
+    const connection = new RedisConnection({ url: proxy.url, commandTimeoutMs: 200, connectTimeoutMs: 2000 })
     onTestFinished(() => connection.close())
     await until(connection, 'ready')
     const seen = track(connection)
@@ -69,7 +69,7 @@ describe('RedisConnection status', () => {
   })
 
   it('a command Redis refuses is TS_REDIS_REFUSED and leaves the connection ready', async () => {
-    const connection = new RedisConnection({ url: redis.url, commandTimeoutMs: 2000 })
+    const connection = new RedisConnection({ url: redis.url, commandTimeoutMs: 2000, connectTimeoutMs: 2000 })
     onTestFinished(() => connection.close())
     await until(connection, 'ready')
     const key = `refused-${process.pid}-${Date.now()}`

@@ -116,7 +116,8 @@ describe('on a single Redis node', () => {
   const redis = useRedis()
   runTierConformance(
     'redis',
-    () => redisFixture(new RedisConnection({ url: redis.url, commandTimeoutMs: 2000 })),
+    () =>
+      redisFixture(new RedisConnection({ url: redis.url, commandTimeoutMs: 2000, connectTimeoutMs: 2000 })),
     {
       sweeps: false,
       extras: redisExtras,
@@ -133,6 +134,7 @@ describe('on a 3-master Redis Cluster', () => {
         new RedisConnection({
           client: new Cluster(cluster.nodes, { enableOfflineQueue: true }) as never,
           commandTimeoutMs: 2000,
+          connectTimeoutMs: 2000,
         }),
         true,
       ),
@@ -146,7 +148,11 @@ describe('with an ioredis 5 client', () => {
     'redis (ioredis 5)',
     () =>
       redisFixture(
-        new RedisConnection({ client: new Redis5(redis.url) as never, commandTimeoutMs: 2000 }),
+        new RedisConnection({
+          client: new Redis5(redis.url) as never,
+          commandTimeoutMs: 2000,
+          connectTimeoutMs: 2000,
+        }),
         true,
       ),
     { sweeps: false, extras: redisExtras },

@@ -2,7 +2,7 @@ import { inspect } from 'node:util'
 import { describe, expect, it } from 'vitest'
 import type { TieredSessionError } from '../src/errors.js'
 import { redisCommand, useRedis } from './helpers/redis-server.js'
-import { redisOf, sharedSession, sharedStores } from './helpers/shared-stores.js'
+import { engineOf, ready, redisOf, sharedSession, sharedStores } from './helpers/shared-stores.js'
 
 const HOUR = 3_600_000
 
@@ -56,8 +56,9 @@ describe('garbage in Redis', () => {
   it('a refused write names the failure but carries neither the session id nor its data', async () => {
     const { open, clock } = sharedStores(() => ({ url: redis.url }))
     const store = await open('a')
-    // A replica refuses writes (READONLY): Redis answers, but says no.
-    await redisCommand(redis.port, ['REPLICAOF', '127.0.0.1', '1'])
+    // Out of memory with no eviction (OOM): Redis answers, but says no.
+    await redisCommand(redis.port, ['CONFIG', 'SET', 'maxmemory-policy', 'noeviction'])
+    await redisCommand(redis.port, ['CONFIG', 'SET', 'maxmemory', '1'])
     try {
       const error = await store
         .set('secret-sid-99', sharedSession(clock.now(), HOUR, { card: '4111-1111' }))
@@ -67,11 +68,28 @@ describe('garbage in Redis', () => {
         )
       expect(error).toMatchObject({ code: 'TS_REDIS_REFUSED' })
       const text = inspect(error, { depth: 10 })
-      expect(text).toContain('READONLY')
+      expect(text).toContain('OOM')
       expect(text).not.toContain('secret-sid')
       expect(text).not.toContain('4111')
     } finally {
+      await redisCommand(redis.port, ['CONFIG', 'SET', 'maxmemory', '0'])
+    }
+  })
+
+  it('a write a demoted master answers READONLY (a failover under way) goes to the outbox, not to the caller', async () => {
+    const { open, clock, prefix } = sharedStores(() => ({ url: redis.url }))
+    const store = await open('a')
+    await redisCommand(redis.port, ['REPLICAOF', '127.0.0.1', '1'])
+    try {
+      await store.set('during-failover', sharedSession(clock.now(), HOUR, { v: 1 }))
+      expect(store.stats().outbox).toBe(1)
+      expect(await store.get('during-failover')).toMatchObject({ v: 1 })
+    } finally {
       await redisCommand(redis.port, ['REPLICAOF', 'NO', 'ONE'])
     }
+    await ready(store)
+    await engineOf(store).replayed()
+    expect(store.stats().outbox).toBe(0)
+    expect(await redisCommand(redis.port, ['HGET', `${prefix}during-failover`, 'p'])).toContain('"v":1')
   })
 })

@@ -62,6 +62,7 @@ export interface SessionEngine {
   listByUser(userId: unknown): UserSession[] | Promise<UserSession[]>
   destroyByUser(userId: unknown, except?: readonly string[]): Promise<number>
   flush(): Promise<SpillResult>
+  ready(): Promise<void>
   sweep(): Promise<number>
   stats(): StoreStats
   close(): Promise<void>

@@ -78,7 +78,8 @@ export class ReadPath {
     now: number,
   ): Promise<SessionEntry | undefined> {
     const ctx = this.#ctx
-    if (!shared.connection.up) {
+    // NB: while the first connection is being made, the commands below wait for it (redis.connectTimeout).
+    if (!shared.connection.usable) {
       // Redis is down: what we hold locally is the best there is; an unknown session is an outage, not a miss.
       if (local !== undefined) return this.#serve(sid, local, tier)
       return ctx.fail(

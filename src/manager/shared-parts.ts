@@ -44,6 +44,7 @@ export function connectShared(options: ResolvedOptions, hooks: SharedHooks): Sha
     ...(redis.url === undefined ? {} : { url: redis.url }),
     ...(redis.client === undefined ? {} : { client: redis.client }),
     commandTimeoutMs: redis.commandTimeoutMs,
+    connectTimeoutMs: redis.connectTimeoutMs,
   })
   const origin = randomUUID()
   const tier = new RedisTier({
@@ -52,6 +53,9 @@ export function connectShared(options: ResolvedOptions, hooks: SharedHooks): Sha
     channel: redis.channel,
     origin,
     clock: options.clock,
+    replicas: redis.waitForReplicas,
+    // NB: half the command timeout: a slow confirmation is a shortfall (the outbox keeps the write), not an outage.
+    confirmTimeoutMs: Math.max(1, Math.floor(redis.commandTimeoutMs / 2)),
   })
   const outbox =
     disk === null

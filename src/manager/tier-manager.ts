@@ -171,6 +171,17 @@ export class TierManager implements SessionEngine {
 
   // ---- maintenance ----------------------------------------------------------------------------------
 
+  /**
+   * Resolves once every configured tier is usable: memory and disk are from the start; in shared mode, once
+   * the connection to Redis is ready. Rejects with TS_REDIS_UNAVAILABLE after `redis.connectTimeout`.
+   */
+  async ready(): Promise<void> {
+    const ctx = this.#ctx
+    ctx.checkOpen()
+    const redis = ctx.options.redis
+    if (ctx.shared !== null && redis !== null) await ctx.shared.connection.whenReady(redis.connectTimeoutMs)
+  }
+
   /** Commits every queued write and runs a spill cycle now. */
   async flush(): Promise<SpillResult> {
     const ctx = this.#ctx

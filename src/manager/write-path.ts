@@ -61,6 +61,7 @@ export class WritePath {
         return ctx.authority.write(sid, record, options)
       },
       () => this.#toOutbox(sid, record),
+      (stored) => stored,
     )
   }
 
@@ -112,6 +113,7 @@ export class WritePath {
       sid,
       () => ctx.authority.delete(sid, { onCommit: () => this.#destroyed(sid) }),
       () => this.#toOutbox(sid, null),
+      (existed) => (existed ? null : undefined),
     )
   }
 
@@ -133,7 +135,8 @@ export class WritePath {
     const shared = ctx.shared
     if (shared !== null) {
       if (shared.outbox?.has(sid)) await shared.outbox.settle(sid)
-      if (!shared.connection.up || shared.outbox?.has(sid)) return this.#updateLocalCopy(shared, sid, change)
+      if (!shared.connection.usable || shared.outbox?.has(sid))
+        return this.#updateLocalCopy(shared, sid, change)
     }
     const tracked = shared?.coherence.beginRead(sid)
     const onCommit = (stored: StoredRecord) => this.#wrote(sid, stored, tracked)
@@ -150,6 +153,7 @@ export class WritePath {
     } finally {
       if (tracked !== undefined) shared?.coherence.endRead(sid, tracked)
     }
+    if (shared !== null && result.status === 'written') await this.#confirm(shared, sid, result.record)
     if (result.status !== 'missing') return true
     // NB: Redis no longer has it: drop our copies (in local mode the disk tier's answer already is the truth).
     if (shared !== null) ctx.forget(sid)
@@ -209,26 +213,49 @@ export class WritePath {
    * Runs a write on the authority, tracking invalidations meanwhile (shared mode). While Redis is down — or
    * goes down under the write — the outbox takes it instead (`offline`).
    */
-  async #onAuthority(
+  async #onAuthority<R>(
     sid: string,
-    write: (tracked: InflightRead | undefined) => MaybePromise<unknown>,
+    write: (tracked: InflightRead | undefined) => MaybePromise<R>,
     offline: () => Promise<unknown>,
+    written: (result: R) => StoredRecord | null | undefined,
   ): Promise<void> {
     const ctx = this.#ctx
     const shared = ctx.shared
-    if (shared !== null && !shared.connection.up) {
+    if (shared !== null && !shared.connection.usable) {
       await offline()
       return
     }
     const tracked = shared?.coherence.beginRead(sid)
+    let result: R
     try {
-      await write(tracked)
+      result = await write(tracked)
     } catch (error) {
       if (shared !== null && isOutage(error) && !shared.connection.up) await offline()
       else ctx.fail(error)
+      return
     } finally {
       if (tracked !== undefined) shared?.coherence.endRead(sid, tracked)
     }
+    if (shared !== null) await this.#confirm(shared, sid, written(result))
+  }
+
+  /**
+   * With `redis.waitForReplicas`: a write (or, null, a destroy) that the replicas did not confirm is queued in
+   * the outbox too, at its own version, and replayed until they do (a replay of what did arrive changes
+   * nothing). Undefined: nothing was written.
+   */
+  async #confirm(shared: SharedParts, sid: string, written: StoredRecord | null | undefined): Promise<void> {
+    if (shared.redis.replicas === 0 || written === undefined) return
+    let confirmed = false
+    try {
+      confirmed = await shared.redis.confirm(sid)
+    } catch {
+      // NB: the write itself was answered; only its replication is unknown, which the outbox covers.
+    }
+    if (confirmed) return
+    await this.#toOutbox(sid, written, written?.version, false)
+    // NB: Redis is up, so no reconnection will start the replay: it retries until the replicas confirm.
+    shared.outbox?.replay()
   }
 
   /** The newest version this instance knows of `sid` (outbox, memory, disk cache), to order a write after it. */
@@ -271,8 +298,11 @@ export class WritePath {
     ctx.counters.destroys++
   }
 
-  /** Queues a write (or, with null, a destroy) in the outbox; acknowledged once the outbox row has committed. */
-  async #toOutbox(sid: string, record: RecordInput | null): Promise<void> {
+  /**
+   * Queues a write (or, with null, a destroy) in the outbox; acknowledged once the outbox row has committed.
+   * `version` keeps a write's own (one Redis has, unconfirmed); `counted` is false for such a second copy.
+   */
+  async #toOutbox(sid: string, record: RecordInput | null, version?: number, counted = true): Promise<void> {
     const ctx = this.#ctx
     const shared = ctx.shared as SharedParts
     if (shared.outbox === null) {
@@ -283,15 +313,15 @@ export class WritePath {
         ),
       )
     }
-    const version = shared.redis.proposedVersion(this.#knownVersion(sid))
+    const at = version ?? shared.redis.proposedVersion(this.#knownVersion(sid))
     try {
-      await shared.outbox.append(sid, record, version, (entry) => {
+      await shared.outbox.append(sid, record, at, (entry) => {
         if (entry.op === 'delete') {
           ctx.memory.delete(sid)
-          ctx.counters.destroys++
+          if (counted) ctx.counters.destroys++
         } else {
           ctx.remember(sid, entry.record)
-          ctx.counters.writes++
+          if (counted) ctx.counters.writes++
         }
       })
     } catch (error) {

@@ -22,11 +22,22 @@ export interface RedisClientLike extends EventEmitter {
   scan(cursor: string | number, ...args: Array<string | number>): Promise<[string, string[]]>
   subscribe(...channels: string[]): Promise<unknown>
   ping(): Promise<string>
+  /** A batch of commands sent together (on Cluster: to the node of their key). */
+  pipeline(): RedisPipelineLike
+  /** Connects a client made with `lazyConnect` (status `wait`). */
+  connect?(): Promise<void>
   duplicate(...args: unknown[]): RedisClientLike
   quit(): Promise<unknown>
   disconnect(): void
   /** Cluster only: the nodes of a role. */
   nodes?(role?: 'master' | 'slave' | 'all'): RedisClientLike[]
+}
+
+/** The pipeline surface we use (to send WAIT to the node that holds a key). */
+export interface RedisPipelineLike {
+  exists(key: string): RedisPipelineLike
+  wait(replicas: number, timeoutMs: number): RedisPipelineLike
+  exec(): Promise<Array<[Error | null, unknown]> | null>
 }
 
 /** Options of {@link RedisConnection}. */
@@ -37,6 +48,8 @@ export interface RedisConnectionOptions {
   readonly client?: RedisClientLike
   /** Longest wait for one command, in ms. */
   readonly commandTimeoutMs: number
+  /** Longest a command waits for the first connection while it is still being made, in ms. */
+  readonly connectTimeoutMs: number
 }
 
 /** A Lua script and its SHA1, run with EVALSHA and loaded on a NOSCRIPT miss. */
@@ -56,6 +69,12 @@ function settledLater<T>(command: Promise<T>): Promise<T> {
   command.catch(() => undefined)
   return command
 }
+
+/**
+ * Replies of a Redis that answered and refused the command. Not among them: the replies that mean "not now"
+ * (CLUSTERDOWN, READONLY, MASTERDOWN, LOADING, TRYAGAIN: a failover or a restart in progress), an outage.
+ */
+const REFUSAL_REPLY = /^(WRONGTYPE|ERR|NOSCRIPT|BUSY|OOM|MOVED|ASK|CROSSSLOT|EXECABORT|NOPERM)/
 
 function unavailable(message: string): TieredSessionError {
   return new TieredSessionError(ErrorCodes.REDIS_UNAVAILABLE, message)
@@ -87,6 +106,12 @@ export class RedisConnection extends EventEmitter {
   #probe: NodeJS.Timeout | undefined
   /** Bumped on every 'ready': a command from an older connection failing late says nothing about this one. */
   #generation = 0
+  /** True once the first connection was made or `connectTimeoutMs` passed: from then on a command never waits. */
+  #started = false
+  /** Resolves true at the first 'ready', false when `connectTimeoutMs` passed first (or the store closed). */
+  readonly #firstReady: Promise<boolean>
+  #endStartup: (connected: boolean) => void = () => undefined
+  #startupTimer: NodeJS.Timeout | undefined
 
   constructor(options: RedisConnectionOptions) {
     super()
@@ -116,6 +141,20 @@ export class RedisConnection extends EventEmitter {
     this.client.on('error', this.#onError)
     // NB: an adopted client that is ready already starts ready, without an event (nobody listens yet).
     if (this.client.status === 'ready') this.#status = 'ready'
+    this.#firstReady = new Promise<boolean>((resolve) => {
+      this.#endStartup = (connected) => {
+        if (this.#started) return
+        this.#started = true
+        clearTimeout(this.#startupTimer)
+        resolve(connected)
+      }
+    })
+    if (this.#status === 'ready') this.#endStartup(true)
+    else {
+      this.#startupTimer = setTimeout(() => this.#endStartup(false), options.connectTimeoutMs).unref()
+      // NB: a client made with lazyConnect would wait for a first command that we never send unconnected.
+      if (this.client.status === 'wait') this.client.connect?.().catch(() => undefined)
+    }
   }
 
   /** The current status. */
@@ -128,6 +167,44 @@ export class RedisConnection extends EventEmitter {
     return this.#status === 'ready' && this.client.status === 'ready'
   }
 
+  /** True while the first connection is still being made and `connectTimeoutMs` has not passed. */
+  get starting(): boolean {
+    return !this.#started && this.#status === 'connecting'
+  }
+
+  /** True when a command sent now is worth sending: Redis is up, or the first connection is being made. */
+  get usable(): boolean {
+    return this.up || this.starting
+  }
+
+  /**
+   * Resolves once the connection is ready; rejects with TS_REDIS_UNAVAILABLE when it is not within
+   * `timeoutMs` (TS_STORE_CLOSED when it closes first).
+   */
+  whenReady(timeoutMs: number): Promise<void> {
+    if (this.up) return Promise.resolve()
+    if (this.#status === 'closed')
+      return Promise.reject(new TieredSessionError(ErrorCodes.STORE_CLOSED, 'the store is closed'))
+    return new Promise<void>((resolve, reject) => {
+      const settle = (error?: TieredSessionError) => {
+        clearTimeout(timer)
+        this.off('status', onStatus)
+        if (error === undefined) resolve()
+        else reject(error)
+      }
+      const onStatus = ({ status }: StatusChange) => {
+        if (status === 'ready') settle()
+        else if (status === 'closed')
+          settle(new TieredSessionError(ErrorCodes.STORE_CLOSED, 'the store closed before Redis was ready'))
+      }
+      const timer = setTimeout(
+        () => settle(unavailable(`Redis was not ready within ${timeoutMs} ms (redis.connectTimeout)`)),
+        timeoutMs,
+      ).unref()
+      this.on('status', onStatus)
+    })
+  }
+
   /** The one place the status changes; emits `status` once per change. */
   #setStatus(status: ConnectionStatus): void {
     const previous = this.#status
@@ -138,6 +215,7 @@ export class RedisConnection extends EventEmitter {
 
   #onReady = (): void => {
     this.#generation++
+    this.#endStartup(true)
     // NB: a connection that comes (back) ready is fresh: a hang seen on the old one no longer applies.
     if (this.#status !== 'closed') this.#setStatus('ready')
   }
@@ -180,11 +258,16 @@ export class RedisConnection extends EventEmitter {
     this.#probe = setTimeout(probe, 0).unref()
   }
 
-  /** Runs `command` if the client is ready, failing with TS_REDIS_UNAVAILABLE after the timeout. */
+  /**
+   * Runs `command` if the client is ready (while the first connection is being made: once it is, within
+   * `connectTimeoutMs`), failing with TS_REDIS_UNAVAILABLE after the timeout.
+   */
   async run<T>(what: string, command: (client: RedisClientLike) => Promise<T>): Promise<T> {
     if (this.#status === 'closed')
       throw new TieredSessionError(ErrorCodes.STORE_CLOSED, 'the store is closed')
-    if (!this.up) throw unavailable(`Redis is not connected (${what})`)
+    // NB: commands waiting for the first connection are sent in the order they were called (one promise).
+    if (!this.up && !(this.starting && (await this.#firstReady) && this.up))
+      throw unavailable(`Redis is not connected (${what})`)
     const generation = this.#generation
     let timer: NodeJS.Timeout | undefined
     const timeout = new Promise<never>((_, reject) => {
@@ -202,18 +285,14 @@ export class RedisConnection extends EventEmitter {
       // payloads). Only the first line of the message is kept, which names the failure and no data.
       const message = String((error as Error)?.message ?? error).split('\n')[0] ?? ''
       // A reply error (WRONGTYPE, a script error, OOM) means Redis answered: not an outage, a refusal.
-      if (
-        /^(WRONGTYPE|ERR|NOSCRIPT|BUSY|OOM|READONLY|MOVED|ASK|CLUSTERDOWN|CROSSSLOT|EXECABORT|NOPERM)/.test(
-          message,
-        )
-      ) {
+      if (REFUSAL_REPLY.test(message)) {
         throw new TieredSessionError(
           ErrorCodes.REDIS_REFUSED,
           `Redis refused ${what}: ${message.slice(0, 200)}`,
         )
       }
-      // The connection failed under this command (closed, reset): treat Redis as down now, before its
-      // 'close' event arrives, so the caller falls back (outbox, local copy) instead of failing; a PING
+      // The connection failed under this command (closed, reset, or a failover reply): treat Redis as down
+      // now, before its 'close' event arrives, so the caller falls back (outbox, local copy) instead of failing; a PING
       // probe brings it back if the connection turns out to be fine.
       if (generation === this.#generation) this.#markHung()
       throw unavailable(`Redis failed during ${what}: ${message.slice(0, 200)}`)
@@ -260,6 +339,7 @@ export class RedisConnection extends EventEmitter {
     if (this.#status === 'closed') return
     this.#setStatus('closed')
     if (this.#probe !== undefined) clearTimeout(this.#probe)
+    this.#endStartup(false)
     this.client.off('ready', this.#onReady)
     this.client.off('close', this.#onDown)
     this.client.off('end', this.#onDown)

@@ -37,7 +37,14 @@ export interface RedisTierOptions {
   /** This instance's id in invalidation messages, so it can skip its own. */
   readonly origin: string
   readonly clock: Clock
+  /** Replicas that must confirm a write (`redis.waitForReplicas`); 0 confirms every write at once. */
+  readonly replicas?: number
+  /** WAIT's own timeout, in ms (below the command timeout, so a lagging replica is no outage). */
+  readonly confirmTimeoutMs?: number
 }
+
+/** After a WAIT the replicas did not answer in time, how long confirmations fail without asking, in ms. */
+const SHORTFALL_BACKOFF_MS = 1000
 
 /** What a compare-and-set did. */
 type CasResult =
@@ -56,8 +63,14 @@ export class RedisTier implements Tier {
   readonly #origin: string
   readonly #clock: Clock
   readonly #index: UserIndex
+  readonly replicas: number
+  readonly #confirmTimeoutMs: number
+  /** Until then (performance.now()) confirmations fail at once: WAIT blocks the connection while it waits. */
+  #shortUntil = 0
 
   constructor(options: RedisTierOptions) {
+    this.replicas = options.replicas ?? 0
+    this.#confirmTimeoutMs = options.confirmTimeoutMs ?? 100
     this.#redis = options.connection
     this.#prefix = options.prefix
     this.#channel = options.channel
@@ -227,6 +240,24 @@ export class RedisTier implements Tier {
         version: Number(reply[1]),
       },
     }
+  }
+
+  /**
+   * Whether `replicas` replicas hold the writes sent so far to the node of `sid` (WAIT on that node, which
+   * blocks this connection until they confirm or `confirmTimeoutMs` passes). After a shortfall it answers false
+   * without asking for a second, so a master left without replicas does not stall every request.
+   */
+  async confirm(sid: string): Promise<boolean> {
+    if (this.replicas === 0) return true
+    if (performance.now() < this.#shortUntil) return false
+    const key = this.key(sid)
+    const replies = await this.#redis.run('a replica confirmation', (c) =>
+      c.pipeline().exists(key).wait(this.replicas, this.#confirmTimeoutMs).exec(),
+    )
+    const [error, confirmed] = replies?.[1] ?? [null, 0]
+    if (error === null && Number(confirmed) >= this.replicas) return true
+    this.#shortUntil = performance.now() + SHORTFALL_BACKOFF_MS
+    return false
   }
 
   /** Outbox replay of a write: applied only if Redis holds nothing newer. */
