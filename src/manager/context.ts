@@ -17,6 +17,9 @@ import type { ManagerEvents } from './engine.js'
 import type { SharedParts } from './shared-parts.js'
 import { connectShared } from './shared-parts.js'
 
+/** How long the near cache is memory only after the disk could not take a spill, in ms. */
+const CACHE_RETRY_MS = 10_000
+
 /** The engine's parts and the upkeep every path needs. */
 export class EngineContext {
   readonly options: ResolvedOptions
@@ -35,6 +38,10 @@ export class EngineContext {
   /** The code a failure of the authority that is not one of ours is reported as. */
   readonly authorityCode: ErrorCode
   closed = false
+  /** Codes of the disk cache's failures reported since it last worked (each is reported once meanwhile). */
+  readonly #cacheFailures = new Set<string>()
+  /** After a spill the disk cache could not take, when (store clock, ms) to try the disk again. */
+  #cacheRetryAt = 0
 
   constructor(options: ResolvedOptions, events: ManagerEvents) {
     this.options = options
@@ -67,7 +74,7 @@ export class EngineContext {
       lowWatermark: options.memory.lowWatermark,
       intervalMs: options.spillIntervalMs,
       // NB: in local mode every record in memory is already on disk: a spill only drops memory copies.
-      ...(cache === null ? {} : { moveDown: (victims) => cache.keepNow(victims) }),
+      ...(cache === null ? {} : { moveDown: (victims) => this.#spillToCache(cache, victims) }),
       onSpill: (result) => {
         this.counters.spills += result.sessions
         this.events.spill(result)
@@ -155,13 +162,40 @@ export class EngineContext {
     return kept
   }
 
+  /**
+   * Shared mode: spilled sessions go to the disk cache. When it cannot take them (a full or read-only disk)
+   * they leave memory all the same (Redis or the outbox has each of them), and the near cache is memory only
+   * for CACHE_RETRY_MS; then a spill tries the disk again, and one it takes ends the failure.
+   */
+  #spillToCache(cache: DiskTier, victims: ReadonlyArray<readonly [string, MemoryRecord]>): void {
+    const now = this.now()
+    if (now < this.#cacheRetryAt) return
+    try {
+      cache.keepNow(victims)
+      this.#cacheFailures.clear()
+    } catch (error) {
+      this.#cacheRetryAt = now + CACHE_RETRY_MS
+      this.#cacheFailed(
+        wrapError(ErrorCodes.DISK_IO, 'the disk cache could not take spilled sessions', error),
+      )
+    }
+  }
+
+  /** A failure of the disk cache: counted and emitted once per code until the cache works again. */
+  #cacheFailed(error: TieredSessionError): void {
+    if (this.#cacheFailures.has(error.code)) return
+    this.#cacheFailures.add(error.code)
+    this.report(error)
+  }
+
   /** Drops the disk cache's copy of a session (shared mode), unless the outbox holds it. */
   dropCacheCopy(sid: string): void {
     if (this.cache === null || this.shared?.outbox?.has(sid)) return
     try {
       this.cache.dropNow(sid)
     } catch (error) {
-      this.report(wrapError(ErrorCodes.DISK_IO, 'dropping a cached session failed', error))
+      // NB: a copy left behind is harmless: shared mode checks a disk copy's version in Redis before serving it.
+      this.#cacheFailed(wrapError(ErrorCodes.DISK_IO, 'dropping a cached session failed', error))
     }
   }
 
@@ -180,7 +214,8 @@ export class EngineContext {
     } catch (error) {
       const corrupt = isTieredSessionError(error) && error.code === ErrorCodes.DECODE_FAILED
       if (this.shared === null && !corrupt) return this.fail(error)
-      this.report(wrapError(ErrorCodes.DISK_IO, 'reading the disk cache failed', error))
+      if (corrupt) this.report(error as TieredSessionError)
+      else this.#cacheFailed(wrapError(ErrorCodes.DISK_IO, 'reading the disk cache failed', error))
       return undefined
     }
   }
