@@ -34,6 +34,13 @@ describe('options', () => {
     ['redis.url of another scheme', { redis: { url: 'http://127.0.0.1:6379' } }, 'redis.url'],
     ['redis.client that is not ioredis', { redis: { client: { get() {} } } }, 'redis.client'],
     ['redis.commandTimeout', { redis: { url: 'redis://x', commandTimeout: 0 } }, 'redis.commandTimeout'],
+    ['redis.connectTimeout', { redis: { url: 'redis://x', connectTimeout: -1 } }, 'redis.connectTimeout'],
+    [
+      'redis.connectTimeout as text',
+      { redis: { url: 'redis://x', connectTimeout: '2s' } },
+      'redis.connectTimeout',
+    ],
+    ['redis.waitForReplicas', { redis: { url: 'redis://x', waitForReplicas: 1.5 } }, 'redis.waitForReplicas'],
     ['an unknown redis option', { redis: { url: 'redis://x', host: 'x' } }, 'redis.host'],
     ['ttl zero', { ttl: 0 }, 'ttl'],
     ['ttl as text', { ttl: '1d' }, 'ttl'],
