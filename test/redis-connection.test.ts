@@ -3,10 +3,12 @@
 // times out on a connection that looks ready, and → closed, after which nothing changes any more.
 
 import { once } from 'node:events'
+import { Redis } from 'ioredis'
 import { describe, expect, it, onTestFinished } from 'vitest'
 import type { ConnectionStatus, StatusChange } from '../src/redis/connection.js'
 import { RedisConnection } from '../src/redis/connection.js'
 import { useRedis } from './helpers/redis-server.js'
+import { engineOf, sharedStores } from './helpers/shared-stores.js'
 import { startProxy } from './helpers/tcp-proxy.js'
 
 function track(connection: RedisConnection): Array<[ConnectionStatus, ConnectionStatus]> {
@@ -82,5 +84,25 @@ describe('RedisConnection status', () => {
       message: expect.stringContaining('WRONGTYPE'),
     })
     expect(connection.status).toBe('ready')
+  })
+
+  it('an app-made client that gives up reconnecting ends the connection: the store reports it once, typed', async () => {
+    const proxy = await startProxy(redis.port)
+    const client = new Redis(proxy.url, { retryStrategy: () => null })
+    onTestFinished(() => client.disconnect())
+    const { open } = sharedStores(() => ({ client: client as never }))
+    const store = await open('a')
+    const errors: Array<{ code?: string; message: string }> = []
+    store.on('error', (e) => errors.push(e))
+    const ended = once(client, 'end')
+    proxy.dropAll()
+    await ended
+    expect(errors).toEqual([
+      expect.objectContaining({
+        code: 'TS_REDIS_UNAVAILABLE',
+        message: expect.stringContaining('will not reconnect'),
+      }),
+    ])
+    expect(engineOf(store).connected).toBe(false)
   })
 })

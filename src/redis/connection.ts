@@ -134,7 +134,7 @@ export class RedisConnection extends EventEmitter {
     this.isCluster = this.client instanceof Cluster || typeof this.client.nodes === 'function'
     this.client.on('ready', this.#onReady)
     this.client.on('close', this.#onDown)
-    this.client.on('end', this.#onDown)
+    this.client.on('end', this.#onEnd)
     this.client.on('reconnecting', this.#onDown)
     this.client.on('node error', this.#onNodeError)
     // NB: ioredis prints unhandled 'error' events; we surface state through status and typed errors instead.
@@ -222,6 +222,12 @@ export class RedisConnection extends EventEmitter {
 
   #onDown = (): void => {
     if (this.#status === 'ready' || this.#status === 'hung') this.#setStatus('reconnecting')
+  }
+
+  /** ioredis gave up on the connection for good ('end'): nothing will bring it back but a new client. */
+  #onEnd = (): void => {
+    this.#onDown()
+    if (this.#status !== 'closed') this.emit('ended')
   }
 
   #onNodeError = (): void => {
@@ -342,7 +348,7 @@ export class RedisConnection extends EventEmitter {
     this.#endStartup(false)
     this.client.off('ready', this.#onReady)
     this.client.off('close', this.#onDown)
-    this.client.off('end', this.#onDown)
+    this.client.off('end', this.#onEnd)
     this.client.off('reconnecting', this.#onDown)
     // NB: a client we own keeps a listener: errors it emits while closing must not be printed as unhandled.
     if (!this.#owned) this.client.off('error', this.#onError)

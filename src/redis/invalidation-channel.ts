@@ -1,5 +1,7 @@
-// The invalidation channel: a pub/sub subscription (works on Redis Cluster) on which every instance hears the
-// writes and destroys of the others, and learns when it may have missed some (the subscriber dropped).
+// The invalidation channel: a pub/sub subscription on which every instance hears the writes and destroys of
+// the others, and learns when it may have missed some (the subscriber dropped). On Redis Cluster a PUBLISH
+// reaches every node, so the subscription is a plain connection of our own to one node: its loss is then seen
+// (a Cluster's own subscriber moves to another node silently, losing what was sent meanwhile).
 
 import type { RedisClientLike, RedisConnection } from './connection.js'
 
@@ -19,32 +21,74 @@ export interface InvalidationChannelOptions {
   readonly onGarbage: () => void
 }
 
-/** Subscribes on a duplicate of the store's client and parses `I|origin|version|sid` messages. */
+/** Wait before subscribing on the next Cluster node after losing one (or finding none), in ms. */
+const NEXT_NODE_MS = 100
+
+/** Subscribes on a duplicate of the store's client (or of one Cluster node) and parses `I|origin|version|sid`. */
 export class InvalidationChannel {
   readonly #options: InvalidationChannelOptions
-  readonly #subscriber: RedisClientLike
+  #subscriber: RedisClientLike | undefined
   #live = false
   #closed = false
+  /** Cluster: which node to subscribe on next (round robin over the nodes the client knows). */
+  #nodeTurn = 0
+  #nextNode: NodeJS.Timeout | undefined
 
   constructor(options: InvalidationChannelOptions) {
     this.#options = options
-    // NB: we subscribe ourselves on every 'ready' (and handle its failure); ioredis's own re-subscribe
-    // would be a command nobody awaits, rejected unhandled when a reconnect flushes its queue.
-    this.#subscriber = options.connection.isCluster
-      ? options.connection.client.duplicate()
-      : options.connection.client.duplicate({
+    if (options.connection.isCluster) this.#subscribeOnANode()
+    else {
+      // NB: we subscribe ourselves on every 'ready' (and handle its failure); ioredis's own re-subscribe
+      // would be a command nobody awaits, rejected unhandled when a reconnect flushes its queue.
+      this.#attach(
+        options.connection.client.duplicate({
           autoResubscribe: false,
           enableOfflineQueue: true,
           maxRetriesPerRequest: null,
-        })
-    this.#subscriber.on('message', this.#onMessage)
-    this.#subscriber.on('ready', this.#onReady)
-    this.#subscriber.on('close', this.#onLost)
-    this.#subscriber.on('end', this.#onLost)
-    this.#subscriber.on('reconnecting', this.#onLost)
+        }),
+      )
+    }
+  }
+
+  #attach(subscriber: RedisClientLike): void {
+    this.#subscriber = subscriber
+    subscriber.on('message', this.#onMessage)
+    subscriber.on('ready', this.#onReady)
+    subscriber.on('close', this.#onLost)
+    subscriber.on('end', this.#onLost)
+    subscriber.on('reconnecting', this.#onLost)
     // NB: connection errors show up as close/reconnecting; the store reports Redis state on its own connection.
-    this.#subscriber.on('error', () => undefined)
-    if (this.#subscriber.status === 'ready') this.#onReady()
+    subscriber.on('error', () => undefined)
+    if (subscriber.status === 'ready') this.#onReady()
+  }
+
+  /**
+   * Cluster: subscribes on one node the client knows (replicas hear a PUBLISH too) with a connection that does
+   * not reconnect: once it is lost (close: messages may be missed from now on), the next node is tried.
+   */
+  #subscribeOnANode(): void {
+    this.#nextNode = undefined
+    if (this.#closed) return
+    const nodes = this.#options.connection.client.nodes?.('all') ?? []
+    const node = nodes[this.#nodeTurn++ % Math.max(nodes.length, 1)]
+    if (node === undefined) {
+      this.#nextNode = setTimeout(() => this.#subscribeOnANode(), NEXT_NODE_MS).unref()
+      return
+    }
+    const subscriber = node.duplicate({
+      autoResubscribe: false,
+      enableOfflineQueue: true,
+      maxRetriesPerRequest: null,
+      lazyConnect: false,
+      retryStrategy: () => null,
+    })
+    this.#attach(subscriber)
+    subscriber.once('end', () => {
+      if (this.#subscriber !== subscriber || this.#closed) return
+      subscriber.removeAllListeners('message')
+      this.#subscriber = undefined
+      this.#nextNode = setTimeout(() => this.#subscribeOnANode(), NEXT_NODE_MS).unref()
+    })
   }
 
   /** True while subscribed: invalidations are being delivered. */
@@ -53,7 +97,7 @@ export class InvalidationChannel {
   }
 
   #onReady = (): void => {
-    if (this.#closed) return
+    if (this.#closed || this.#subscriber === undefined) return
     this.#subscriber.subscribe(this.#options.channel).then(
       () => {
         if (this.#closed || this.#live) return
@@ -96,11 +140,14 @@ export class InvalidationChannel {
     if (this.#closed) return
     this.#closed = true
     this.#live = false
+    if (this.#nextNode !== undefined) clearTimeout(this.#nextNode)
+    const subscriber = this.#subscriber
+    if (subscriber === undefined) return
     try {
-      await this.#subscriber.quit()
+      await subscriber.quit()
     } catch {
       // NB: quit on a dead connection rejects; disconnect() below closes the socket either way.
     }
-    this.#subscriber.disconnect()
+    subscriber.disconnect()
   }
 }
