@@ -164,14 +164,64 @@ export function patchRecord(
   return { payload, expiresAt: rules.expiresAt(latest, now), userId: rules.userId(latest) }
 }
 
+const COOKIE_FIRST = '{"cookie":'
+
+/**
+ * Where the cookie's JSON value ends in a payload that starts with it (`{"cookie":{...},...`), found by
+ * scanning the cookie alone (strings and nesting), never the data after it; -1 for any other payload.
+ */
+function cookieEnd(payload: string): number {
+  if (!payload.startsWith(COOKIE_FIRST)) return -1
+  let depth = 0
+  let inString = false
+  for (let i = COOKIE_FIRST.length; i < payload.length; i++) {
+    const c = payload.charCodeAt(i)
+    if (inString) {
+      if (c === 0x5c) i++ // backslash: skip the escaped character
+      else if (c === 0x22) inString = false
+      continue
+    }
+    if (c === 0x22) inString = true
+    else if (c === 0x7b || c === 0x5b) depth++
+    else if (c === 0x7d || c === 0x5d) {
+      // NB: the payload's own closing brace ends a cookie that is a scalar (null, a number).
+      if (depth === 0) return i
+      depth--
+      if (depth === 0) return i + 1
+    } else if (c === 0x2c && depth === 0) return i
+  }
+  return -1
+}
+
+/**
+ * The payload with its cookie replaced by `cookieText` (JSON text). A payload that starts with its cookie (what
+ * express-session and tieredSession() store) is spliced as text, without decoding the data; any other is
+ * decoded and encoded again, with the cookie first from then on. Throws TS_DECODE_FAILED for a payload that
+ * is not a session.
+ */
+export function withCookie(payload: string, cookieText: string): string {
+  const end = cookieEnd(payload)
+  if (end >= 0) return `${COOKIE_FIRST}${cookieText}${payload.slice(end)}`
+  const { cookie: _old, ...data } = decodeSession(payload)
+  return `${COOKIE_FIRST}${cookieText}${JSON.stringify(data).slice(1).replace(/^(?!\})/, ',')}`
+}
+
+/**
+ * A payload that starts with its cookie, cut in two as text: the cookie's JSON and the rest (the data); undefined
+ * for any other payload.
+ */
+export function splitCookie(payload: string): { readonly cookie: string; readonly data: string } | undefined {
+  const end = cookieEnd(payload)
+  if (end < 0) return undefined
+  return { cookie: payload.slice(COOKIE_FIRST.length, end), data: payload.slice(end) }
+}
+
 /** `current` with its cookie replaced, or undefined when the touch would not extend its life. */
 export function touchRecord(
   current: SessionRecord,
-  cookie: unknown,
+  cookieText: string,
   expiresAt: number,
 ): SessionRecord | undefined {
   if (current.expiresAt >= expiresAt) return undefined
-  const latest = decodeSession(current.payload)
-  latest.cookie = cookie
-  return { payload: encodeSession(latest).payload, expiresAt, userId: current.userId }
+  return { payload: withCookie(current.payload, cookieText), expiresAt, userId: current.userId }
 }

@@ -83,6 +83,12 @@ export class Coherence {
     this.#verified.set(record, now)
   }
 
+  /** `next` replaces `previous` in memory with the same data (a touch): it is as trusted as `previous` was. */
+  carryTrust(previous: StoredRecord, next: StoredRecord): void {
+    const at = this.#verified.get(previous)
+    if (at !== undefined) this.#verified.set(next, at)
+  }
+
   /** Starts tracking invalidations of `sid` for a read or write about to go to Redis. */
   beginRead(sid: string): InflightRead {
     const read: InflightRead = { newest: this.#channel.live ? 0 : Number.POSITIVE_INFINITY }

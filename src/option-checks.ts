@@ -46,6 +46,14 @@ export function fraction(value: unknown, option: string, fallback: number): numb
   return value
 }
 
+/** A fraction of a session's lifetime in [0, 1] (0 included: "always"), or `fallback` when undefined. */
+export function lifetimeFraction(value: unknown, option: string, fallback: number): number {
+  if (value === undefined) return fallback
+  if (typeof value !== 'number' || !(value >= 0 && value <= 1))
+    throw invalid(option, 'a fraction of the session lifetime in [0, 1]')
+  return value
+}
+
 /** A boolean, or `fallback` when undefined. */
 export function boolean(value: unknown, option: string, fallback: boolean): boolean {
   if (value === undefined) return fallback

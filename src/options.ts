@@ -4,7 +4,16 @@
 import type { Clock } from './clock.js'
 import { systemClock } from './clock.js'
 import type { SessionObject } from './codec.js'
-import { checkKeys, fraction, integer, invalid, MAX_TIMER_MS, oneOf, plainObject } from './option-checks.js'
+import {
+  checkKeys,
+  fraction,
+  integer,
+  invalid,
+  lifetimeFraction,
+  MAX_TIMER_MS,
+  oneOf,
+  plainObject,
+} from './option-checks.js'
 import type { RedisClientLike } from './redis/connection.js'
 
 /** The memory tier's byte budget and the spiller's watermarks. */
@@ -135,6 +144,12 @@ export interface TieredStoreOptions {
    */
   sweepBatchSize?: number
   /**
+   * Fraction of a session's lifetime: a `touch` of a session saved less than that long ago does nothing (the
+   * store-level touch throttle; connect-mongo's `touchAfter` in spirit). 0 makes every touch count.
+   * @default 0
+   */
+  touchAfter?: number
+  /**
    * The user a session belongs to, for {@link TieredStore.listByUser} and {@link TieredStore.destroyByUser}.
    * @default (sess) => sess.userId ?? sess.passport?.user
    */
@@ -174,6 +189,7 @@ export interface ResolvedOptions {
   readonly spillIntervalMs: number
   readonly sweepIntervalMs: number
   readonly sweepBatchSize: number
+  readonly touchAfter: number
   readonly userId: (session: SessionObject) => unknown
   readonly clock: Clock
 }
@@ -188,6 +204,7 @@ export const defaults = {
   spillIntervalMs: 1000,
   sweepIntervalMs: 60_000,
   sweepBatchSize: 1000,
+  touchAfter: 0,
   redis: { commandTimeout: 500, connectTimeout: 2000, waitForReplicas: 0, localTtlMs: 15_000 },
 } as const
 
@@ -269,6 +286,7 @@ export function resolveOptions(input: TieredStoreOptions = {}): ResolvedOptions 
       'spillIntervalMs',
       'sweepIntervalMs',
       'sweepBatchSize',
+      'touchAfter',
       'userId',
       'clock',
     ],
@@ -338,6 +356,7 @@ export function resolveOptions(input: TieredStoreOptions = {}): ResolvedOptions 
     MAX_TIMER_MS,
   )
   const sweepBatchSize = integer(options.sweepBatchSize, 'sweepBatchSize', 1, defaults.sweepBatchSize)
+  const touchAfter = lifetimeFraction(options.touchAfter, 'touchAfter', defaults.touchAfter)
 
   const userId = options.userId ?? defaultUserId
   if (typeof userId !== 'function') throw invalid('userId', 'a function (session) => user id')
@@ -357,6 +376,7 @@ export function resolveOptions(input: TieredStoreOptions = {}): ResolvedOptions 
     spillIntervalMs,
     sweepIntervalMs,
     sweepBatchSize,
+    touchAfter,
     userId: userId as (session: SessionObject) => unknown,
     clock: clock as Clock,
   }

@@ -48,14 +48,21 @@ describe('the SQLite file', () => {
     expect(seenAtAck).toEqual(Array(50).fill(50))
   })
 
-  it('raises the version on every write of a session', async () => {
+  it('raises the version on every data write of a session; a touch (no data write) keeps it', async () => {
     const { store, clock, dbPath } = createStore()
     for (let i = 0; i < 3; i++) await store.set('s', sessionFor(clock.now(), HOUR, { i }))
     await store.touch('s', sessionFor(clock.now(), 2 * HOUR, {}))
+    await store.flush()
     const db = new Database(dbPath, { readonly: true })
     onTestFinished(() => {
       db.close()
     })
+    expect(db.prepare('SELECT version, expiresAt FROM sessions WHERE sid = ?').get('s')).toEqual({
+      version: 3,
+      expiresAt: clock.now() + 2 * HOUR,
+    })
+    await store.merge('s', { set: { i: '9' }, unset: [] })
+    await store.flush()
     expect(db.prepare('SELECT version FROM sessions WHERE sid = ?').get('s')).toEqual({ version: 4 })
   })
 

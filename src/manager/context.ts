@@ -12,7 +12,7 @@ import { Counters } from '../stats.js'
 import { DiskTier } from '../tiers/disk-tier.js'
 import type { MemoryRecord } from '../tiers/memory-tier.js'
 import { MemoryTier } from '../tiers/memory-tier.js'
-import type { StoredRecord, Tier } from '../tiers/tier.js'
+import type { DeferredTouches, StoredRecord, Tier } from '../tiers/tier.js'
 import type { ManagerEvents } from './engine.js'
 import type { SharedParts } from './shared-parts.js'
 import { connectShared } from './shared-parts.js'
@@ -30,7 +30,7 @@ export class EngineContext {
   /** The SQLite file: the authority in local mode; the spill cache and the outbox log in shared mode. */
   readonly disk: DiskTier | null
   /** Where every acknowledged write lives: the disk tier (local mode) or Redis (shared mode). */
-  readonly authority: Tier
+  readonly authority: Tier & DeferredTouches
   /** Shared mode's parts (Redis, coherence, outbox); null in local mode. */
   readonly shared: SharedParts | null
   /** The disk tier when it is a cache below the authority (shared mode), else null. */

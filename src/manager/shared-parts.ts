@@ -3,8 +3,7 @@
 
 import { randomUUID } from 'node:crypto'
 import { Coherence } from '../coherence.js'
-import type { TieredSessionError } from '../errors.js'
-import { ErrorCodes } from '../errors.js'
+import { ErrorCodes, TieredSessionError } from '../errors.js'
 import type { ResolvedOptions } from '../options.js'
 import { Outbox } from '../outbox.js'
 import type { StatusChange } from '../redis/connection.js'
@@ -54,6 +53,7 @@ export function connectShared(options: ResolvedOptions, hooks: SharedHooks): Sha
     origin,
     clock: options.clock,
     replicas: redis.waitForReplicas,
+    report,
     // NB: half the command timeout: a slow confirmation is a shortfall (the outbox keeps the write), not an outage.
     confirmTimeoutMs: Math.max(1, Math.floor(redis.commandTimeoutMs / 2)),
   })
@@ -91,6 +91,14 @@ export function connectShared(options: ResolvedOptions, hooks: SharedHooks): Sha
     } else if (previous === 'ready' && status !== 'closed') events.disconnect?.()
   })
   connection.on('client-error', () => counters.countError(ErrorCodes.REDIS_UNAVAILABLE))
+  connection.on('ended', () =>
+    report(
+      new TieredSessionError(
+        ErrorCodes.REDIS_UNAVAILABLE,
+        'the Redis client ended and will not reconnect (its retryStrategy gave up, or it was closed by the app)',
+      ),
+    ),
+  )
   if (connection.up) outbox?.replay()
   return { connection, redis: tier, coherence, outbox }
 }

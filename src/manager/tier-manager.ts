@@ -186,6 +186,8 @@ export class TierManager implements SessionEngine {
   async flush(): Promise<SpillResult> {
     const ctx = this.#ctx
     ctx.checkOpen()
+    // NB: pending touches are committed too (in local mode with the queued writes, just below).
+    await ctx.authority.commitTouches()
     ctx.disk?.commitNow()
     // NB: let the acknowledgements of the writes just committed run before we report back.
     await nextTurn()
@@ -231,6 +233,7 @@ export class TierManager implements SessionEngine {
     if (ctx.closed) return
     ctx.spiller.stop()
     await this.#sweeper.stop()
+    await ctx.authority.commitTouches()
     await ctx.shared?.outbox?.close()
     ctx.closed = true
     ctx.disk?.close()

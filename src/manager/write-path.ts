@@ -3,6 +3,7 @@
 // shared mode, while Redis is down, writes go to the outbox and merges and touches apply to the local copy.
 
 import type { SessionObject } from '../codec.js'
+import { splitCookie, withCookie } from '../codec.js'
 import type { InflightRead } from '../coherence.js'
 import { ErrorCodes, isTieredSessionError, TieredSessionError } from '../errors.js'
 import { assertValidSid, isValidSid } from '../session-fields.js'
@@ -17,6 +18,7 @@ import type {
 import type { EngineContext } from './context.js'
 import type { SessionPatch } from './engine.js'
 import type { SharedParts } from './shared-parts.js'
+import type { PreparedTouch, PreparedWrite } from './write-plan.js'
 import { WritePlan } from './write-plan.js'
 
 /** A record change for `update`: the replacement of the latest record, or undefined to write nothing. */
@@ -45,6 +47,7 @@ export class WritePath {
     const record = ctx.prepare(() => this.#plan.write(sid, session, now))
     // NB: a session already expired is a delete, as connect-redis does; storing it would only waste space.
     if (record.expiresAt <= now) return this.destroy(sid)
+    if (this.#setIsTouch(sid, record, now)) return
     // NB: no await unless there is an outbox entry to settle: a write is queued within the call, so writes
     // called one after another (set, then destroy) reach the authority in that order.
     const outbox = ctx.shared?.outbox
@@ -85,7 +88,11 @@ export class WritePath {
   /**
    * Slides the expiry of a live session forward to the session's `cookie.expires` (or ttl), keeping the stored
    * data and replacing only its `cookie`. A missing or expired session stays missing, and a touch never
-   * shortens a session (a later write may have given it a longer life).
+   * shortens a session (a later write may have given it a longer life). With `touchAfter`, a touch of a session
+   * saved less than that fraction of its lifetime ago does nothing.
+   *
+   * A touch is not a data write (promise 8): with the session in memory, its copy there is updated and the
+   * touch acknowledged at once; the durable part is coalesced and committed in the background.
    */
   async touch(sid: string, session: SessionObject): Promise<void> {
     const ctx = this.#ctx
@@ -94,13 +101,69 @@ export class WritePath {
     const now = ctx.now()
     const touch = ctx.prepare(() => this.#plan.touch(session, now), 'the session cookie could not be stored')
     if (touch.expiresAt <= now) return this.destroy(sid)
+    const cached = ctx.memory.peek(sid)
+    if (cached !== undefined && cached.expiresAt > now && this.#plan.throttled(cached, touch, now)) return
+    if (cached !== undefined && this.#touchInMemory(sid, cached, touch, now)) return
     try {
-      await this.#update(sid, (current) => this.#plan.applyTouch(current, touch))
+      await this.#update(sid, (current) =>
+        this.#plan.throttled(current, touch, now) ? undefined : this.#plan.applyTouch(current, touch),
+      )
     } catch (error) {
       // NB: a stored copy that does not decode was reported by #update; touching it is no one's loss.
       if (isTieredSessionError(error) && error.code === ErrorCodes.DECODE_FAILED) return
       throw error
     }
+  }
+
+  /**
+   * A set that only moves the cookie forward (express-session sends the whole session on a rolling or resaved
+   * request) is a touch: same data as the copy in memory, same user, a later expiry.
+   */
+  #setIsTouch(sid: string, record: PreparedWrite, now: number): boolean {
+    const cached = this.#ctx.memory.peek(sid)
+    if (cached === undefined || cached.userId !== record.userId || cached.expiresAt >= record.expiresAt)
+      return false
+    const next = splitCookie(record.payload)
+    if (next === undefined || splitCookie(cached.payload)?.data !== next.data) return false
+    const touch = { cookieText: next.cookie, expiresAt: record.expiresAt, lifetimeMs: 0 }
+    return this.#touchInMemory(sid, cached, touch, now)
+  }
+
+  /**
+   * The touch of a session held in memory: its memory copy gets the new cookie and expiry now, and the authority
+   * a deferred touch of that version (dropped there should the session have changed meanwhile). False when the
+   * touch needs the durable path: a copy that is not live, an outbox entry, Redis unreachable.
+   */
+  #touchInMemory(sid: string, cached: StoredRecord, touch: PreparedTouch, now: number): boolean {
+    const ctx = this.#ctx
+    const shared = ctx.shared
+    if (cached.expiresAt <= now) return false
+    if (shared !== null && (!shared.connection.up || shared.outbox?.has(sid))) return false
+    // NB: never shorter: a later write may have given the session a longer life than this request's cookie.
+    // In shared mode only a trusted copy can say so; Redis's own copy may expire sooner.
+    if (cached.expiresAt >= touch.expiresAt) return shared === null || shared.coherence.trusted(cached, now)
+    let payload: string
+    try {
+      payload = withCookie(cached.payload, touch.cookieText)
+    } catch {
+      return false
+    }
+    const touched = ctx.memory.write(sid, {
+      payload,
+      expiresAt: touch.expiresAt,
+      userId: cached.userId,
+      version: cached.version,
+    })
+    shared?.coherence.carryTrust(cached, touched)
+    ctx.counters.writes++
+    ctx.authority.touchLater(sid, {
+      version: cached.version,
+      expiresAt: touch.expiresAt,
+      payload,
+      cookieText: touch.cookieText,
+      userId: cached.userId,
+    })
+    return true
   }
 
   /** Removes a session from every tier; resolves once the authority (or, Redis down, the outbox) has it. */

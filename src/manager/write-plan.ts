@@ -3,7 +3,7 @@
 // the manager counts and reports them.
 
 import type { RecordRules, SessionObject } from '../codec.js'
-import { copyJson, encodeSession, patchRecord, payloadBytes, touchRecord } from '../codec.js'
+import { encodeSession, jsonText, patchRecord, payloadBytes, touchRecord } from '../codec.js'
 import { ErrorCodes, TieredSessionError } from '../errors.js'
 import type { ResolvedOptions } from '../options.js'
 import { assertValidSid, expiresAtOf, userIdOf } from '../session-fields.js'
@@ -17,10 +17,12 @@ export interface PreparedWrite {
   readonly userId: string | null
 }
 
-/** A touch prepared from a session: a copy of its cookie and the expiry it gives. */
+/** A touch prepared from a session: its cookie as JSON text, the expiry and the lifetime it gives. */
 export interface PreparedTouch {
-  readonly cookie: unknown
+  readonly cookieText: string
   readonly expiresAt: number
+  /** The session's whole lifetime (ms): its cookie's `originalMaxAge`, or the ttl. */
+  readonly lifetimeMs: number
 }
 
 /** A patch with the whole-session shortcut's expiry and user read at the call. */
@@ -70,14 +72,27 @@ export class WritePlan implements RecordRules {
     return { payload, expiresAt: this.expiresAt(session, now), userId: this.userId(session) }
   }
 
-  /** A JSON copy of a session's cookie and the expiry it gives, for `touch`. */
+  /** A session's cookie as JSON text (taken now: the caller may change it later) and its expiry, for `touch`. */
   touch(session: SessionObject, now: number): PreparedTouch {
-    // NB: copy the cookie now; the caller may change its object before the write runs.
-    const cookie = session.cookie === undefined ? undefined : copyJson(session.cookie)
-    if (cookie === undefined && session.cookie !== undefined) {
+    const cookieText = jsonText(session.cookie ?? null)
+    if (cookieText === undefined) {
       throw new TieredSessionError(ErrorCodes.ENCODE_FAILED, 'the session cookie could not be stored')
     }
-    return { cookie, expiresAt: this.expiresAt({ ...session, cookie }, now) }
+    const expiresAt = this.expiresAt(session, now)
+    const maxAge = (session.cookie as { originalMaxAge?: unknown } | null | undefined)?.originalMaxAge
+    const lifetimeMs = typeof maxAge === 'number' && maxAge > 0 ? maxAge : expiresAt - now
+    return { cookieText, expiresAt, lifetimeMs }
+  }
+
+  /**
+   * True when a touch is throttled by `touchAfter`: the copy was saved (its expiry set) less than that fraction
+   * of the session's lifetime ago, so the touch does nothing.
+   */
+  throttled(current: StoredRecord, touch: PreparedTouch, now: number): boolean {
+    const touchAfter = this.#options.touchAfter
+    if (touchAfter === 0) return false
+    const sinceSaved = touch.lifetimeMs - (current.expiresAt - now)
+    return sinceSaved < touchAfter * touch.lifetimeMs
   }
 
   /**
@@ -110,6 +125,6 @@ export class WritePlan implements RecordRules {
 
   /** `current` with the touch's cookie, or undefined when the touch would not extend its life. */
   applyTouch(current: StoredRecord, touch: PreparedTouch): RecordInput | undefined {
-    return touchRecord(current, touch.cookie, touch.expiresAt)
+    return touchRecord(current, touch.cookieText, touch.expiresAt)
   }
 }

@@ -2,7 +2,7 @@
 
 import { randomBytes } from 'node:crypto'
 import type { IncomingMessage } from 'node:http'
-import { boolean, checkKeys, invalid, oneOf } from '../option-checks.js'
+import { boolean, checkKeys, invalid, lifetimeFraction, oneOf } from '../option-checks.js'
 import type { TieredStoreOptions } from '../options.js'
 import type { TieredStore } from '../store.js'
 import type { CookieOptions } from './session-cookie.js'
@@ -135,10 +135,7 @@ export function resolveSessionOptions(options: TieredSessionOptions): ResolvedSe
     "'keep' or 'destroy'",
   )
   if (options.proxy !== undefined) boolean(options.proxy, 'proxy', false)
-  const touchAfter = options.touchAfter ?? 0.5
-  if (typeof touchAfter !== 'number' || !(touchAfter >= 0 && touchAfter <= 1)) {
-    throw invalid('touchAfter', 'a fraction of the session lifetime in [0, 1]')
-  }
+  const touchAfter = lifetimeFraction(options.touchAfter, 'touchAfter', 0.5)
   return {
     secrets,
     name,

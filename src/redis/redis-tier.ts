@@ -5,19 +5,21 @@ import type { Clock } from '../clock.js'
 import { ErrorCodes, TieredSessionError } from '../errors.js'
 import type {
   ClearOptions,
+  DeferredTouches,
   DeleteOptions,
   OnCorrupt,
   RecordInput,
   StoredRecord,
   Tier,
   TierRow,
+  TouchInput,
   UpdateOptions,
   UpdateResult,
   WriteOptions,
 } from '../tiers/tier.js'
 import type { RedisConnection } from './connection.js'
 import { Script } from './connection.js'
-import { CAS_SCRIPT, DELETE_SCRIPT, SET_IF_NEWER_SCRIPT, SET_SCRIPT } from './scripts.js'
+import { CAS_SCRIPT, DELETE_SCRIPT, SET_IF_NEWER_SCRIPT, SET_SCRIPT, TOUCH_SCRIPT } from './scripts.js'
 import { fromHash, SESSION_FIELDS } from './session-hash.js'
 import { UserIndex } from './user-index.js'
 
@@ -26,6 +28,7 @@ const scripts = {
   cas: new Script(CAS_SCRIPT),
   setIfNewer: new Script(SET_IF_NEWER_SCRIPT),
   delete: new Script(DELETE_SCRIPT),
+  touch: new Script(TOUCH_SCRIPT),
 }
 
 /** Options of {@link RedisTier}. */
@@ -41,6 +44,8 @@ export interface RedisTierOptions {
   readonly replicas?: number
   /** WAIT's own timeout, in ms (below the command timeout, so a lagging replica is no outage). */
   readonly confirmTimeoutMs?: number
+  /** Hears of a background failure that is not an outage (a touch Redis refused). */
+  readonly report?: (error: TieredSessionError) => void
 }
 
 /** After a WAIT the replicas did not answer in time, how long confirmations fail without asking, in ms. */
@@ -55,7 +60,7 @@ type CasResult =
 export const MAX_CAS_ATTEMPTS = 32
 
 /** Redis-backed tier; the authority in shared mode. */
-export class RedisTier implements Tier {
+export class RedisTier implements Tier, DeferredTouches {
   readonly kind = 'redis' as const
   readonly #redis: RedisConnection
   readonly #prefix: string
@@ -67,9 +72,16 @@ export class RedisTier implements Tier {
   readonly #confirmTimeoutMs: number
   /** Until then (performance.now()) confirmations fail at once: WAIT blocks the connection while it waits. */
   #shortUntil = 0
+  readonly #report: (error: TieredSessionError) => void
+  /** Touches waiting for the next batch, the latest of each session. */
+  #touches = new Map<string, TouchInput>()
+  #touchBatch: NodeJS.Immediate | undefined
+  /** The batch of touches in flight, if any. */
+  #touching: Promise<void> | undefined
 
   constructor(options: RedisTierOptions) {
     this.replicas = options.replicas ?? 0
+    this.#report = options.report ?? (() => undefined)
     this.#confirmTimeoutMs = options.confirmTimeoutMs ?? 100
     this.#redis = options.connection
     this.#prefix = options.prefix
@@ -258,6 +270,55 @@ export class RedisTier implements Tier {
     if (error === null && Number(confirmed) >= this.replicas) return true
     this.#shortUntil = performance.now() + SHORTFALL_BACKOFF_MS
     return false
+  }
+
+  /**
+   * Queues a touch, acknowledged at once (promise 8); sent on the next turn, with the others queued by then, as
+   * one small script each (no payload). Lost, should Redis be down then: the session may expire earlier.
+   */
+  touchLater(sid: string, touch: TouchInput): void {
+    this.#touches.set(sid, touch)
+    this.#touchBatch ??= setImmediate(() => {
+      this.#touchBatch = undefined
+      void this.#sendTouches()
+    })
+  }
+
+  /** Sends the queued touches now and waits for them (and for a batch already in flight). */
+  async commitTouches(): Promise<void> {
+    if (this.#touchBatch !== undefined) {
+      clearImmediate(this.#touchBatch)
+      this.#touchBatch = undefined
+    }
+    await this.#touching
+    await this.#sendTouches()
+  }
+
+  #sendTouches(): Promise<void> {
+    const batch = this.#touches
+    if (batch.size === 0) return this.#touching ?? Promise.resolve()
+    this.#touches = new Map()
+    const sent = Promise.all([...batch].map(([sid, touch]) => this.#touch(sid, touch))).then(() => undefined)
+    const touching = (this.#touching = sent.finally(() => {
+      if (this.#touching === touching) this.#touching = undefined
+    }))
+    return touching
+  }
+
+  async #touch(sid: string, touch: TouchInput): Promise<void> {
+    try {
+      if (!this.#index.isIndexed(sid, touch.userId, touch.userId, touch.expiresAt))
+        await this.#index.add(sid, touch.userId, touch.expiresAt)
+      await this.#redis.script(
+        'a touch',
+        scripts.touch,
+        [this.key(sid)],
+        [touch.version, touch.expiresAt, touch.cookieText],
+      )
+    } catch (error) {
+      // NB: an outage is reported by the connection already; a lost touch only shortens a session's life.
+      if (error instanceof TieredSessionError && error.code === ErrorCodes.REDIS_REFUSED) this.#report(error)
+    }
   }
 
   /** Outbox replay of a write: applied only if Redis holds nothing newer. */

@@ -1,7 +1,8 @@
 // Lua scripts of the Redis tier. Each touches one key (so it runs on Redis Cluster), keeps the version
 // monotonic, and publishes the invalidation in the same atomic step as the write.
 //
-// A session is a hash: p = payload (JSON text), v = version, e = expiresAt (ms), u = userId ('' for none).
+// A session is a hash: p = payload (JSON text), v = version, e = expiresAt (ms), u = userId ('' for none);
+// a touch adds c = the newer cookie (JSON text) and t = the version it belongs to (a later write makes it stale).
 // A destroyed session leaves a tombstone { v, d = 1 } until its old expiry, so that an outbox write made
 // before the destroy (by an instance that was cut off) can never bring it back.
 // Invalidation messages: "I|<origin>|<version>|<sid>" (sid last: it may contain '|').
@@ -45,6 +46,17 @@ redis.call('HSET', KEYS[1], 'p', ARGV[1], 'v', v, 'e', ARGV[2], 'u', ARGV[3])
 redis.call('PEXPIREAT', KEYS[1], ARGV[2])
 redis.call('PUBLISH', ARGV[6], 'I|' .. ARGV[7] .. '|' .. v .. '|' .. ARGV[8])
 return {1, v}
+`
+
+/** Touch: moves the expiry forward and keeps the new cookie beside the payload (no payload, no version change,
+ * no invalidation: a copy elsewhere that looks expired is re-read). Only the version it was made on, only
+ * forward; never creates or revives. KEYS: key. ARGV: version, expiresAt, cookie. Returns 1 if applied. */
+export const TOUCH_SCRIPT = `${PROLOGUE}
+if old[1] == false or dead or old[1] ~= ARGV[1] then return 0 end
+if (tonumber(old[4]) or 0) >= (tonumber(ARGV[2]) or 0) then return 0 end
+redis.call('HSET', KEYS[1], 'e', ARGV[2], 'c', ARGV[3], 't', ARGV[1])
+redis.call('PEXPIREAT', KEYS[1], ARGV[2])
+return 1
 `
 
 /** Replays an outbox write: stored only if Redis holds nothing newer and no tombstone. KEYS: key.

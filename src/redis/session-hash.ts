@@ -1,21 +1,27 @@
-// A session in Redis is a hash: p = payload, v = version, e = expiresAt (ms), u = userId ('' for none), and
-// d = 1 for a tombstone (see scripts.ts). This file reads it back.
+// A session in Redis is a hash: p = payload, v = version, e = expiresAt (ms), u = userId ('' for none),
+// d = 1 for a tombstone, and after a touch c = the newer cookie with t = its version (see scripts.ts). This
+// file reads it back.
 
+import { withCookie } from '../codec.js'
 import { ErrorCodes, TieredSessionError } from '../errors.js'
 import type { StoredRecord } from '../tiers/tier.js'
 
 /** The fields a session read fetches (HMGET), in the order {@link fromHash} reads them. */
-export const SESSION_FIELDS = ['p', 'v', 'e', 'u', 'd'] as const
+export const SESSION_FIELDS = ['p', 'v', 'e', 'u', 'd', 'c', 't'] as const
 
-/** Turns HMGET p v e u d into a record (a tombstone is no record); throws TS_DECODE_FAILED for a value that is not ours. */
+/**
+ * Turns HMGET p v e u d c t into a record (a tombstone is no record), with the cookie of a touch of this very
+ * version spliced in; throws TS_DECODE_FAILED for a value that is not ours.
+ */
 export function fromHash(values: Array<string | null>): StoredRecord | undefined {
-  const [payload, version, expiresAt, userId, dead] = values
-  if (dead === '1' || (payload === null && version === null)) return undefined
+  const [stored, version, expiresAt, userId, dead, cookie, touched] = values
+  if (dead === '1' || (stored === null && version === null)) return undefined
   const v = Number(version)
   const e = Number(expiresAt)
-  if (typeof payload !== 'string' || !Number.isFinite(v) || !Number.isFinite(e)) {
+  if (typeof stored !== 'string' || !Number.isFinite(v) || !Number.isFinite(e)) {
     throw new TieredSessionError(ErrorCodes.DECODE_FAILED, 'a session in Redis has fields of the wrong type')
   }
+  const payload = typeof cookie === 'string' && touched === version ? withCookie(stored, cookie) : stored
   return {
     payload,
     version: v,

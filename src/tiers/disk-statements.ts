@@ -41,6 +41,7 @@ export interface DiskStatements {
   readonly any: Statement<[], { one: number }>
   readonly put: Statement<Record<string, unknown>, { version: number }>
   readonly putAfter: Statement<Record<string, unknown>, { version: number }>
+  readonly touch: Statement<Record<string, unknown>>
   readonly delete: Statement<[string]>
   readonly deleteUpTo: Statement<[string, number]>
   readonly clear: Statement<[]>
@@ -72,6 +73,11 @@ export function prepareStatements(db: Database.Database): DiskStatements {
          userId = excluded.userId,
          version = COALESCE(@version, sessions.version + 1)
        RETURNING version`,
+    ),
+    // NB: a touch changes only the cookie and expiry of the very version it was made on, and only forward.
+    touch: db.prepare<Record<string, unknown>>(
+      `UPDATE sessions SET payload = @payload, expiresAt = @expiresAt
+       WHERE sid = @sid AND version = @version AND expiresAt < @expiresAt`,
     ),
     // NB: one more than both the old version and @after (a version the caller knows of elsewhere).
     putAfter: db.prepare<Record<string, unknown>, { version: number }>(

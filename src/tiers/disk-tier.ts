@@ -7,7 +7,7 @@ import type { Clock } from '../clock.js'
 import { ErrorCodes, TieredSessionError, wrapError } from '../errors.js'
 import type { DiskStatements, RawRow } from './disk-statements.js'
 import { prepareStatements, toRecord } from './disk-statements.js'
-import type { DiskOp, DiskResult } from './disk-writes.js'
+import type { DiskOp, DiskResult, TouchOp } from './disk-writes.js'
 import { applyOp, mayPut, putRow, toOutboxEntry } from './disk-writes.js'
 import { GroupCommit } from './group-commit.js'
 import type { OutboxEntry, OutboxLog } from './outbox-log.js'
@@ -15,6 +15,7 @@ import type { OpenedFile } from './sqlite-file.js'
 import { openSqliteFile, restoreIfRemoved } from './sqlite-file.js'
 import type {
   ClearOptions,
+  DeferredTouches,
   DeleteOptions,
   OnCorrupt,
   RecordInput,
@@ -22,6 +23,7 @@ import type {
   StoredRecord,
   Tier,
   TierRow,
+  TouchInput,
   UpdateOptions,
   UpdateResult,
   WriteOptions,
@@ -40,7 +42,7 @@ export interface DiskTierOptions {
 }
 
 /** SQLite-backed tier. One instance owns one connection to one file. */
-export class DiskTier implements Tier, SpillCache, OutboxLog {
+export class DiskTier implements Tier, DeferredTouches, SpillCache, OutboxLog {
   readonly kind = 'disk' as const
   readonly path: string
   readonly #clock: Clock
@@ -52,6 +54,8 @@ export class DiskTier implements Tier, SpillCache, OutboxLog {
   #closed = false
   /** False only while the sessions table is known to be empty (nothing spilled yet): lookups can skip it. */
   #mayHoldSessions = true
+  /** The touch of each session queued for the next transaction (coalesced: one op per session). */
+  readonly #touches = new Map<string, TouchOp>()
 
   /** Opens (creating if needed) the database. Throws TS_DISK_OPEN_FAILED naming the path. */
   constructor(options: DiskTierOptions) {
@@ -89,7 +93,10 @@ export class DiskTier implements Tier, SpillCache, OutboxLog {
     this.#transaction = db.transaction((ops: readonly DiskOp[]) => {
       if (ops.some(mayPut)) this.#mayHoldSessions = true
       const now = this.#clock.now()
-      return ops.map((op) => applyOp(this.#stmt, op, now))
+      return ops.map((op) => {
+        if (op.type === 'touch' && this.#touches.get(op.sid) === op) this.#touches.delete(op.sid)
+        return applyOp(this.#stmt, op, now)
+      })
     })
   }
 
@@ -174,6 +181,30 @@ export class DiskTier implements Tier, SpillCache, OutboxLog {
             if (done.status === 'written') onCommit(done.record)
           },
     ) as Promise<UpdateResult>
+  }
+
+  /**
+   * Queues a touch for the next transaction, acknowledged at once (promise 8); a touch of a session already
+   * queued replaces it. A failed transaction is reported (the touch is lost: the session may expire earlier).
+   */
+  touchLater(sid: string, touch: TouchInput): void {
+    this.#checkOpen()
+    const queued = this.#touches.get(sid)
+    if (queued !== undefined) {
+      queued.latest = touch
+      return
+    }
+    const op: TouchOp = { type: 'touch', sid, latest: touch }
+    this.#touches.set(sid, op)
+    this.#writes.enqueueDetached(op, (error) => {
+      if (this.#touches.get(sid) === op) this.#touches.delete(sid)
+      this.#options.onError?.(wrapError(ErrorCodes.DISK_IO, 'committing touches failed', error))
+    })
+  }
+
+  /** Commits the queued touches (with every other queued write) now. */
+  commitTouches(): void {
+    this.#writes.commitNow()
   }
 
   /** Queues a delete; resolves to whether a row was there once committed. */

@@ -4,7 +4,14 @@
 import type { DiskStatements, RawRow } from './disk-statements.js'
 import { toRecord } from './disk-statements.js'
 import type { OutboxEntry } from './outbox-log.js'
-import type { RecordInput, StoredRecord, UpdateResult } from './tier.js'
+import type { RecordInput, StoredRecord, TouchInput, UpdateResult } from './tier.js'
+
+/** A touch waiting for its transaction; later touches of the session replace `latest` (coalescing). */
+export interface TouchOp {
+  readonly type: 'touch'
+  readonly sid: string
+  latest: TouchInput
+}
 
 /** One write in a group-committed transaction. */
 export type DiskOp =
@@ -16,6 +23,7 @@ export type DiskOp =
       readonly change: (current: StoredRecord) => RecordInput | undefined
     }
   | { readonly type: 'clear' }
+  | TouchOp
   /** Shared mode, Redis down: queue a write for replay and keep the local copy. Resolves to its seq. */
   | { readonly type: 'outbox-set'; readonly sid: string; readonly record: StoredRecord }
   /** Shared mode, Redis down: queue a destroy for replay and drop the local copy. Resolves to its seq. */
@@ -85,6 +93,10 @@ export function applyOp(stmt: DiskStatements, op: DiskOp, now: number): DiskResu
       return stmt.clear.run().changes
     case 'update':
       return update(stmt, op.sid, op.change, now)
+    case 'touch': {
+      const { payload, expiresAt, version } = op.latest
+      return stmt.touch.run({ sid: op.sid, payload, expiresAt, version }).changes > 0
+    }
     case 'outbox-set':
       putRow(stmt, op.sid, op.record, 0)
       return Number(stmt.outboxInsert.run({ sid: op.sid, op: 'set', ...op.record }).lastInsertRowid)

@@ -19,6 +19,8 @@ interface Pending<Op, R> {
   readonly reject: (error: unknown) => void
 }
 
+function ignore(): void {}
+
 /** Collects operations and commits them together on the next turn of the event loop. */
 export class GroupCommit<Op, R> {
   readonly #options: GroupCommitOptions<Op, R>
@@ -51,6 +53,13 @@ export class GroupCommit<Op, R> {
       if (this.#queue.length >= this.#options.maxBatchSize) this.commitNow()
       else this.#schedule()
     })
+  }
+
+  /** Queues `op` with nobody waiting for it (a background write); `onFailure` hears if it was not committed. */
+  enqueueDetached(op: Op, onFailure: (error: unknown) => void): void {
+    this.#queue.push({ op, onCommit: undefined, resolve: ignore, reject: onFailure })
+    if (this.#queue.length >= this.#options.maxBatchSize) this.commitNow()
+    else this.#schedule()
   }
 
   #schedule(): void {

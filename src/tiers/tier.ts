@@ -76,6 +76,31 @@ export interface ClearOptions {
   readonly onCommit?: () => void
 }
 
+/**
+ * A touch of the record at `version`: its new expiry and cookie. Not a data write (promise 8): it never raises
+ * the version, never creates or brings back a record, and is dropped when the record changed meanwhile.
+ */
+export interface TouchInput {
+  readonly version: number
+  readonly expiresAt: number
+  /** The whole payload with the new cookie (the disk tier stores it as it is). */
+  readonly payload: string
+  /** The new cookie alone, as JSON text (Redis keeps it beside the payload, which it does not resend). */
+  readonly cookieText: string
+  readonly userId: string | null
+}
+
+/**
+ * The authority's part for touches: coalesced per session (only the latest counts) and made durable in the
+ * background; `commitTouches` makes the pending ones durable now (flush, close).
+ */
+export interface DeferredTouches {
+  /** Queues a touch; applied only while the stored record is still at `touch.version` and expires earlier. */
+  touchLater(sid: string, touch: TouchInput): void
+  /** Makes every pending touch durable (or dropped, should the authority be unreachable). */
+  commitTouches(): MaybePromise<void>
+}
+
 /** The contract of a tier. Reads never return an expired record; ids are compared exactly (case, spaces). */
 export interface Tier {
   readonly kind: 'memory' | 'disk' | 'redis'
