@@ -177,7 +177,8 @@ function cookieEnd(payload: string): number {
   for (let i = COOKIE_FIRST.length; i < payload.length; i++) {
     const c = payload.charCodeAt(i)
     if (inString) {
-      if (c === 0x5c) i++ // backslash: skip the escaped character
+      if (c === 0x5c)
+        i++ // backslash: skip the escaped character
       else if (c === 0x22) inString = false
       continue
     }
@@ -203,7 +204,9 @@ export function withCookie(payload: string, cookieText: string): string {
   const end = cookieEnd(payload)
   if (end >= 0) return `${COOKIE_FIRST}${cookieText}${payload.slice(end)}`
   const { cookie: _old, ...data } = decodeSession(payload)
-  return `${COOKIE_FIRST}${cookieText}${JSON.stringify(data).slice(1).replace(/^(?!\})/, ',')}`
+  return `${COOKIE_FIRST}${cookieText}${JSON.stringify(data)
+    .slice(1)
+    .replace(/^(?!\})/, ',')}`
 }
 
 /**

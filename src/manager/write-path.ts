@@ -33,6 +33,8 @@ function isOutage(error: unknown): boolean {
 export class WritePath {
   readonly #ctx: EngineContext
   readonly #plan: WritePlan
+  /** Sessions with data writes (set, merge, destroy) under way, and how many. */
+  readonly #writing = new Map<string, number>()
 
   constructor(context: EngineContext) {
     this.#ctx = context
@@ -48,11 +50,21 @@ export class WritePath {
     // NB: a session already expired is a delete, as connect-redis does; storing it would only waste space.
     if (record.expiresAt <= now) return this.destroy(sid)
     if (this.#setIsTouch(sid, record, now)) return
-    // NB: no await unless there is an outbox entry to settle: a write is queued within the call, so writes
-    // called one after another (set, then destroy) reach the authority in that order.
-    const outbox = ctx.shared?.outbox
-    if (outbox?.has(sid)) await outbox.settle(sid)
-    await this.#onAuthority(
+    this.#begin(sid)
+    try {
+      // NB: no await unless there is an outbox entry to settle: a write is queued within the call, so writes
+      // called one after another (set, then destroy) reach the authority in that order.
+      const outbox = ctx.shared?.outbox
+      if (outbox?.has(sid)) await outbox.settle(sid)
+      await this.#set(sid, record)
+    } finally {
+      this.#end(sid)
+    }
+  }
+
+  #set(sid: string, record: PreparedWrite): Promise<void> {
+    const ctx = this.#ctx
+    return this.#onAuthority(
       sid,
       (tracked) => {
         const onCommit = (stored: StoredRecord) => this.#wrote(sid, stored, tracked)
@@ -66,6 +78,17 @@ export class WritePath {
       () => this.#toOutbox(sid, record),
       (stored) => stored,
     )
+  }
+
+  /** A data write of `sid` is under way (until #end): a set meanwhile is never taken for a touch. */
+  #begin(sid: string): void {
+    this.#writing.set(sid, (this.#writing.get(sid) ?? 0) + 1)
+  }
+
+  #end(sid: string): void {
+    const left = (this.#writing.get(sid) ?? 1) - 1
+    if (left === 0) this.#writing.delete(sid)
+    else this.#writing.set(sid, left)
   }
 
   /**
@@ -82,7 +105,12 @@ export class WritePath {
       return this.#plan.patch(patch, now)
     })
     // NB: two requests that change different keys both keep their change (the same key: the last one wins).
-    return this.#update(sid, (current) => this.#plan.applyPatch(current, prepared, now))
+    this.#begin(sid)
+    try {
+      return await this.#update(sid, (current) => this.#plan.applyPatch(current, prepared, now))
+    } finally {
+      this.#end(sid)
+    }
   }
 
   /**
@@ -120,9 +148,14 @@ export class WritePath {
    * request) is a touch: same data as the copy in memory, same user, a later expiry.
    */
   #setIsTouch(sid: string, record: PreparedWrite, now: number): boolean {
+    // NB: a data write under way is not in the memory copy yet: the copy cannot say what this set replaces.
+    if (this.#writing.has(sid)) return false
     const cached = this.#ctx.memory.peek(sid)
     if (cached === undefined || cached.userId !== record.userId || cached.expiresAt >= record.expiresAt)
       return false
+    // NB: in shared mode only a trusted copy is known to hold what Redis holds.
+    const shared = this.#ctx.shared
+    if (shared !== null && !shared.coherence.trusted(cached, now)) return false
     const next = splitCookie(record.payload)
     if (next === undefined || splitCookie(cached.payload)?.data !== next.data) return false
     const touch = { cookieText: next.cookie, expiresAt: record.expiresAt, lifetimeMs: 0 }
@@ -172,12 +205,17 @@ export class WritePath {
     ctx.checkOpen()
     if (!isValidSid(sid)) return
     // NB: no settle first: a live destroy wins over the outbox entries before it (they are dropped, not replayed).
-    await this.#onAuthority(
-      sid,
-      () => ctx.authority.delete(sid, { onCommit: () => this.#destroyed(sid) }),
-      () => this.#toOutbox(sid, null),
-      (existed) => (existed ? null : undefined),
-    )
+    this.#begin(sid)
+    try {
+      await this.#onAuthority(
+        sid,
+        () => ctx.authority.delete(sid, { onCommit: () => this.#destroyed(sid) }),
+        () => this.#toOutbox(sid, null),
+        (existed) => (existed ? null : undefined),
+      )
+    } finally {
+      this.#end(sid)
+    }
   }
 
   /** The lifetime (ms) a write of `session` would get: its cookie's remaining life, or the ttl. */

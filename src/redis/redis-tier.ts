@@ -299,9 +299,10 @@ export class RedisTier implements Tier, DeferredTouches {
     if (batch.size === 0) return this.#touching ?? Promise.resolve()
     this.#touches = new Map()
     const sent = Promise.all([...batch].map(([sid, touch]) => this.#touch(sid, touch))).then(() => undefined)
-    const touching = (this.#touching = sent.finally(() => {
+    const touching: Promise<void> = sent.finally(() => {
       if (this.#touching === touching) this.#touching = undefined
-    }))
+    })
+    this.#touching = touching
     return touching
   }
 

@@ -248,6 +248,8 @@ export class DiskTier implements Tier, DeferredTouches, SpillCache, OutboxLog {
   /** Deletes at most `limit` rows expired at `now` in one transaction; returns how many. */
   sweep(now: number, limit: number): number {
     this.#checkOpen()
+    // NB: a pending touch may have given an expired-looking row a new life: commit it first.
+    if (this.#touches.size > 0) this.#writes.commitNow()
     try {
       return this.#file.db.transaction(() => {
         const sids = this.#stmt.expired.all(now, limit)
