@@ -107,6 +107,14 @@ export class Coherence {
     if (reads?.size === 0) this.#inflight.delete(sid)
   }
 
+  /**
+   * True when the channel was lost during the read (no invalidation is known to have overtaken it, but one may
+   * have been missed): its reply may be kept as an unverified copy, checked against Redis before it is served.
+   */
+  lostDuring(read: InflightRead): boolean {
+    return read.newest === Number.POSITIVE_INFINITY
+  }
+
   /** True when no invalidation newer than `version` overtook the read: its reply may be cached. */
   isCurrent(read: InflightRead, version: number): boolean {
     return read.newest <= version

@@ -29,13 +29,17 @@ export interface OutboxOptions {
   readonly onStale: (sid: string) => void
 }
 
+/** Rounds of replay a live write waits for before it goes ahead anyway. */
+const SETTLE_ROUNDS = 3
+
+/** How the replay of one entry ended. */
+type ReplayOutcome = 'done' | 'refused' | 'unconfirmed' | 'down'
+
 /** Shortest and longest wait before retrying entries Redis refused, in ms. */
 const RETRY_MIN_MS = 250
 const RETRY_MAX_MS = 30_000
 /** Wait before replaying entries again that the replicas did not confirm, in ms. */
 const UNCONFIRMED_RETRY_MS = 1000
-/** Rounds of replay a live write waits for before it goes ahead anyway. */
-const SETTLE_ROUNDS = 3
 
 /** The outbox of one shared-mode store. */
 export class Outbox {
@@ -43,6 +47,8 @@ export class Outbox {
   /** The latest entry of each session that Redis has not acknowledged yet. */
   readonly #pending = new Map<string, OutboxEntry>()
   #replaying: Promise<void> | undefined
+  /** Entries being replayed now, by seq. */
+  readonly #inFlight = new Map<number, Promise<ReplayOutcome>>()
   #retryTimer: NodeJS.Timeout | undefined
   #retryDelayMs = RETRY_MIN_MS
   #closed = false
@@ -139,7 +145,7 @@ export class Outbox {
    */
   replay(): void {
     if (this.#replaying !== undefined || this.#closed || !this.#options.isUp()) return
-    const { log, redis, isUp, clock, report, onStale } = this.#options
+    const { log, isUp, report } = this.#options
     this.#replaying = (async () => {
       let refused = 0
       let unconfirmed = 0
@@ -149,24 +155,10 @@ export class Outbox {
           log.remove(entry.seq)
           continue
         }
-        try {
-          if (entry.op === 'delete') await redis.delete(entry.sid, { upToVersion: entry.record.version })
-          else if (entry.record.expiresAt > clock.now()) {
-            // Redis had something newer (or a tombstone): our copy is stale.
-            if (!(await redis.setIfNewer(entry.sid, entry.record))) onStale(entry.sid)
-          }
-          if (!(await redis.confirm(entry.sid))) {
-            unconfirmed++
-            continue
-          }
-        } catch (error) {
-          if (!isUp()) return
-          report(wrapError(ErrorCodes.REDIS_REFUSED, 'Redis refused an outbox entry', error))
-          refused++
-          continue
-        }
-        log.remove(entry.seq)
-        if (this.#pending.get(entry.sid)?.seq === entry.seq) this.#pending.delete(entry.sid)
+        const outcome = await this.#replayEntry(entry)
+        if (outcome === 'down') return
+        if (outcome === 'refused') refused++
+        else if (outcome === 'unconfirmed') unconfirmed++
       }
       this.#retryDelayMs = refused > 0 ? Math.min(this.#retryDelayMs * 2, RETRY_MAX_MS) : RETRY_MIN_MS
       if (unconfirmed > 0) {
@@ -184,6 +176,35 @@ export class Outbox {
       .finally(() => {
         this.#replaying = undefined
       })
+  }
+
+  /** Replays one entry (joining its replay in flight, if any: the loop's and a settle's never overlap). */
+  #replayEntry(entry: OutboxEntry): Promise<ReplayOutcome> {
+    const inFlight = this.#inFlight.get(entry.seq)
+    if (inFlight !== undefined) return inFlight
+    const replay = this.#replayOnce(entry).finally(() => this.#inFlight.delete(entry.seq))
+    this.#inFlight.set(entry.seq, replay)
+    return replay
+  }
+
+  /** It leaves the log unless Redis refused it, an outage stopped it, or it is unconfirmed. */
+  async #replayOnce(entry: OutboxEntry): Promise<ReplayOutcome> {
+    const { log, redis, isUp, clock, report, onStale } = this.#options
+    try {
+      if (entry.op === 'delete') await redis.delete(entry.sid, { upToVersion: entry.record.version })
+      else if (entry.record.expiresAt > clock.now()) {
+        // Redis had something newer (or a tombstone): our copy is stale.
+        if (!(await redis.setIfNewer(entry.sid, entry.record))) onStale(entry.sid)
+      }
+      if (!(await redis.confirm(entry.sid))) return 'unconfirmed'
+    } catch (error) {
+      if (!isUp()) return 'down'
+      report(wrapError(ErrorCodes.REDIS_REFUSED, 'Redis refused an outbox entry', error))
+      return 'refused'
+    }
+    log.remove(entry.seq)
+    if (this.#pending.get(entry.sid)?.seq === entry.seq) this.#pending.delete(entry.sid)
+    return 'done'
   }
 
   /** Resolves once the replay now running (if any) has finished. */

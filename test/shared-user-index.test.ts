@@ -35,12 +35,15 @@ describe('the per-user index in shared mode', () => {
       clock.advance(1000)
       await a.merge('s', { set: { n: String(n) }, unset: [] })
       await a.touch('s', session({ n }))
+      // NB: a touch is made durable in the background (promise 8); flush sends it now.
+      await a.flush()
     }
     expect(await indexAdds(redis.port)).toBe(before)
     expect(await pttl(redis.port, indexKey)).toBeGreaterThanOrEqual(await pttl(redis.port, sessionKey))
 
     clock.advance(PAST_THE_MARGIN)
     await a.touch('s', session({ n: 10 }))
+    await a.flush()
     expect(await indexAdds(redis.port)).toBe(before + 1)
     expect(await pttl(redis.port, indexKey)).toBeGreaterThanOrEqual(await pttl(redis.port, sessionKey))
     expect((await a.listByUser('alice')).map((s) => s.sid)).toEqual(['s'])

@@ -134,10 +134,13 @@ export class ReadPath {
     const session = ctx.decode(fresh)
     if (session === undefined) return ctx.miss()
     ctx.counters.hits.redis++
-    // NB: an invalidation that overtook this reply means it may be stale: serve it, but do not cache it.
-    if (shared.coherence.isCurrent(read, fresh.version) && !shared.outbox?.has(sid)) {
+    // NB: an invalidation that overtook this reply means it may be stale: serve it, but do not cache it. With the
+    // channel lost meanwhile it is kept unverified (checked before it is served; in an outage, the best there is).
+    const current = shared.coherence.isCurrent(read, fresh.version)
+    if ((current || shared.coherence.lostDuring(read)) && !shared.outbox?.has(sid)) {
       const mine = ctx.memory.peek(sid)
-      if (mine === undefined || mine.version <= fresh.version) ctx.remember(sid, fresh, now)
+      if (mine === undefined || mine.version <= fresh.version)
+        ctx.remember(sid, fresh, current ? now : undefined)
       if (diskCopy) ctx.dropCacheCopy(sid)
     }
     return { session, expiresAt: fresh.expiresAt, version: fresh.version }

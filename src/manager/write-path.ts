@@ -33,6 +33,8 @@ function isOutage(error: unknown): boolean {
 export class WritePath {
   readonly #ctx: EngineContext
   readonly #plan: WritePlan
+  /** The last outage update queued for each session (see #updateLocalCopy). */
+  readonly #localUpdates = new Map<string, Promise<unknown>>()
   /** Sessions with data writes (set, merge, destroy) under way, and how many. */
   readonly #writing = new Map<string, number>()
 
@@ -272,8 +274,24 @@ export class WritePath {
     return { base: cached, unverifiedBase: !shared.coherence.trusted(cached, this.#ctx.now()), onCommit }
   }
 
-  /** An update while Redis is down: applied to the copy held locally, queued in the outbox. */
+  /**
+   * An update while Redis is down: applied to the copy held locally, queued in the outbox. Updates of one
+   * session run one after another: each starts from the copy the previous one queued (two requests of a
+   * session changing different keys during an outage both keep their change).
+   */
   async #updateLocalCopy(shared: SharedParts, sid: string, change: Change): Promise<boolean> {
+    const previous = this.#localUpdates.get(sid)
+    const update = (previous ?? Promise.resolve()).then(() => this.#applyToLocalCopy(shared, sid, change))
+    const tail = update.catch(() => undefined)
+    this.#localUpdates.set(sid, tail)
+    try {
+      return await update
+    } finally {
+      if (this.#localUpdates.get(sid) === tail) this.#localUpdates.delete(sid)
+    }
+  }
+
+  async #applyToLocalCopy(shared: SharedParts, sid: string, change: Change): Promise<boolean> {
     const ctx = this.#ctx
     const local = this.#localRecord(shared, sid)
     if (local === undefined) {
@@ -354,6 +372,9 @@ export class WritePath {
       // NB: the write itself was answered; only its replication is unknown, which the outbox covers.
     }
     if (confirmed) return
+    // NB: a newer write of the session made meanwhile (acknowledged from the outbox while this one waited for
+    // its confirmation) already holds this one's data: queueing this older one now would replace it.
+    if (written !== null && this.#knownVersion(sid) > written.version) return
     await this.#toOutbox(sid, written, written?.version, false)
     // NB: Redis is up, so no reconnection will start the replay: it retries until the replicas confirm.
     shared.outbox?.replay()
@@ -378,13 +399,25 @@ export class WritePath {
   /**
    * A write the authority acknowledged (called at its commit). In shared mode invalidations were tracked while
    * it was in flight: one for a newer version (another instance wrote after us) means our copy is already
-   * stale, so it is dropped, not cached.
+   * stale, so it is dropped, not cached; a channel lost meanwhile leaves it cached but unverified.
    */
   #wrote(sid: string, stored: StoredRecord, tracked: InflightRead | undefined): void {
     const ctx = this.#ctx
-    ctx.shared?.outbox?.superseded(sid)
-    if (tracked === undefined || ctx.shared?.coherence.isCurrent(tracked, stored.version)) {
+    const outbox = ctx.shared?.outbox
+    // NB: a write of ours acknowledged from the outbox while this one was in flight (Redis looked down) is newer:
+    // its entry must still be replayed and its copy stay; only older entries are superseded.
+    if (outbox !== undefined && outbox !== null && outbox.versionOf(sid) > stored.version) {
+      ctx.counters.writes++
+      return
+    }
+    outbox?.superseded(sid)
+    const coherence = ctx.shared?.coherence
+    if (tracked === undefined || coherence?.isCurrent(tracked, stored.version)) {
       ctx.remember(sid, stored, ctx.now())
+    } else if (coherence?.lostDuring(tracked)) {
+      // NB: the channel dropped meanwhile: the copy may be stale, so it is kept unverified (checked against Redis
+      // before it is served; during an outage it is the best there is), not dropped.
+      ctx.remember(sid, stored)
     } else ctx.memory.delete(sid)
     ctx.dropCacheCopy(sid)
     ctx.counters.writes++

@@ -37,6 +37,7 @@ export interface RedisClientLike extends EventEmitter {
 export interface RedisPipelineLike {
   exists(key: string): RedisPipelineLike
   wait(replicas: number, timeoutMs: number): RedisPipelineLike
+  info(section: string): RedisPipelineLike
   exec(): Promise<Array<[Error | null, unknown]> | null>
 }
 
@@ -128,6 +129,8 @@ export class RedisConnection extends EventEmitter {
         connectTimeout: Math.max(options.commandTimeoutMs, 1000),
         retryStrategy: (times: number) => Math.min(times * 100, 2000),
         lazyConnect: false,
+        // NB: the commands of one event-loop turn go out in one socket write (many requests in flight).
+        enableAutoPipelining: true,
       }) as unknown as RedisClientLike
       this.#owned = true
     }
@@ -261,7 +264,9 @@ export class RedisConnection extends EventEmitter {
         },
       )
     }
-    this.#probe = setTimeout(probe, 0).unref()
+    // NB: the first probe waits a command timeout too: a PING answered at once (on Cluster by any node, the dead
+    // one's slots notwithstanding) would make the connection look ready again and the next request wait again.
+    this.#probe = setTimeout(probe, this.#timeoutMs).unref()
   }
 
   /**

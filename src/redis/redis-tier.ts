@@ -48,8 +48,10 @@ export interface RedisTierOptions {
   readonly report?: (error: TieredSessionError) => void
 }
 
-/** After a WAIT the replicas did not answer in time, how long confirmations fail without asking, in ms. */
-const SHORTFALL_BACKOFF_MS = 1000
+/** The replicas of a node that are connected and in sync, from its INFO replication text. */
+function onlineReplicas(info: unknown): number {
+  return String(info).match(/^slave\d+:.*state=online/gm)?.length ?? 0
+}
 
 /** What a compare-and-set did. */
 type CasResult =
@@ -70,8 +72,8 @@ export class RedisTier implements Tier, DeferredTouches {
   readonly #index: UserIndex
   readonly replicas: number
   readonly #confirmTimeoutMs: number
-  /** Until then (performance.now()) confirmations fail at once: WAIT blocks the connection while it waits. */
-  #shortUntil = 0
+  /** True after a WAIT the replicas did not answer in time: the next confirmation asks INFO first. */
+  #short = false
   readonly #report: (error: TieredSessionError) => void
   /** Touches waiting for the next batch, the latest of each session. */
   #touches = new Map<string, TouchInput>()
@@ -256,19 +258,26 @@ export class RedisTier implements Tier, DeferredTouches {
 
   /**
    * Whether `replicas` replicas hold the writes sent so far to the node of `sid` (WAIT on that node, which
-   * blocks this connection until they confirm or `confirmTimeoutMs` passes). After a shortfall it answers false
-   * without asking for a second, so a master left without replicas does not stall every request.
+   * blocks this connection until they confirm or `confirmTimeoutMs` passes). After a shortfall it first asks
+   * the node (INFO, which does not block) whether that many replicas are online, and answers false without a
+   * WAIT while they are not: a master left without replicas does not stall every request.
    */
   async confirm(sid: string): Promise<boolean> {
     if (this.replicas === 0) return true
-    if (performance.now() < this.#shortUntil) return false
     const key = this.key(sid)
+    if (this.#short) {
+      const info = await this.#redis.run('a replica check', (c) =>
+        c.pipeline().exists(key).info('replication').exec(),
+      )
+      if (onlineReplicas(info?.[1]?.[1]) < this.replicas) return false
+      this.#short = false
+    }
     const replies = await this.#redis.run('a replica confirmation', (c) =>
       c.pipeline().exists(key).wait(this.replicas, this.#confirmTimeoutMs).exec(),
     )
     const [error, confirmed] = replies?.[1] ?? [null, 0]
     if (error === null && Number(confirmed) >= this.replicas) return true
-    this.#shortUntil = performance.now() + SHORTFALL_BACKOFF_MS
+    this.#short = true
     return false
   }
 
@@ -322,7 +331,7 @@ export class RedisTier implements Tier, DeferredTouches {
     }
   }
 
-  /** Outbox replay of a write: applied only if Redis holds nothing newer. */
+  /** Outbox replay of a write: applied only if Redis holds nothing newer; true also when it holds this write. */
   async setIfNewer(sid: string, record: StoredRecord): Promise<boolean> {
     await this.#index.add(sid, record.userId, record.expiresAt)
     const written = await this.#redis.script(
@@ -339,7 +348,7 @@ export class RedisTier implements Tier, DeferredTouches {
         sid,
       ],
     )
-    return Number(written) === 1
+    return Number(written) >= 1
   }
 
   /** Deletes `sid`, leaving a tombstone (with `upToVersion`: only if not newer, for outbox replay). */

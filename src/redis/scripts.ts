@@ -60,8 +60,10 @@ return 1
 `
 
 /** Replays an outbox write: stored only if Redis holds nothing newer and no tombstone. KEYS: key.
- * ARGV: payload, expiresAt, userId, version, channel, origin, sid. Returns 1 if written, 0 if skipped. */
+ * ARGV: payload, expiresAt, userId, version, channel, origin, sid. Returns 1 if written, 2 if Redis holds this
+ * very write already (a replay of a write that did arrive), 0 if skipped. */
 export const SET_IF_NEWER_SCRIPT = `${PROLOGUE}
+if not dead and oldv == (tonumber(ARGV[4]) or 0) and redis.call('HGET', KEYS[1], 'p') == ARGV[1] then return 2 end
 if dead or oldv >= (tonumber(ARGV[4]) or 0) then return 0 end
 redis.call('HSET', KEYS[1], 'p', ARGV[1], 'v', ARGV[4], 'e', ARGV[2], 'u', ARGV[3])
 redis.call('PEXPIREAT', KEYS[1], ARGV[2])
