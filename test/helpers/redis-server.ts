@@ -1,6 +1,7 @@
 // Real redis-server processes for tests: free loopback ports, readiness by log line + PING, crash and
-// restart controls, a 3-master cluster via `redis-cli --cluster create`, and cleanup that survives a
-// dying worker. Never touches the shared Redis on 6379.
+// restart controls, a cluster of 3+ masters (optionally with replicas) via `redis-cli --cluster create`
+// with a wait for a replica's promotion, and cleanup that survives a dying worker. Never touches the
+// shared Redis on 6379.
 
 import { type ChildProcess, execFile, spawn } from 'node:child_process'
 import { EventEmitter } from 'node:events'
@@ -16,6 +17,8 @@ const READY_TIMEOUT_MS = 10_000
 const STOP_TIMEOUT_MS = 10_000
 /** Deadline for one RESP command (connect + reply). */
 const COMMAND_TIMEOUT_MS = 2_000
+/** Between two polls of state that has no event (replication links, failovers). */
+const POLL_MS = 20
 /** Lines of redis-server output kept per process; the tail goes into error messages. */
 const MAX_LINES = 1_000
 const TAIL_LINES = 20
@@ -75,14 +78,53 @@ export interface StartRedisOptions {
 
 export interface RedisCluster {
   nodes: Array<{ host: string; port: number }>
+  /** Every node, masters and replicas (roles change on a failover: ask {@link RedisCluster.topology}). */
   processes: RedisProcess[]
+  /** The cluster as a live node sees it now (CLUSTER NODES). */
+  topology(): Promise<ClusterNodeInfo[]>
+  /** The processes that are masters serving slots now, by a live node's view. */
+  masters(): Promise<RedisProcess[]>
+  /** The process of `port`. */
+  processOf(port: number): RedisProcess
+  /**
+   * Call before killing the master on `port`: notes the slots it serves, then `promoted()` resolves once
+   * every one of them is served by another master that is up and every live node reports cluster_state:ok
+   * (rejecting after `timeoutMs`). Resolves to that master's process.
+   */
+  watchFailover(
+    port: number,
+  ): Promise<{ slots: SlotRange[]; promoted(timeoutMs?: number): Promise<RedisProcess> }>
+  /**
+   * Restarts `server` (a killed master, say) on its port, dir and nodes.conf; the cluster makes it a replica
+   * of whoever took its slots. Resolves once that master lists it as an online replica.
+   */
+  rejoinAsReplica(server: RedisProcess, timeoutMs?: number): Promise<void>
   /** Destroys every node (SIGKILL + remove dir). */
   stop(): Promise<void>
 }
 
 export interface StartClusterOptions {
-  /** Number of master nodes (no replicas); redis-cli needs at least 3. @default 3 */
+  /** Number of master nodes; redis-cli needs at least 3. @default 3 */
   masters?: number
+  /** Replicas per master (`--cluster-replicas`). @default 0 */
+  replicas?: number
+  /** `cluster-node-timeout`: how long a node may be unreachable before it counts as failing. @default 2000 */
+  nodeTimeoutMs?: number
+}
+
+/** An inclusive range of hash slots. */
+export type SlotRange = readonly [number, number]
+
+/** One line of CLUSTER NODES. */
+export interface ClusterNodeInfo {
+  id: string
+  port: number
+  flags: string[]
+  /** The master's id for a replica, else null. */
+  masterId: string | null
+  /** 'connected' or 'disconnected' (the link of the node asked). */
+  link: string
+  slots: SlotRange[]
 }
 
 // --- cleanup when the worker goes away ------------------------------------------------------------
@@ -340,6 +382,11 @@ class RedisServer implements RedisProcess {
     return pid
   }
 
+  /** True while the current process is alive. */
+  get running(): boolean {
+    return this.#running
+  }
+
   /** The last lines redis-server printed (stdout and stderr, interleaved as received). */
   outputTail(lines = TAIL_LINES): string {
     return this.#lines.slice(-lines).join('\n')
@@ -588,30 +635,98 @@ function execFileText(
 }
 
 /**
- * Starts `masters` cluster-enabled redis-servers (no replicas), joins them with
+ * Starts `masters` cluster-enabled redis-servers, plus `replicas` per master, joins them with
  * `redis-cli --cluster create`, and resolves once every node reports `cluster_state:ok`, all 16384
- * slots assigned and every other node known. Call `stop()` (or use {@link useCluster}) when done.
+ * slots assigned and every other node known, and every replica's link to its master is up. Call
+ * `stop()` (or use {@link useCluster}) when done.
  */
 export async function startCluster(options: StartClusterOptions = {}): Promise<RedisCluster> {
   const masters = options.masters ?? 3
+  const replicas = options.replicas ?? 0
   if (!Number.isInteger(masters) || masters < 3) {
     throw new TypeError(
       `startCluster: options.masters must be an integer >= 3 (redis-cli's minimum), got ${masters}`,
     )
   }
+  if (!Number.isInteger(replicas) || replicas < 0) {
+    throw new TypeError(`startCluster: options.replicas must be an integer >= 0, got ${replicas}`)
+  }
+  const total = masters * (1 + replicas)
   // biome-ignore format: one option per line
   const clusterArgs = [
     '--cluster-enabled', 'yes',
     '--cluster-config-file', 'nodes.conf',
-    '--cluster-node-timeout', '2000',
+    '--cluster-node-timeout', String(options.nodeTimeoutMs ?? 2000),
+    // NB: a master delays a (diskless) full sync by 5 s by default, waiting for more replicas to share it.
+    '--repl-diskless-sync-delay', '0',
   ]
   const started = await Promise.allSettled(
-    Array.from({ length: masters }, () => launch({ args: clusterArgs, clusterBus: true })),
+    Array.from({ length: total }, () => launch({ args: clusterArgs, clusterBus: true })),
   )
   const servers = started.flatMap((result) => (result.status === 'fulfilled' ? [result.value] : []))
+  const processOf = (port: number): RedisProcess => {
+    const server = servers.find((s) => s.port === port)
+    if (server === undefined) throw new Error(`startCluster: no node of this cluster on port ${port}`)
+    return server
+  }
+  const topology = async (): Promise<ClusterNodeInfo[]> => {
+    let lastError: unknown
+    for (const server of servers) {
+      if (!server.running) continue
+      try {
+        return parseClusterNodes(String(await redisCommand(server.port, ['CLUSTER', 'NODES'])))
+      } catch (error) {
+        // NB: a node may die between the check and the command; ask the next one.
+        lastError = error
+      }
+    }
+    throw new RedisServerError(
+      'REDIS_CLUSTER_FAILED',
+      `no live cluster node answered CLUSTER NODES: ${String(lastError)}`,
+    )
+  }
   const cluster: RedisCluster = {
     nodes: servers.map((server) => ({ host: server.host, port: server.port })),
     processes: servers,
+    topology,
+    processOf,
+    async masters() {
+      const nodes = await topology()
+      return nodes
+        .filter((n) => n.flags.includes('master') && !isFailing(n) && n.slots.length > 0)
+        .map((n) => processOf(n.port))
+    },
+    async watchFailover(port) {
+      const before = (await topology()).find((n) => n.port === port)
+      if (before === undefined || !before.flags.includes('master') || before.slots.length === 0) {
+        throw new Error(`watchFailover: 127.0.0.1:${port} is not a master serving slots`)
+      }
+      const slots = before.slots
+      return {
+        slots,
+        promoted: (timeoutMs = READY_TIMEOUT_MS) => awaitPromotion(servers, before.id, slots, timeoutMs),
+      }
+    },
+    async rejoinAsReplica(server, timeoutMs = READY_TIMEOUT_MS) {
+      await server.restart()
+      const deadline = Date.now() + timeoutMs
+      for (;;) {
+        const info = parseInfo(String(await redisCommand(server.port, ['INFO', 'replication'])))
+        const masterPort = Number(info.get('master_port'))
+        if (info.get('role') === 'slave' && masterPort > 0) {
+          await awaitReplicaOnline(masterPort, server.port, Math.max(0, deadline - Date.now()))
+          return
+        }
+        if (Date.now() > deadline) {
+          throw new RedisServerError(
+            'REDIS_CLUSTER_FAILED',
+            `127.0.0.1:${server.port} did not turn into a replica within ${timeoutMs} ms`,
+            server instanceof RedisServer ? server.outputTail() : '',
+          )
+        }
+        await pollDelay()
+      }
+    },
     async stop() {
       await Promise.all(servers.map((server) => server.destroy()))
     },
@@ -623,7 +738,7 @@ export async function startCluster(options: StartClusterOptions = {}): Promise<R
     const addresses = servers.map((server) => `127.0.0.1:${server.port}`)
     const create = await execFileText(
       'redis-cli',
-      ['--cluster', 'create', ...addresses, '--cluster-replicas', '0', '--cluster-yes'],
+      ['--cluster', 'create', ...addresses, '--cluster-replicas', String(replicas), '--cluster-yes'],
       30_000,
     )
     if (create.error) {
@@ -637,7 +752,10 @@ export async function startCluster(options: StartClusterOptions = {}): Promise<R
 
     // NB: each node logs the change once it sees all slots covered (a fresh master waits ~2 s first).
     await Promise.all(servers.map((server) => server.waitForOutput(/Cluster state changed: ok/)))
-    for (const server of servers) await waitForClusterOk(server, masters)
+    for (const server of servers) await waitForClusterOk(server, total)
+    if (replicas > 0) {
+      await Promise.all(servers.map((server) => awaitReplicationLinks(server.port, READY_TIMEOUT_MS)))
+    }
     return cluster
   } catch (error) {
     await cluster.stop()
@@ -645,19 +763,173 @@ export async function startCluster(options: StartClusterOptions = {}): Promise<R
   }
 }
 
-async function waitForClusterOk(server: RedisServer, masters: number): Promise<void> {
+/** Parses CLUSTER NODES text. */
+export function parseClusterNodes(text: string): ClusterNodeInfo[] {
+  const out: ClusterNodeInfo[] = []
+  for (const line of text.split('\n')) {
+    const fields = line.trim().split(' ')
+    if (fields.length < 8) continue
+    const [id, address, flags, master, , , , link, ...slotFields] = fields as [
+      string,
+      string,
+      string,
+      string,
+      ...string[],
+    ]
+    const port = Number(/:(\d+)/.exec(address)?.[1])
+    const slots: SlotRange[] = []
+    for (const field of slotFields) {
+      // NB: "[slot->-node]" entries are slots being migrated: not served by this node yet.
+      if (field.startsWith('[')) continue
+      const [from, to] = field.split('-')
+      slots.push([Number(from), Number(to ?? from)])
+    }
+    out.push({
+      id,
+      port,
+      flags: flags.split(','),
+      masterId: master === '-' ? null : master,
+      link: link ?? '',
+      slots,
+    })
+  }
+  return out
+}
+
+function isFailing(node: ClusterNodeInfo): boolean {
+  return node.flags.includes('fail') || node.flags.includes('fail?') || node.flags.includes('noaddr')
+}
+
+function covers(ranges: readonly SlotRange[], slot: number): boolean {
+  return ranges.some(([from, to]) => slot >= from && slot <= to)
+}
+
+/**
+ * Polls the live nodes until every slot of `slots` (served by the node `killedId` before) is served by
+ * one master that is not `killedId`, not flagged failing and whose process is up, and every live node
+ * reports cluster_state:ok. Resolves to that master's process.
+ */
+async function awaitPromotion(
+  servers: readonly RedisServer[],
+  killedId: string,
+  slots: readonly SlotRange[],
+  timeoutMs: number,
+): Promise<RedisProcess> {
+  const deadline = Date.now() + timeoutMs
   let last = ''
-  for (let attempt = 0; attempt < 100; attempt++) {
+  for (;;) {
+    const live = servers.filter((server) => server.running)
+    try {
+      const views = await Promise.all(live.map((server) => redisCommand(server.port, ['CLUSTER', 'NODES'])))
+      const infos = await Promise.all(live.map((server) => redisCommand(server.port, ['CLUSTER', 'INFO'])))
+      last = String(views[0])
+      const promoted = views.map((view) => {
+        const nodes = parseClusterNodes(String(view))
+        const owners = nodes.filter(
+          (n) =>
+            n.id !== killedId &&
+            n.flags.includes('master') &&
+            !isFailing(n) &&
+            slots.every(([from, to]) => covers(n.slots, from) && covers(n.slots, to)),
+        )
+        return owners.length === 1 ? owners[0]?.port : undefined
+      })
+      const port = promoted[0]
+      const agreed = port !== undefined && promoted.every((p) => p === port)
+      const ok = infos.every((info) => parseInfo(String(info)).get('cluster_state') === 'ok')
+      const server = live.find((s) => s.port === port)
+      if (agreed && ok && server !== undefined) return server
+    } catch (error) {
+      // NB: a node may die or be mid-restart between listing and asking; the next round asks again.
+      last = String(error)
+    }
+    if (Date.now() > deadline) {
+      throw new RedisServerError(
+        'REDIS_CLUSTER_FAILED',
+        `no replica took over slots ${slots.map(([a, b]) => `${a}-${b}`).join(',')} within ${timeoutMs} ms; last CLUSTER NODES:\n${last}`,
+      )
+    }
+    await pollDelay()
+  }
+}
+
+/**
+ * Resolves once the server on `port`, if it is a replica, reports `master_link_status:up` (a master
+ * resolves at once). Rejects after `timeoutMs`.
+ */
+export async function awaitReplicationLinks(port: number, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  let last = ''
+  for (;;) {
+    last = String(await redisCommand(port, ['INFO', 'replication']))
+    const info = parseInfo(last)
+    if (info.get('role') === 'master' || info.get('master_link_status') === 'up') return
+    if (Date.now() > deadline) {
+      throw new RedisServerError(
+        'REDIS_COMMAND_FAILED',
+        `the replica on 127.0.0.1:${port} did not link up with its master within ${timeoutMs} ms:\n${last}`,
+      )
+    }
+    await pollDelay()
+  }
+}
+
+/**
+ * Resolves once the master on `masterPort` lists the server on `replicaPort` as an online replica (its sync
+ * done: WAIT counts it from then on). Rejects after `timeoutMs`.
+ */
+export async function awaitReplicaOnline(
+  masterPort: number,
+  replicaPort: number,
+  timeoutMs: number,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  let last = ''
+  for (;;) {
+    try {
+      last = String(await redisCommand(masterPort, ['INFO', 'replication']))
+      const online = [...parseInfo(last)].some(
+        ([field, value]) =>
+          /^slave\d+$/.test(field) &&
+          value.includes(`port=${replicaPort},`) &&
+          value.includes('state=online'),
+      )
+      if (online) return
+    } catch (error) {
+      // NB: a server being restarted refuses connections for a moment; the deadline decides.
+      last = String(error)
+    }
+    if (Date.now() > deadline) {
+      throw new RedisServerError(
+        'REDIS_COMMAND_FAILED',
+        `127.0.0.1:${masterPort} did not list 127.0.0.1:${replicaPort} as an online replica within ${timeoutMs} ms:\n${last}`,
+      )
+    }
+    await pollDelay()
+  }
+}
+
+/** Between two polls of a server's state when it has no event to wait for: a tick, not a sleep. */
+export function pollDelay(): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, POLL_MS))
+}
+
+async function waitForClusterOk(server: RedisServer, nodes: number): Promise<void> {
+  let last = ''
+  const deadline = Date.now() + READY_TIMEOUT_MS
+  for (let attempt = 0; ; attempt++) {
     last = String(await redisCommand(server.port, ['CLUSTER', 'INFO']))
     const info = parseInfo(last)
     if (
       info.get('cluster_state') === 'ok' &&
       info.get('cluster_slots_assigned') === '16384' &&
-      info.get('cluster_known_nodes') === String(masters)
+      info.get('cluster_known_nodes') === String(nodes)
     ) {
       return
     }
-    await nextTurn()
+    if (Date.now() > deadline) break
+    // NB: usually agreed within a few turns; gossip about replicas can take a little longer.
+    await (attempt < 100 ? nextTurn() : pollDelay())
   }
   throw new RedisServerError(
     'REDIS_CLUSTER_FAILED',
