@@ -156,9 +156,25 @@ for (const signal of ['SIGINT', 'SIGTERM']) {
   })
 }
 
+/** The store-level touch goals of the drop-in door (loopback pass). */
+function storeGoalRows(store) {
+  const pass = store.passes?.[0]
+  const rows = []
+  for (const [pair, target, label] of [
+    ['local/memory', 0.8, 'store level: touch, TieredStore local ≥ 0.8× MemoryStore (ops/s)'],
+    ['shared/cr9', 1, 'store level: touch, TieredStore shared ≥ 1× connect-redis 9 (ops/s, loopback)'],
+  ]) {
+    const v = pass?.ratios?.[pair]?.touch?.opsPerSec
+    if (v === undefined) continue
+    rows.push([label, `${v.toFixed(2)}×`, `≥ ${target.toFixed(2)}×`, verdict(v >= target)])
+  }
+  return rows
+}
+
 function goalsTable(results) {
   const rows = [['goal', 'measured', 'target', '']]
   if (results.http) rows.push(...httpGoalRows(results.http))
+  if (results.store) rows.push(...storeGoalRows(results.store))
   if (results.memory) {
     const m = results.memory
     const ours = m.results.local

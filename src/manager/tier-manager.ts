@@ -84,6 +84,8 @@ export class TierManager implements SessionEngine {
     ctx.checkOpen()
     let value: MaybePromise<T>
     try {
+      // NB: in local mode the listing reads the file: the expiries that pending touches moved are committed first.
+      if (ctx.shared === null) void ctx.authority.commitTouches()
       value = query()
     } catch (error) {
       return ctx.fail(error)

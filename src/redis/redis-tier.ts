@@ -17,6 +17,7 @@ import type {
   UpdateResult,
   WriteOptions,
 } from '../tiers/tier.js'
+import { TOUCH_COMMIT_MS } from '../tiers/tier.js'
 import type { RedisConnection } from './connection.js'
 import { Script } from './connection.js'
 import { CAS_SCRIPT, DELETE_SCRIPT, SET_IF_NEWER_SCRIPT, SET_SCRIPT, TOUCH_SCRIPT } from './scripts.js'
@@ -77,7 +78,7 @@ export class RedisTier implements Tier, DeferredTouches {
   readonly #report: (error: TieredSessionError) => void
   /** Touches waiting for the next batch, the latest of each session. */
   #touches = new Map<string, TouchInput>()
-  #touchBatch: NodeJS.Immediate | undefined
+  #touchBatch: NodeJS.Timeout | undefined
   /** The batch of touches in flight, if any. */
   #touching: Promise<void> | undefined
 
@@ -282,21 +283,22 @@ export class RedisTier implements Tier, DeferredTouches {
   }
 
   /**
-   * Queues a touch, acknowledged at once (promise 8); sent on the next turn, with the others queued by then, as
-   * one small script each (no payload). Lost, should Redis be down then: the session may expire earlier.
+   * Queues a touch, acknowledged at once (promise 8); sent every TOUCH_COMMIT_MS with the others queued by then
+   * (the latest of each session), as one small script each (no payload). Lost, should Redis be down then: the
+   * session may expire earlier.
    */
   touchLater(sid: string, touch: TouchInput): void {
     this.#touches.set(sid, touch)
-    this.#touchBatch ??= setImmediate(() => {
+    this.#touchBatch ??= setTimeout(() => {
       this.#touchBatch = undefined
       void this.#sendTouches()
-    })
+    }, TOUCH_COMMIT_MS).unref()
   }
 
   /** Sends the queued touches now and waits for them (and for a batch already in flight). */
   async commitTouches(): Promise<void> {
     if (this.#touchBatch !== undefined) {
-      clearImmediate(this.#touchBatch)
+      clearTimeout(this.#touchBatch)
       this.#touchBatch = undefined
     }
     await this.#touching

@@ -28,6 +28,7 @@ import type {
   UpdateResult,
   WriteOptions,
 } from './tier.js'
+import { TOUCH_COMMIT_MS } from './tier.js'
 
 /** Options of {@link DiskTier}. */
 export interface DiskTierOptions {
@@ -54,8 +55,11 @@ export class DiskTier implements Tier, DeferredTouches, SpillCache, OutboxLog {
   #closed = false
   /** False only while the sessions table is known to be empty (nothing spilled yet): lookups can skip it. */
   #mayHoldSessions = true
-  /** The touch of each session queued for the next transaction (coalesced: one op per session). */
+  /** The touch of each session waiting to be committed (coalesced: one op per session). */
   readonly #touches = new Map<string, TouchOp>()
+  /** Touches collected since the last batch went to the group commit (they join it when the timer fires). */
+  #touchBatch = new Map<string, TouchOp>()
+  #touchTimer: NodeJS.Timeout | undefined
 
   /** Opens (creating if needed) the database. Throws TS_DISK_OPEN_FAILED naming the path. */
   constructor(options: DiskTierOptions) {
@@ -143,6 +147,7 @@ export class DiskTier implements Tier, DeferredTouches, SpillCache, OutboxLog {
     } catch (error) {
       return Promise.reject(error)
     }
+    if (this.#touchBatch.size > 0 && 'sid' in op) this.#touchFirst(op.sid)
     return this.#writes.enqueue(op, onCommit)
   }
 
@@ -184,8 +189,9 @@ export class DiskTier implements Tier, DeferredTouches, SpillCache, OutboxLog {
   }
 
   /**
-   * Queues a touch for the next transaction, acknowledged at once (promise 8); a touch of a session already
-   * queued replaces it. A failed transaction is reported (the touch is lost: the session may expire earlier).
+   * Queues a touch, acknowledged at once (promise 8); a touch of a session already queued replaces it. Touches
+   * join the group commit every TOUCH_COMMIT_MS, so the touches of a busy session cost one row update per
+   * interval. A failed transaction is reported (the touch is lost: the session may expire earlier).
    */
   touchLater(sid: string, touch: TouchInput): void {
     this.#checkOpen()
@@ -196,14 +202,37 @@ export class DiskTier implements Tier, DeferredTouches, SpillCache, OutboxLog {
     }
     const op: TouchOp = { type: 'touch', sid, latest: touch }
     this.#touches.set(sid, op)
+    this.#touchBatch.set(sid, op)
+    this.#touchTimer ??= setTimeout(() => this.#queueTouches(), TOUCH_COMMIT_MS).unref()
+  }
+
+  /** Hands the touches collected so far to the group commit. */
+  #queueTouches(): void {
+    if (this.#touchTimer !== undefined) clearTimeout(this.#touchTimer)
+    this.#touchTimer = undefined
+    const batch = this.#touchBatch
+    this.#touchBatch = new Map()
+    for (const op of batch.values()) this.#enqueueTouch(op)
+  }
+
+  #enqueueTouch(op: TouchOp): void {
     this.#writes.enqueueDetached(op, (error) => {
-      if (this.#touches.get(sid) === op) this.#touches.delete(sid)
+      if (this.#touches.get(op.sid) === op) this.#touches.delete(op.sid)
       this.#options.onError?.(wrapError(ErrorCodes.DISK_IO, 'committing touches failed', error))
     })
   }
 
+  /** Before a data write of `sid` is queued: its collected touch goes first (the write then builds on it). */
+  #touchFirst(sid: string): void {
+    const op = this.#touchBatch.get(sid)
+    if (op === undefined) return
+    this.#touchBatch.delete(sid)
+    this.#enqueueTouch(op)
+  }
+
   /** Commits the queued touches (with every other queued write) now. */
   commitTouches(): void {
+    this.#queueTouches()
     this.#writes.commitNow()
   }
 
@@ -249,7 +278,7 @@ export class DiskTier implements Tier, DeferredTouches, SpillCache, OutboxLog {
   sweep(now: number, limit: number): number {
     this.#checkOpen()
     // NB: a pending touch may have given an expired-looking row a new life: commit it first.
-    if (this.#touches.size > 0) this.#writes.commitNow()
+    if (this.#touches.size > 0) this.commitTouches()
     try {
       return this.#file.db.transaction(() => {
         const sids = this.#stmt.expired.all(now, limit)
@@ -269,6 +298,7 @@ export class DiskTier implements Tier, DeferredTouches, SpillCache, OutboxLog {
   /** Commits what is queued and closes the file. Idempotent. */
   close(): void {
     if (this.#closed) return
+    this.#queueTouches()
     this.#writes.commitNow()
     this.#closed = true
     this.#file.db.close()

@@ -90,9 +90,12 @@ export interface TouchInput {
   readonly userId: string | null
 }
 
+/** How long touches are collected before they are made durable, in ms: `kill -9` loses at most these. */
+export const TOUCH_COMMIT_MS = 1000
+
 /**
  * The authority's part for touches: coalesced per session (only the latest counts) and made durable in the
- * background; `commitTouches` makes the pending ones durable now (flush, close).
+ * background, every TOUCH_COMMIT_MS; `commitTouches` makes the pending ones durable now (flush, close).
  */
 export interface DeferredTouches {
   /** Queues a touch; applied only while the stored record is still at `touch.version` and expires earlier. */
