@@ -22,6 +22,8 @@ export interface OutboxOptions {
   readonly redis: ReplayTarget
   /** Whether Redis is up now. */
   readonly isUp: () => boolean
+  /** Longest a live write waits for the replay of its session's entry, in ms (the command timeout). */
+  readonly settleMs: number
   readonly clock: Clock
   /** Counts and emits a background failure. */
   readonly report: (error: TieredSessionError) => void
@@ -126,13 +128,23 @@ export class Outbox {
   }
 
   /**
-   * Before a live write of a session that still has an entry, let the replay put that entry into Redis
-   * first; otherwise the live write (newer) would make the replay skip an acknowledged outage write.
+   * Before a live write of a session that still has an entry, let the replay put that entry into Redis first
+   * (otherwise the live write, newer, would make the replay skip an acknowledged outage write), for at most
+   * `settleMs`: a long log, or replicas slow to confirm, never hold a request up longer. An entry still there
+   * afterwards sends a merge or touch to the outbox too.
    */
   async settle(sid: string): Promise<void> {
+    const deadline = performance.now() + this.#options.settleMs
     for (let i = 0; i < SETTLE_ROUNDS && this.#pending.has(sid) && this.#options.isUp(); i++) {
+      const left = deadline - performance.now()
+      if (left <= 0) return
       this.replay()
-      await this.replayed()
+      let timer: NodeJS.Timeout | undefined
+      const timeUp = new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, left).unref()
+      })
+      await Promise.race([this.replayed(), timeUp])
+      clearTimeout(timer)
     }
   }
 

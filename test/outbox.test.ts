@@ -35,6 +35,7 @@ describe('Outbox', () => {
         log,
         redis: tier,
         isUp: () => connection.up,
+        settleMs: 2000,
         clock,
         report: (error) => {
           throw error

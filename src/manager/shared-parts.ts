@@ -64,6 +64,7 @@ export function connectShared(options: ResolvedOptions, hooks: SharedHooks): Sha
           log: disk,
           redis: tier,
           isUp: () => connection.up,
+          settleMs: redis.commandTimeoutMs,
           clock: options.clock,
           report,
           onStale: (sid) => memory.delete(sid),
