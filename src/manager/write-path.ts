@@ -15,6 +15,7 @@ import type {
   UpdateResult,
   WriteOptions,
 } from '../tiers/tier.js'
+import { TOUCH_COMMIT_MS } from '../tiers/tier.js'
 import type { EngineContext } from './context.js'
 import type { SessionPatch } from './engine.js'
 import type { SharedParts } from './shared-parts.js'
@@ -172,7 +173,9 @@ export class WritePath {
   #touchInMemory(sid: string, cached: StoredRecord, touch: PreparedTouch, now: number): boolean {
     const ctx = this.#ctx
     const shared = ctx.shared
-    if (cached.expiresAt <= now) return false
+    // NB: a session this close to its expiry is touched durably at once: a deferred touch could land after its
+    // old expiry, and meanwhile another instance (or a read from disk after a spill) would find it expired.
+    if (cached.expiresAt - now <= 2 * TOUCH_COMMIT_MS) return false
     if (shared !== null && (!shared.connection.up || shared.outbox?.has(sid))) return false
     // NB: never shorter: a later write may have given the session a longer life than this request's cookie.
     // In shared mode only a trusted copy can say so; Redis's own copy may expire sooner.
