@@ -645,7 +645,11 @@ function httpGoals(summary) {
       met: v >= 1.3,
     })
   }
-  const SCENARIO_LABEL = { read: 'read-mostly', write: 'every request writes', new: 'every request a new visitor' }
+  const SCENARIO_LABEL = {
+    read: 'read-mostly',
+    write: 'every request writes',
+    new: 'every request a new visitor',
+  }
   for (const [scenario, target] of [
     ['read', 1],
     ['write', 0.95],
