@@ -49,8 +49,6 @@ export class Outbox {
   /** The latest entry of each session that Redis has not acknowledged yet. */
   readonly #pending = new Map<string, OutboxEntry>()
   #replaying: Promise<void> | undefined
-  /** Entries being replayed now, by seq. */
-  readonly #inFlight = new Map<number, Promise<ReplayOutcome>>()
   #retryTimer: NodeJS.Timeout | undefined
   #retryDelayMs = RETRY_MIN_MS
   #closed = false
@@ -190,17 +188,8 @@ export class Outbox {
       })
   }
 
-  /** Replays one entry (joining its replay in flight, if any: the loop's and a settle's never overlap). */
-  #replayEntry(entry: OutboxEntry): Promise<ReplayOutcome> {
-    const inFlight = this.#inFlight.get(entry.seq)
-    if (inFlight !== undefined) return inFlight
-    const replay = this.#replayOnce(entry).finally(() => this.#inFlight.delete(entry.seq))
-    this.#inFlight.set(entry.seq, replay)
-    return replay
-  }
-
-  /** It leaves the log unless Redis refused it, an outage stopped it, or it is unconfirmed. */
-  async #replayOnce(entry: OutboxEntry): Promise<ReplayOutcome> {
+  /** Replays one entry; it leaves the log unless Redis refused it, an outage stopped it, or it is unconfirmed. */
+  async #replayEntry(entry: OutboxEntry): Promise<ReplayOutcome> {
     const { log, redis, isUp, clock, report, onStale } = this.#options
     try {
       if (entry.op === 'delete') await redis.delete(entry.sid, { upToVersion: entry.record.version })

@@ -17,11 +17,12 @@ import type {
   UpdateResult,
   WriteOptions,
 } from '../tiers/tier.js'
-import { TOUCH_COMMIT_MS } from '../tiers/tier.js'
 import type { RedisConnection } from './connection.js'
 import { Script } from './connection.js'
+import { ReplicaConfirmation } from './replica-confirmation.js'
 import { CAS_SCRIPT, DELETE_SCRIPT, SET_IF_NEWER_SCRIPT, SET_SCRIPT, TOUCH_SCRIPT } from './scripts.js'
 import { fromHash, SESSION_FIELDS } from './session-hash.js'
+import { TouchBatch } from './touch-batch.js'
 import { UserIndex } from './user-index.js'
 
 const scripts = {
@@ -49,11 +50,6 @@ export interface RedisTierOptions {
   readonly report?: (error: TieredSessionError) => void
 }
 
-/** The replicas of a node that are connected and in sync, from its INFO replication text. */
-function onlineReplicas(info: unknown): number {
-  return String(info).match(/^slave\d+:.*state=online/gm)?.length ?? 0
-}
-
 /** What a compare-and-set did. */
 type CasResult =
   | { readonly ok: true; readonly record: StoredRecord }
@@ -71,21 +67,17 @@ export class RedisTier implements Tier, DeferredTouches {
   readonly #origin: string
   readonly #clock: Clock
   readonly #index: UserIndex
-  readonly replicas: number
-  readonly #confirmTimeoutMs: number
-  /** True after a WAIT the replicas did not answer in time: the next confirmation asks INFO first. */
-  #short = false
+  readonly #replicas: ReplicaConfirmation
   readonly #report: (error: TieredSessionError) => void
-  /** Touches waiting for the next batch, the latest of each session. */
-  #touches = new Map<string, TouchInput>()
-  #touchBatch: NodeJS.Timeout | undefined
-  /** The batch of touches in flight, if any. */
-  #touching: Promise<void> | undefined
+  readonly #touches = new TouchBatch((sid, touch) => this.#touch(sid, touch))
 
   constructor(options: RedisTierOptions) {
-    this.replicas = options.replicas ?? 0
+    this.#replicas = new ReplicaConfirmation({
+      connection: options.connection,
+      replicas: options.replicas ?? 0,
+      timeoutMs: options.confirmTimeoutMs ?? 100,
+    })
     this.#report = options.report ?? (() => undefined)
-    this.#confirmTimeoutMs = options.confirmTimeoutMs ?? 100
     this.#redis = options.connection
     this.#prefix = options.prefix
     this.#channel = options.channel
@@ -257,29 +249,14 @@ export class RedisTier implements Tier, DeferredTouches {
     }
   }
 
-  /**
-   * Whether `replicas` replicas hold the writes sent so far to the node of `sid` (WAIT on that node, which
-   * blocks this connection until they confirm or `confirmTimeoutMs` passes). After a shortfall it first asks
-   * the node (INFO, which does not block) whether that many replicas are online, and answers false without a
-   * WAIT while they are not: a master left without replicas does not stall every request.
-   */
-  async confirm(sid: string): Promise<boolean> {
-    if (this.replicas === 0) return true
-    const key = this.key(sid)
-    if (this.#short) {
-      const info = await this.#redis.run('a replica check', (c) =>
-        c.pipeline().exists(key).info('replication').exec(),
-      )
-      if (onlineReplicas(info?.[1]?.[1]) < this.replicas) return false
-      this.#short = false
-    }
-    const replies = await this.#redis.run('a replica confirmation', (c) =>
-      c.pipeline().exists(key).wait(this.replicas, this.#confirmTimeoutMs).exec(),
-    )
-    const [error, confirmed] = replies?.[1] ?? [null, 0]
-    if (error === null && Number(confirmed) >= this.replicas) return true
-    this.#short = true
-    return false
+  /** Replicas that must confirm a write (`redis.waitForReplicas`). */
+  get replicas(): number {
+    return this.#replicas.replicas
+  }
+
+  /** Whether the replicas asked for hold the writes sent so far to the node of `sid` (see ReplicaConfirmation). */
+  confirm(sid: string): Promise<boolean> {
+    return this.#replicas.confirm(this.key(sid))
   }
 
   /**
@@ -288,33 +265,12 @@ export class RedisTier implements Tier, DeferredTouches {
    * session may expire earlier.
    */
   touchLater(sid: string, touch: TouchInput): void {
-    this.#touches.set(sid, touch)
-    this.#touchBatch ??= setTimeout(() => {
-      this.#touchBatch = undefined
-      void this.#sendTouches()
-    }, TOUCH_COMMIT_MS).unref()
+    this.#touches.add(sid, touch)
   }
 
   /** Sends the queued touches now and waits for them (and for a batch already in flight). */
-  async commitTouches(): Promise<void> {
-    if (this.#touchBatch !== undefined) {
-      clearTimeout(this.#touchBatch)
-      this.#touchBatch = undefined
-    }
-    await this.#touching
-    await this.#sendTouches()
-  }
-
-  #sendTouches(): Promise<void> {
-    const batch = this.#touches
-    if (batch.size === 0) return this.#touching ?? Promise.resolve()
-    this.#touches = new Map()
-    const sent = Promise.all([...batch].map(([sid, touch]) => this.#touch(sid, touch))).then(() => undefined)
-    const touching: Promise<void> = sent.finally(() => {
-      if (this.#touching === touching) this.#touching = undefined
-    })
-    this.#touching = touching
-    return touching
+  commitTouches(): Promise<void> {
+    return this.#touches.commit()
   }
 
   async #touch(sid: string, touch: TouchInput): Promise<void> {

@@ -1,0 +1,58 @@
+// redis.waitForReplicas: whether enough replicas hold the writes sent so far to the node of a key (WAIT on that
+// node), without letting a master left with too few replicas stall every request.
+
+import type { RedisConnection } from './connection.js'
+
+/** The replicas of a node that are connected and in sync, from its INFO replication text. */
+function onlineReplicas(info: unknown): number {
+  return String(info).match(/^slave\d+:.*state=online/gm)?.length ?? 0
+}
+
+/** Options of {@link ReplicaConfirmation}. */
+export interface ReplicaConfirmationOptions {
+  readonly connection: RedisConnection
+  /** Replicas that must confirm a write; 0 confirms every write at once. */
+  readonly replicas: number
+  /** WAIT's own timeout, in ms (below the command timeout, so a lagging replica is no outage). */
+  readonly timeoutMs: number
+}
+
+/** WAIT after writes, with a non-blocking INFO check after a shortfall. */
+export class ReplicaConfirmation {
+  readonly #options: ReplicaConfirmationOptions
+  /** True after a WAIT the replicas did not answer in time: the next confirmation asks INFO first. */
+  #short = false
+
+  constructor(options: ReplicaConfirmationOptions) {
+    this.#options = options
+  }
+
+  get replicas(): number {
+    return this.#options.replicas
+  }
+
+  /**
+   * Whether the replicas hold the writes sent so far to the node of `key` (WAIT on that node, pipelined behind
+   * an EXISTS of the key so that a Cluster sends it there; it blocks this connection until they confirm or the
+   * timeout passes). After a shortfall it first asks the node (INFO, which does not block) whether that many
+   * replicas are online, and answers false without a WAIT while they are not.
+   */
+  async confirm(key: string): Promise<boolean> {
+    const { connection, replicas, timeoutMs } = this.#options
+    if (replicas === 0) return true
+    if (this.#short) {
+      const info = await connection.run('a replica check', (c) =>
+        c.pipeline().exists(key).info('replication').exec(),
+      )
+      if (onlineReplicas(info?.[1]?.[1]) < replicas) return false
+      this.#short = false
+    }
+    const replies = await connection.run('a replica confirmation', (c) =>
+      c.pipeline().exists(key).wait(replicas, timeoutMs).exec(),
+    )
+    const [error, confirmed] = replies?.[1] ?? [null, 0]
+    if (error === null && Number(confirmed) >= replicas) return true
+    this.#short = true
+    return false
+  }
+}
