@@ -708,3 +708,31 @@ describe('deferred touches, shared mode', () => {
     expect(JSON.parse(hash.p ?? 'null')).toEqual(changed)
   })
 })
+
+describe('a touch near the end of a session is durable at once', () => {
+  const redis = useRedis()
+
+  it('shared mode: another instance sees the new expiry without any flush, past the old one', async () => {
+    const { open, clock } = sharedStores(() => ({ url: redis.url }))
+    const a = await open('a')
+    const b = await open('b')
+    await a.set('late', sessionFor(clock.now(), 1500, { v: 1 }))
+    expect(await a.get('late')).toMatchObject({ v: 1 })
+    await a.touch('late', sessionFor(clock.now(), 60_000, { v: 1 }))
+    clock.advance(1600)
+    expect(await b.get('late')).toMatchObject({ v: 1 })
+  })
+
+  it('local mode: the row has the new expiry without any flush', async () => {
+    const { store, clock, dbPath } = createStore()
+    await store.set('late', sessionFor(clock.now(), 1500, { v: 1 }))
+    await store.touch('late', sessionFor(clock.now(), 60_000, { v: 1 }))
+    const db = new Database(dbPath, { readonly: true })
+    onTestFinished(() => {
+      db.close()
+    })
+    expect(db.prepare('SELECT expiresAt FROM sessions WHERE sid = ?').get('late')).toEqual({
+      expiresAt: clock.now() + 60_000,
+    })
+  })
+})
