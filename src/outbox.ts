@@ -3,6 +3,7 @@
 
 import type { Clock } from './clock.js'
 import { ErrorCodes, TieredSessionError, wrapError } from './errors.js'
+import type { Budget } from './redis/budget.js'
 import type { OutboxEntry, OutboxLog } from './tiers/outbox-log.js'
 import type { RecordInput, StoredRecord } from './tiers/tier.js'
 
@@ -128,11 +129,11 @@ export class Outbox {
   /**
    * Before a live write of a session that still has an entry, let the replay put that entry into Redis first
    * (otherwise the live write, newer, would make the replay skip an acknowledged outage write), for at most
-   * `settleMs`: a long log, or replicas slow to confirm, never hold a request up longer. An entry still there
-   * afterwards sends a merge or touch to the outbox too.
+   * `settleMs` and what is left of the request's `budget`: a long log, or replicas slow to confirm, never hold
+   * a request up longer. An entry still there afterwards sends a merge or touch to the outbox too.
    */
-  async settle(sid: string): Promise<void> {
-    const deadline = performance.now() + this.#options.settleMs
+  async settle(sid: string, budget?: Budget): Promise<void> {
+    const deadline = performance.now() + (budget?.left(this.#options.settleMs) ?? this.#options.settleMs)
     for (let i = 0; i < SETTLE_ROUNDS && this.#pending.has(sid) && this.#options.isUp(); i++) {
       const left = deadline - performance.now()
       if (left <= 0) return

@@ -20,8 +20,8 @@ import { engineOf, ready, redisOf, sharedStores } from './helpers/shared-stores.
 import { sessionOf, sidFromSetCookie } from './helpers/tiered-apps.js'
 
 const COMMAND_TIMEOUT = 300
-/** Two cores shared by autocannon, the app, two redis-servers and three sentinels: "no offline-queue wait". */
-const MARGIN = 700
+/** What a request spends outside Redis on two cores shared by autocannon, the app and five Redis processes (ms). */
+const MARGIN = 200
 const SESSIONS = 40
 const REQUESTS = 4200
 /** Requests per second over all connections: the load must outlast the failover (~1.5-2.5 s) by seconds. */
@@ -239,10 +239,9 @@ async function failoverUnderLoad(setup: SentinelSetup, waitForReplicas: number) 
   expect
     .soft(grew.map((r) => ({ outbox: r.outbox, atMsAfterWindow: Math.round(r.at - windowEnd) })))
     .toEqual([])
-  // Nobody waited for an offline queue.
-  // NB: a request makes at most two Redis round trips (the read's version check, the write), each bounded by
-  // commandTimeout; what it never does is wait in an offline queue.
-  expect.soft(result.latency.max).toBeLessThan(2 * COMMAND_TIMEOUT + MARGIN)
+  // No request waited past commandTimeout: its store calls share one (the read, the write, a confirmation),
+  // and none waits in an offline queue. MARGIN is what the request spends outside Redis on a loaded machine.
+  expect.soft(result.latency.max).toBeLessThan(COMMAND_TIMEOUT + MARGIN)
 
   // --- after the load ------------------------------------------------------------------------------------
   await readyWithin(store, 'store A')

@@ -2,6 +2,7 @@
 
 import type { PatchInput, SessionObject } from '../codec.js'
 import type { TieredSessionError } from '../errors.js'
+import type { Budget } from '../redis/budget.js'
 import type { SpillResult } from '../spiller.js'
 import type { StoreStats } from '../stats.js'
 
@@ -49,12 +50,15 @@ export interface ManagerEvents {
 
 /** What the store and the middleware ask of the engine, in either mode. */
 export interface SessionEngine {
-  getEntry(sid: string): SessionEntry | undefined | Promise<SessionEntry | undefined>
+  /** `budget` (shared mode): what one request may still wait for Redis, shared by its calls (see `budget()`). */
+  getEntry(sid: string, budget?: Budget): SessionEntry | undefined | Promise<SessionEntry | undefined>
   get(sid: string): SessionObject | undefined | Promise<SessionObject | undefined>
-  set(sid: string, session: SessionObject): Promise<void>
-  merge(sid: string, patch: SessionPatch): Promise<boolean>
-  touch(sid: string, session: SessionObject): Promise<void>
-  destroy(sid: string): Promise<void>
+  set(sid: string, session: SessionObject, budget?: Budget): Promise<void>
+  merge(sid: string, patch: SessionPatch, budget?: Budget): Promise<boolean>
+  touch(sid: string, session: SessionObject, budget?: Budget): Promise<void>
+  destroy(sid: string, budget?: Budget): Promise<void>
+  /** Shared mode: one command timeout for all the store calls of one request; local mode: undefined. */
+  budget(): Budget | undefined
   all(): Record<string, SessionObject> | Promise<Record<string, SessionObject>>
   ids(): string[] | Promise<string[]>
   length(): number | Promise<number>

@@ -4,6 +4,7 @@
 
 import type { InflightRead } from '../coherence.js'
 import { ErrorCodes, isTieredSessionError, TieredSessionError } from '../errors.js'
+import type { Budget } from '../redis/budget.js'
 import { isValidSid } from '../session-fields.js'
 import type { MaybePromise, StoredRecord } from '../tiers/tier.js'
 import type { EngineContext } from './context.js'
@@ -21,8 +22,11 @@ export class ReadPath {
     this.#ctx = context
   }
 
-  /** The live session with its expiry and version, or undefined. */
-  getEntry(sid: string): MaybePromise<SessionEntry | undefined> {
+  /**
+   * The live session with its expiry and version, or undefined. `budget` (shared mode): what is left of the
+   * request's command timeout; without one, the call gets a whole one.
+   */
+  getEntry(sid: string, budget?: Budget): MaybePromise<SessionEntry | undefined> {
     const ctx = this.#ctx
     ctx.checkOpen()
     if (!isValidSid(sid)) return ctx.miss()
@@ -41,7 +45,8 @@ export class ReadPath {
     if (cached !== undefined && shared.coherence.trusted(cached, now))
       return this.#serve(sid, cached, 'memory')
     const local = cached ?? ctx.readDisk(sid)
-    return this.#fromRedis(shared, sid, local, cached === undefined ? 'disk' : 'memory', now)
+    const tier = cached === undefined ? 'disk' : 'memory'
+    return this.#fromRedis(shared, sid, local, tier, now, budget)
   }
 
   /** Serves a local copy; one from disk is promoted into memory (trusted only if `verified`). */
@@ -76,6 +81,7 @@ export class ReadPath {
     local: StoredRecord | undefined,
     tier: LocalTier,
     now: number,
+    budget: Budget | undefined,
   ): Promise<SessionEntry | undefined> {
     const ctx = this.#ctx
     // NB: while the first connection is being made, the commands below wait for it (redis.connectTimeout).
@@ -90,15 +96,16 @@ export class ReadPath {
       )
     }
     const read = shared.coherence.beginRead(sid)
+    const limit = (budget ?? shared.connection.budget()).run()
     let fresh: StoredRecord | undefined
     try {
-      if (local !== undefined && (await shared.redis.version(sid)) === local.version) {
+      if (local !== undefined && (await shared.redis.version(sid, limit)) === local.version) {
         const current = shared.coherence.isCurrent(read, local.version)
         const entry = this.#serve(sid, local, tier, current)
         if (current && tier === 'memory') shared.coherence.verified(local, now)
         return entry
       }
-      fresh = await shared.redis.get(sid)
+      fresh = await shared.redis.get(sid, limit)
     } catch (error) {
       if (isTieredSessionError(error) && error.code === ErrorCodes.DECODE_FAILED) {
         ctx.report(error)
@@ -112,6 +119,7 @@ export class ReadPath {
       if (outage && local !== undefined) return this.#serve(sid, local, tier)
       return ctx.fail(error)
     } finally {
+      limit.pause()
       shared.coherence.endRead(sid, read)
     }
     return this.#fresh(shared, sid, fresh, read, tier === 'disk' && local !== undefined, now)

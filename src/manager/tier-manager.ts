@@ -7,6 +7,7 @@
 import { setImmediate as nextTurn } from 'node:timers/promises'
 import type { SessionObject } from '../codec.js'
 import { ErrorCodes, wrapError } from '../errors.js'
+import type { Budget } from '../redis/budget.js'
 import type { RedisTier } from '../redis/redis-tier.js'
 import { normalizeUserId } from '../session-fields.js'
 import type { SpillResult } from '../spiller.js'
@@ -50,8 +51,8 @@ export class TierManager implements SessionEngine {
 
   // ---- one session ----------------------------------------------------------------------------------
 
-  getEntry(sid: string): MaybePromise<SessionEntry | undefined> {
-    return this.#reads.getEntry(sid)
+  getEntry(sid: string, budget?: Budget): MaybePromise<SessionEntry | undefined> {
+    return this.#reads.getEntry(sid, budget)
   }
 
   /** The session of a live entry, or undefined. */
@@ -60,20 +61,25 @@ export class TierManager implements SessionEngine {
     return entry instanceof Promise ? entry.then((found) => found?.session) : entry?.session
   }
 
-  set(sid: string, session: SessionObject): Promise<void> {
-    return this.#writes.set(sid, session)
+  set(sid: string, session: SessionObject, budget?: Budget): Promise<void> {
+    return this.#writes.set(sid, session, budget)
   }
 
-  merge(sid: string, patch: SessionPatch): Promise<boolean> {
-    return this.#writes.merge(sid, patch)
+  merge(sid: string, patch: SessionPatch, budget?: Budget): Promise<boolean> {
+    return this.#writes.merge(sid, patch, budget)
   }
 
-  touch(sid: string, session: SessionObject): Promise<void> {
-    return this.#writes.touch(sid, session)
+  touch(sid: string, session: SessionObject, budget?: Budget): Promise<void> {
+    return this.#writes.touch(sid, session, budget)
   }
 
-  destroy(sid: string): Promise<void> {
-    return this.#writes.destroy(sid)
+  destroy(sid: string, budget?: Budget): Promise<void> {
+    return this.#writes.destroy(sid, budget)
+  }
+
+  /** Shared mode: a budget of one command timeout for the store calls of one request (local mode: none). */
+  budget(): Budget | undefined {
+    return this.#ctx.shared?.connection.budget()
   }
 
   // ---- whole-store operations (the authority) -------------------------------------------------------

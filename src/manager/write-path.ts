@@ -6,6 +6,8 @@ import type { SessionObject } from '../codec.js'
 import { splitCookie, withCookie } from '../codec.js'
 import type { InflightRead } from '../coherence.js'
 import { ErrorCodes, isTieredSessionError, TieredSessionError } from '../errors.js'
+import type { Budget } from '../redis/budget.js'
+import { isSpent } from '../redis/budget.js'
 import { assertValidSid, isValidSid } from '../session-fields.js'
 import type {
   MaybePromise,
@@ -44,28 +46,31 @@ export class WritePath {
     this.#plan = new WritePlan(context.options)
   }
 
-  /** Stores a session; resolves once the authority (or, Redis down, the outbox) has it. */
-  async set(sid: string, session: SessionObject): Promise<void> {
+  /**
+   * Stores a session; resolves once the authority (or, Redis down, the outbox) has it. `budget` (shared mode):
+   * what is left of the request's command timeout; without one, the call gets a whole one.
+   */
+  async set(sid: string, session: SessionObject, budget?: Budget): Promise<void> {
     const ctx = this.#ctx
     ctx.checkOpen()
     const now = ctx.now()
     const record = ctx.prepare(() => this.#plan.write(sid, session, now))
     // NB: a session already expired is a delete, as connect-redis does; storing it would only waste space.
-    if (record.expiresAt <= now) return this.destroy(sid)
+    if (record.expiresAt <= now) return this.destroy(sid, budget)
     if (this.#setIsTouch(sid, record, now)) return
-    this.#begin(sid)
+    const limit = this.#begin(sid, budget)
     try {
       // NB: no await unless there is an outbox entry to settle: a write is queued within the call, so writes
       // called one after another (set, then destroy) reach the authority in that order.
       const outbox = ctx.shared?.outbox
-      if (outbox?.has(sid)) await outbox.settle(sid)
-      await this.#set(sid, record)
+      if (outbox?.has(sid)) await outbox.settle(sid, limit)
+      await this.#set(sid, record, limit)
     } finally {
-      this.#end(sid)
+      this.#end(sid, limit)
     }
   }
 
-  #set(sid: string, record: PreparedWrite): Promise<void> {
+  #set(sid: string, record: PreparedWrite, budget: Budget | undefined): Promise<void> {
     const ctx = this.#ctx
     return this.#onAuthority(
       sid,
@@ -75,20 +80,31 @@ export class WritePath {
         const options: WriteOptions =
           ctx.shared === null
             ? { onCommit }
-            : { after: this.#knownVersion(sid), previousUser: ctx.memory.peek(sid)?.userId, onCommit }
+            : {
+                after: this.#knownVersion(sid),
+                previousUser: ctx.memory.peek(sid)?.userId,
+                onCommit,
+                budget,
+              }
         return ctx.authority.write(sid, record, options)
       },
       () => this.#toOutbox(sid, record),
       (stored) => stored,
+      budget,
     )
   }
 
-  /** A data write of `sid` is under way (until #end): a set meanwhile is never taken for a touch. */
-  #begin(sid: string): void {
+  /**
+   * A data write of `sid` is under way (until #end): a set meanwhile is never taken for a touch. In shared mode
+   * it counts against `budget` (a budget of its own without one), which it returns, running.
+   */
+  #begin(sid: string, budget: Budget | undefined): Budget | undefined {
     this.#writing.set(sid, (this.#writing.get(sid) ?? 0) + 1)
+    return this.#run(budget)
   }
 
-  #end(sid: string): void {
+  #end(sid: string, budget: Budget | undefined): void {
+    budget?.pause()
     const left = (this.#writing.get(sid) ?? 1) - 1
     if (left === 0) this.#writing.delete(sid)
     else this.#writing.set(sid, left)
@@ -99,7 +115,7 @@ export class WritePath {
    * are replaced, those in `unset` removed, the cookie replaced; every other key keeps what the latest write
    * left. Resolves to false when the session no longer exists (destroyed or expired meanwhile).
    */
-  async merge(sid: string, patch: SessionPatch): Promise<boolean> {
+  async merge(sid: string, patch: SessionPatch, budget?: Budget): Promise<boolean> {
     const ctx = this.#ctx
     ctx.checkOpen()
     const now = ctx.now()
@@ -108,11 +124,11 @@ export class WritePath {
       return this.#plan.patch(patch, now)
     })
     // NB: two requests that change different keys both keep their change (the same key: the last one wins).
-    this.#begin(sid)
+    const limit = this.#begin(sid, budget)
     try {
-      return await this.#update(sid, (current) => this.#plan.applyPatch(current, prepared, now))
+      return await this.#update(sid, (current) => this.#plan.applyPatch(current, prepared, now), limit)
     } finally {
-      this.#end(sid)
+      this.#end(sid, limit)
     }
   }
 
@@ -125,24 +141,30 @@ export class WritePath {
    * A touch is not a data write (promise 8): with the session in memory, its copy there is updated and the
    * touch acknowledged at once; the durable part is coalesced and committed in the background.
    */
-  async touch(sid: string, session: SessionObject): Promise<void> {
+  async touch(sid: string, session: SessionObject, budget?: Budget): Promise<void> {
     const ctx = this.#ctx
     ctx.checkOpen()
     if (!isValidSid(sid)) return
     const now = ctx.now()
     const touch = ctx.prepare(() => this.#plan.touch(session, now), 'the session cookie could not be stored')
-    if (touch.expiresAt <= now) return this.destroy(sid)
+    if (touch.expiresAt <= now) return this.destroy(sid, budget)
     const cached = ctx.memory.peek(sid)
     if (cached !== undefined && cached.expiresAt > now && this.#plan.throttled(cached, touch, now)) return
     if (cached !== undefined && this.#touchInMemory(sid, cached, touch, now)) return
+    const limit = this.#run(budget)
     try {
-      await this.#update(sid, (current) =>
-        this.#plan.throttled(current, touch, now) ? undefined : this.#plan.applyTouch(current, touch),
+      await this.#update(
+        sid,
+        (current) =>
+          this.#plan.throttled(current, touch, now) ? undefined : this.#plan.applyTouch(current, touch),
+        limit,
       )
     } catch (error) {
       // NB: a stored copy that does not decode was reported by #update; touching it is no one's loss.
       if (isTieredSessionError(error) && error.code === ErrorCodes.DECODE_FAILED) return
       throw error
+    } finally {
+      limit?.pause()
     }
   }
 
@@ -205,22 +227,28 @@ export class WritePath {
   }
 
   /** Removes a session from every tier; resolves once the authority (or, Redis down, the outbox) has it. */
-  async destroy(sid: string): Promise<void> {
+  async destroy(sid: string, budget?: Budget): Promise<void> {
     const ctx = this.#ctx
     ctx.checkOpen()
     if (!isValidSid(sid)) return
     // NB: no settle first: a live destroy wins over the outbox entries before it (they are dropped, not replayed).
-    this.#begin(sid)
+    const limit = this.#begin(sid, budget)
     try {
       await this.#onAuthority(
         sid,
-        () => ctx.authority.delete(sid, { onCommit: () => this.#destroyed(sid) }),
+        () => ctx.authority.delete(sid, { onCommit: () => this.#destroyed(sid), budget: limit }),
         () => this.#toOutbox(sid, null),
         (existed) => (existed ? null : undefined),
+        limit,
       )
     } finally {
-      this.#end(sid)
+      this.#end(sid, limit)
     }
+  }
+
+  /** Shared mode: `budget` (or one of its own), running; local mode: none. */
+  #run(budget: Budget | undefined): Budget | undefined {
+    return (budget ?? this.#ctx.shared?.connection.budget())?.run()
   }
 
   /** The lifetime (ms) a write of `session` would get: its cookie's remaining life, or the ttl. */
@@ -236,12 +264,12 @@ export class WritePath {
    * starting from the memory copy). While Redis is down it applies to the local copy, through the outbox.
    * Resolves to false when the session no longer exists: it is not brought back.
    */
-  async #update(sid: string, change: Change): Promise<boolean> {
+  async #update(sid: string, change: Change, budget: Budget | undefined): Promise<boolean> {
     const ctx = this.#ctx
     const shared = ctx.shared
     if (shared !== null) {
-      if (shared.outbox?.has(sid)) await shared.outbox.settle(sid)
-      if (!shared.connection.usable || shared.outbox?.has(sid))
+      if (shared.outbox?.has(sid)) await shared.outbox.settle(sid, budget)
+      if (!shared.connection.usable || shared.outbox?.has(sid) || isSpent(budget))
         return this.#updateLocalCopy(shared, sid, change)
     }
     const tracked = shared?.coherence.beginRead(sid)
@@ -251,15 +279,18 @@ export class WritePath {
       result = await ctx.authority.update(
         sid,
         change,
-        shared === null ? { onCommit } : this.#base(shared, sid, onCommit),
+        shared === null ? { onCommit } : this.#base(shared, sid, onCommit, budget),
       )
     } catch (error) {
-      if (shared !== null && isOutage(error) && !shared.connection.up) return this.#update(sid, change)
+      // NB: Redis down, or the request's budget spent (Redis too slow): the change goes to the outbox.
+      if (shared !== null && isOutage(error) && (!shared.connection.up || isSpent(budget)))
+        return this.#updateLocalCopy(shared, sid, change)
       return ctx.fail(error)
     } finally {
       if (tracked !== undefined) shared?.coherence.endRead(sid, tracked)
     }
-    if (shared !== null && result.status === 'written') await this.#confirm(shared, sid, result.record)
+    if (shared !== null && result.status === 'written')
+      await this.#confirm(shared, sid, result.record, budget)
     if (result.status !== 'missing') return true
     // NB: Redis no longer has it: drop our copies (in local mode the disk tier's answer already is the truth).
     if (shared !== null) ctx.forget(sid)
@@ -270,11 +301,17 @@ export class WritePath {
    * Shared mode: any live memory copy is the compare-and-set base, trusted or not (a stale one is refused and
    * the current record read), so an update costs no read before the write.
    */
-  #base(shared: SharedParts, sid: string, onCommit: (stored: StoredRecord) => void): UpdateOptions {
+  #base(
+    shared: SharedParts,
+    sid: string,
+    onCommit: (stored: StoredRecord) => void,
+    budget: Budget | undefined,
+  ): UpdateOptions {
     const cached = this.#ctx.memory.peek(sid)
     // NB: the tier ignores a base that is no longer live.
-    if (cached === undefined) return { onCommit }
-    return { base: cached, unverifiedBase: !shared.coherence.trusted(cached, this.#ctx.now()), onCommit }
+    if (cached === undefined) return { onCommit, budget }
+    const unverifiedBase = !shared.coherence.trusted(cached, this.#ctx.now())
+    return { base: cached, unverifiedBase, onCommit, budget }
   }
 
   /**
@@ -340,10 +377,11 @@ export class WritePath {
     write: (tracked: InflightRead | undefined) => MaybePromise<R>,
     offline: () => Promise<unknown>,
     written: (result: R) => StoredRecord | null | undefined,
+    budget: Budget | undefined,
   ): Promise<void> {
     const ctx = this.#ctx
     const shared = ctx.shared
-    if (shared !== null && !shared.connection.usable) {
+    if (shared !== null && (!shared.connection.usable || isSpent(budget))) {
       await offline()
       return
     }
@@ -352,13 +390,14 @@ export class WritePath {
     try {
       result = await write(tracked)
     } catch (error) {
-      if (shared !== null && isOutage(error) && !shared.connection.up) await offline()
+      // NB: Redis down, or the request's budget spent (Redis too slow): the write goes to the outbox.
+      if (shared !== null && isOutage(error) && (!shared.connection.up || isSpent(budget))) await offline()
       else ctx.fail(error)
       return
     } finally {
       if (tracked !== undefined) shared?.coherence.endRead(sid, tracked)
     }
-    if (shared !== null) await this.#confirm(shared, sid, written(result))
+    if (shared !== null) await this.#confirm(shared, sid, written(result), budget)
   }
 
   /**
@@ -366,11 +405,16 @@ export class WritePath {
    * the outbox too, at its own version, and replayed until they do (a replay of what did arrive changes
    * nothing). Undefined: nothing was written.
    */
-  async #confirm(shared: SharedParts, sid: string, written: StoredRecord | null | undefined): Promise<void> {
+  async #confirm(
+    shared: SharedParts,
+    sid: string,
+    written: StoredRecord | null | undefined,
+    budget: Budget | undefined,
+  ): Promise<void> {
     if (shared.redis.replicas === 0 || written === undefined) return
     let confirmed = false
     try {
-      confirmed = await shared.redis.confirm(sid)
+      confirmed = await shared.redis.confirm(sid, budget)
     } catch {
       // NB: the write itself was answered; only its replication is unknown, which the outbox covers.
     }
@@ -379,8 +423,6 @@ export class WritePath {
     // its confirmation) already holds this one's data: queueing this older one now would replace it.
     if (written !== null && this.#knownVersion(sid) > written.version) return
     await this.#toOutbox(sid, written, written?.version, false)
-    // NB: Redis is up, so no reconnection will start the replay: it retries until the replicas confirm.
-    shared.outbox?.replay()
   }
 
   /** The newest version this instance knows of `sid` (outbox, memory, disk cache), to order a write after it. */
@@ -464,5 +506,8 @@ export class WritePath {
     } catch (error) {
       ctx.fail(error, ErrorCodes.DISK_IO)
     }
+    // NB: with Redis up (a write the replicas did not confirm, a budget spent), no reconnection will start the
+    // replay: start it now (it does nothing while Redis is down).
+    shared.outbox.replay()
   }
 }

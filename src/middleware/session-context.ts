@@ -6,6 +6,7 @@ import type { SessionObject } from '../codec.js'
 import { copyJson, jsonText, snapshotKeys, wholeText } from '../codec.js'
 import { ErrorCodes, TieredSessionError } from '../errors.js'
 import type { SessionEngine } from '../manager/engine.js'
+import type { Budget } from '../redis/budget.js'
 import type { SessionData, StoredCookie } from '../session-data.js'
 import { isValidSid } from '../session-fields.js'
 import type { TieredStore } from '../store.js'
@@ -57,6 +58,11 @@ export class SessionContext implements SessionController {
   #baseline = new Map<string, string | undefined>()
   #baselineCookie = ''
   #storedExpiresAt: number | undefined
+  /**
+   * Shared mode: one command timeout for every store call of this request together (only their own time
+   * counts, not the app's between them); local mode: undefined.
+   */
+  readonly #budget: Budget | undefined
   /** The stored version the session was loaded at; undefined once this request wrote it (or it is new). */
   #loadedVersion: number | undefined
   /** False when the stored data had keys `req.session` cannot hold (reserved names): never store it whole. */
@@ -71,6 +77,7 @@ export class SessionContext implements SessionController {
   ) {
     this.#req = req
     this.#manager = manager
+    this.#budget = manager.budget()
     this.#options = options
     this.cookieSid = cookieSid
     this.secretIndex = secretIndex
@@ -87,7 +94,7 @@ export class SessionContext implements SessionController {
   ): Promise<SessionContext> {
     const context = new SessionContext(req, manager, options, cookieSid, secretIndex)
     req.sessionStore = store
-    const entry = cookieSid === undefined ? undefined : await manager.getEntry(cookieSid)
+    const entry = cookieSid === undefined ? undefined : await manager.getEntry(cookieSid, context.#budget)
     if (cookieSid !== undefined && entry !== undefined) {
       context.#attach(cookieSid, entry.session, false)
       context.#storedExpiresAt = entry.expiresAt
@@ -138,13 +145,13 @@ export class SessionContext implements SessionController {
         if (copy !== undefined) kept[key] = copy
       }
     }
-    if (!this.#isNew) await this.#manager.destroy(old.id)
+    if (!this.#isNew) await this.#manager.destroy(old.id, this.#budget)
     this.#attachNew(kept)
   }
 
   async destroy(): Promise<void> {
     const sid = this.#session.id
-    if (!this.#isNew) await this.#manager.destroy(sid)
+    if (!this.#isNew) await this.#manager.destroy(sid, this.#budget)
     this.#destroyed = true
     // express-session removes req.session after destroy; so do we.
     if (this.#req.session === this.#session) this.#req.session = undefined
@@ -152,7 +159,7 @@ export class SessionContext implements SessionController {
 
   async reload(): Promise<void> {
     const sid = this.#session.id
-    const entry = await this.#manager.getEntry(sid)
+    const entry = await this.#manager.getEntry(sid, this.#budget)
     if (entry === undefined)
       throw new TieredSessionError(
         ErrorCodes.SESSION_NOT_FOUND,
@@ -195,13 +202,13 @@ export class SessionContext implements SessionController {
     if (this.#isNew) {
       if (!explicit && !modified && !this.#options.saveUninitialized) return
       session.cookie.resetMaxAge()
-      await this.#manager.set(session.id, session as unknown as Record<string, unknown>)
+      await this.#manager.set(session.id, session as unknown as Record<string, unknown>, this.#budget)
       this.#isNew = false
     } else if (modified || explicit) {
       session.cookie.resetMaxAge()
       const cookie = session.cookie.toJSON()
       const version = this.#holdsAll ? this.#loadedVersion : undefined
-      const applied = await this.#manager.merge(session.id, {
+      const patch = {
         ...changes,
         cookie,
         // NB: the whole session too: if nobody wrote it since we loaded it, it is stored as is (no re-parse).
@@ -214,14 +221,15 @@ export class SessionContext implements SessionController {
                 session: session as unknown as SessionObject,
               },
             }),
-      })
+      }
+      const applied = await this.#manager.merge(session.id, patch, this.#budget)
       if (!applied) {
         this.#gone = true
         return
       }
     } else if (this.#touchDue()) {
       session.cookie.resetMaxAge()
-      await this.#manager.touch(session.id, { cookie: session.cookie.toJSON() })
+      await this.#manager.touch(session.id, { cookie: session.cookie.toJSON() }, this.#budget)
     } else {
       return
     }
@@ -240,7 +248,7 @@ export class SessionContext implements SessionController {
     if (current !== this.#session) {
       // `req.session = null` or `delete req.session` (not through destroy()).
       if (!this.#destroyed && !this.#isNew && this.#options.unset === 'destroy')
-        await this.#manager.destroy(sid)
+        await this.#manager.destroy(sid, this.#budget)
       return { setCookie: false, sid, cookie: undefined }
     }
     await this.#write(false)

@@ -5,6 +5,7 @@ import { createHash } from 'node:crypto'
 import { EventEmitter } from 'node:events'
 import { Cluster, Redis } from 'ioredis'
 import { ErrorCodes, TieredSessionError } from '../errors.js'
+import { Budget } from './budget.js'
 
 /** The ioredis surface we use; ioredis 5 and 6 `Redis` and `Cluster` instances both fit. */
 export interface RedisClientLike extends EventEmitter {
@@ -166,6 +167,11 @@ export class RedisConnection extends EventEmitter {
   }
 
   /** True while the client is ready and answering. */
+  /** A new budget of one command timeout, paused, for the store calls of one request (see {@link Budget}). */
+  budget(): Budget {
+    return new Budget(this.#timeoutMs)
+  }
+
   get up(): boolean {
     return this.#status === 'ready' && this.client.status === 'ready'
   }
@@ -273,19 +279,22 @@ export class RedisConnection extends EventEmitter {
    * Runs `command` if the client is ready (while the first connection is being made: once it is, within
    * `connectTimeoutMs`), failing with TS_REDIS_UNAVAILABLE after the timeout.
    */
-  async run<T>(what: string, command: (client: RedisClientLike) => Promise<T>): Promise<T> {
+  async run<T>(what: string, command: (client: RedisClientLike) => Promise<T>, budget?: Budget): Promise<T> {
     if (this.#status === 'closed')
       throw new TieredSessionError(ErrorCodes.STORE_CLOSED, 'the store is closed')
-    // NB: commands waiting for the first connection are sent in the order they were called (one promise).
-    if (!this.up && !(this.starting && (await this.#firstReady) && this.up))
-      throw unavailable(`Redis is not connected (${what})`)
+    if (!this.up) await this.#awaitFirstConnection(what, budget)
+    // NB: with a budget, the request's commands share one command timeout: what is left of it bounds this one.
+    // A command cut short that way is evidence of a hung Redis only if it had at least half a timeout to answer
+    // (a command sent with a few ms left says nothing about Redis).
+    const ms = budget === undefined ? this.#timeoutMs : budget.left(this.#timeoutMs)
+    if (ms < 1) throw unavailable(`no time left of redis.commandTimeout for ${what}`)
     const generation = this.#generation
     let timer: NodeJS.Timeout | undefined
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => {
-        if (generation === this.#generation) this.#markHung()
-        reject(unavailable(`Redis did not answer within ${this.#timeoutMs} ms (${what})`))
-      }, this.#timeoutMs)
+        if (generation === this.#generation && 2 * ms >= this.#timeoutMs) this.#markHung()
+        reject(unavailable(`Redis did not answer within ${Math.round(ms)} ms (${what})`))
+      }, ms)
       timer.unref()
     })
     try {
@@ -312,16 +321,38 @@ export class RedisConnection extends EventEmitter {
     }
   }
 
+  /**
+   * While the first connection is being made, waits for it (within `connectTimeoutMs`; that wait does not
+   * count against `budget`); fails with TS_REDIS_UNAVAILABLE when Redis is down.
+   */
+  async #awaitFirstConnection(what: string, budget: Budget | undefined): Promise<void> {
+    const started = performance.now()
+    // NB: commands waiting for the first connection are sent in the order they were called (one promise).
+    if (!(this.starting && (await this.#firstReady) && this.up))
+      throw unavailable(`Redis is not connected (${what})`)
+    budget?.extend(performance.now() - started)
+  }
+
   /** Runs a Lua script by SHA, loading it on NOSCRIPT. */
-  script(what: string, script: Script, keys: string[], args: Array<string | number>): Promise<unknown> {
-    return this.run(what, async (client) => {
-      try {
-        return await client.evalsha(script.sha, keys.length, ...keys, ...args)
-      } catch (error) {
-        if (!String((error as Error)?.message).startsWith('NOSCRIPT')) throw error
-        return client.eval(script.source, keys.length, ...keys, ...args)
-      }
-    })
+  script(
+    what: string,
+    script: Script,
+    keys: string[],
+    args: Array<string | number>,
+    budget?: Budget,
+  ): Promise<unknown> {
+    return this.run(
+      what,
+      async (client) => {
+        try {
+          return await client.evalsha(script.sha, keys.length, ...keys, ...args)
+        } catch (error) {
+          if (!String((error as Error)?.message).startsWith('NOSCRIPT')) throw error
+          return client.eval(script.source, keys.length, ...keys, ...args)
+        }
+      },
+      budget,
+    )
   }
 
   /** Every key matching `pattern` on every master, via SCAN (never KEYS). */

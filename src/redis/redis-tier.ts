@@ -17,6 +17,7 @@ import type {
   UpdateResult,
   WriteOptions,
 } from '../tiers/tier.js'
+import type { Budget } from './budget.js'
 import type { RedisConnection } from './connection.js'
 import { Script } from './connection.js'
 import { ReplicaConfirmation } from './replica-confirmation.js'
@@ -101,10 +102,14 @@ export class RedisTier implements Tier, DeferredTouches {
   }
 
   /** The live record of `sid`. A value that is not ours is a TS_DECODE_FAILED (the caller's miss). */
-  async get(sid: string): Promise<StoredRecord | undefined> {
+  async get(sid: string, budget?: Budget): Promise<StoredRecord | undefined> {
     let values: Array<string | null>
     try {
-      values = await this.#redis.run('a session read', (c) => c.hmget(this.key(sid), ...SESSION_FIELDS))
+      values = await this.#redis.run(
+        'a session read',
+        (c) => c.hmget(this.key(sid), ...SESSION_FIELDS),
+        budget,
+      )
     } catch (error) {
       if (
         error instanceof TieredSessionError &&
@@ -126,8 +131,12 @@ export class RedisTier implements Tier, DeferredTouches {
   }
 
   /** The stored version of `sid`, or undefined when it does not exist (or was destroyed). */
-  async version(sid: string): Promise<number | undefined> {
-    const [v, dead] = await this.#redis.run('a version check', (c) => c.hmget(this.key(sid), 'v', 'd'))
+  async version(sid: string, budget?: Budget): Promise<number | undefined> {
+    const [v, dead] = await this.#redis.run(
+      'a version check',
+      (c) => c.hmget(this.key(sid), 'v', 'd'),
+      budget,
+    )
     return v === null || v === undefined || dead === '1' ? undefined : Number(v)
   }
 
@@ -139,9 +148,10 @@ export class RedisTier implements Tier, DeferredTouches {
   async write(sid: string, record: RecordInput, options: WriteOptions = {}): Promise<StoredRecord> {
     // NB: the index add and the write go out together (one round trip; on one connection Redis runs them
     // in order): a crash cannot leave a session missing from its user's index, only a stale entry.
+    const { budget } = options
     const skipped = this.#index.isIndexed(sid, options.previousUser, record.userId, record.expiresAt)
     const [, reply] = (await Promise.all([
-      skipped ? undefined : this.#index.add(sid, record.userId, record.expiresAt),
+      skipped ? undefined : this.#index.add(sid, record.userId, record.expiresAt, budget),
       this.#redis.script(
         'a session write',
         scripts.set,
@@ -155,14 +165,16 @@ export class RedisTier implements Tier, DeferredTouches {
           this.#origin,
           sid,
         ],
+        budget,
       ),
     ])) as [unknown, [number, string]]
     const version = Number(reply[0])
     const previousUser = reply[1]
     // NB: the caller's copy was stale (another instance changed the user): add the entry now, after the write.
     if (skipped && previousUser !== (record.userId ?? ''))
-      await this.#index.add(sid, record.userId, record.expiresAt)
-    if (previousUser !== '' && previousUser !== record.userId) await this.#index.remove(sid, previousUser)
+      await this.#index.add(sid, record.userId, record.expiresAt, budget)
+    if (previousUser !== '' && previousUser !== record.userId)
+      await this.#index.remove(sid, previousUser, budget)
     const stored = { payload: record.payload, expiresAt: record.expiresAt, userId: record.userId, version }
     options.onCommit?.(stored)
     return stored
@@ -179,12 +191,12 @@ export class RedisTier implements Tier, DeferredTouches {
     change: (current: StoredRecord) => RecordInput | undefined,
     options: UpdateOptions = {},
   ): Promise<UpdateResult> {
-    const base = options.base
+    const { base, budget } = options
     let current: StoredRecord | undefined =
       base !== undefined && base.expiresAt > this.#clock.now() ? base : undefined
     let unverified = current !== undefined && options.unverifiedBase === true
     for (let attempt = 0; attempt < MAX_CAS_ATTEMPTS; attempt++) {
-      current ??= await this.get(sid)
+      current ??= await this.get(sid, budget)
       if (current === undefined) return { status: 'missing' }
       const next = change(current)
       if (next === undefined && unverified) {
@@ -194,7 +206,7 @@ export class RedisTier implements Tier, DeferredTouches {
       }
       unverified = false
       if (next === undefined) return { status: 'unchanged' }
-      const result = await this.#compareAndSet(sid, next, current.version, current.userId)
+      const result = await this.#compareAndSet(sid, next, current.version, current.userId, budget)
       if (result.ok) {
         options.onCommit?.(result.record)
         return { status: 'written', record: result.record }
@@ -214,11 +226,12 @@ export class RedisTier implements Tier, DeferredTouches {
     record: RecordInput,
     expected: number,
     previousUser: string | null,
+    budget: Budget | undefined,
   ): Promise<CasResult> {
     const [, reply] = (await Promise.all([
       this.#index.isIndexed(sid, previousUser, record.userId, record.expiresAt)
         ? undefined
-        : this.#index.add(sid, record.userId, record.expiresAt),
+        : this.#index.add(sid, record.userId, record.expiresAt, budget),
       this.#redis.script(
         'a session merge',
         scripts.cas,
@@ -233,11 +246,13 @@ export class RedisTier implements Tier, DeferredTouches {
           this.#origin,
           sid,
         ],
+        budget,
       ),
     ])) as [unknown, Array<number | string>]
     if (Number(reply[0]) === -1) return { ok: false, gone: true }
     if (Number(reply[0]) === 0) return { ok: false, gone: false }
-    if (previousUser !== null && previousUser !== record.userId) await this.#index.remove(sid, previousUser)
+    if (previousUser !== null && previousUser !== record.userId)
+      await this.#index.remove(sid, previousUser, budget)
     return {
       ok: true,
       record: {
@@ -255,8 +270,8 @@ export class RedisTier implements Tier, DeferredTouches {
   }
 
   /** Whether the replicas asked for hold the writes sent so far to the node of `sid` (see ReplicaConfirmation). */
-  confirm(sid: string): Promise<boolean> {
-    return this.#replicas.confirm(this.key(sid))
+  confirm(sid: string, budget?: Budget): Promise<boolean> {
+    return this.#replicas.confirm(this.key(sid), budget)
   }
 
   /**
@@ -311,15 +326,16 @@ export class RedisTier implements Tier, DeferredTouches {
 
   /** Deletes `sid`, leaving a tombstone (with `upToVersion`: only if not newer, for outbox replay). */
   async delete(sid: string, options: DeleteOptions = {}): Promise<boolean> {
-    const { upToVersion } = options
+    const { upToVersion, budget } = options
     const reply = (await this.#redis.script(
       'a session delete',
       scripts.delete,
       [this.key(sid)],
       [upToVersion === undefined ? 'inf' : upToVersion, this.#channel, this.#origin, sid],
+      budget,
     )) as [number, string]
     const existed = Number(reply[0]) === 1
-    if (existed) await this.#index.remove(sid, reply[1])
+    if (existed) await this.#index.remove(sid, reply[1], budget)
     options.onCommit?.(existed)
     return existed
   }

@@ -1,7 +1,11 @@
 // redis.waitForReplicas: whether enough replicas hold the writes sent so far to the node of a key (WAIT on that
 // node), without letting a master left with too few replicas stall every request.
 
+import type { Budget } from './budget.js'
 import type { RedisConnection } from './connection.js'
+
+/** Of a budget, what WAIT leaves for the round trip (ms). */
+const WAIT_MARGIN_MS = 20
 
 /** The replicas of a node that are connected and in sync, from its INFO replication text. */
 function onlineReplicas(info: unknown): number {
@@ -37,22 +41,33 @@ export class ReplicaConfirmation {
    * timeout passes). After a shortfall it first asks the node (INFO, which does not block) whether that many
    * replicas are online, and answers false without a WAIT while they are not.
    */
-  async confirm(key: string): Promise<boolean> {
-    const { connection, replicas, timeoutMs } = this.#options
+  async confirm(key: string, budget?: Budget): Promise<boolean> {
+    const { connection, replicas } = this.#options
     if (replicas === 0) return true
     if (this.#short) {
-      const info = await connection.run('a replica check', (c) =>
-        c.pipeline().exists(key).info('replication').exec(),
+      const info = await connection.run(
+        'a replica check',
+        (c) => c.pipeline().exists(key).info('replication').exec(),
+        budget,
       )
       if (onlineReplicas(info?.[1]?.[1]) < replicas) return false
       this.#short = false
     }
-    const replies = await connection.run('a replica confirmation', (c) =>
-      c.pipeline().exists(key).wait(replicas, timeoutMs).exec(),
+    // NB: WAIT answers within its own timeout, so it gets what is left of the budget less a margin for the
+    // round trip; with (almost) nothing left the write counts as unconfirmed (WAIT 0 would block for ever).
+    const cap = this.#options.timeoutMs
+    const timeoutMs =
+      budget === undefined ? cap : Math.min(cap, Math.floor(budget.left(cap)) - WAIT_MARGIN_MS)
+    if (timeoutMs < 1) return false
+    const replies = await connection.run(
+      'a replica confirmation',
+      (c) => c.pipeline().exists(key).wait(replicas, timeoutMs).exec(),
+      budget,
     )
     const [error, confirmed] = replies?.[1] ?? [null, 0]
     if (error === null && Number(confirmed) >= replicas) return true
-    this.#short = true
+    // NB: a WAIT cut short by the budget says nothing about the replicas.
+    if (timeoutMs === cap) this.#short = true
     return false
   }
 }

@@ -3,6 +3,7 @@
 // write of a session whose entry is known to be there sends no index update.
 
 import type { Clock } from '../clock.js'
+import type { Budget } from './budget.js'
 import type { RedisConnection } from './connection.js'
 import { Script } from './connection.js'
 import { INDEX_ADD_SCRIPT } from './scripts.js'
@@ -68,11 +69,11 @@ export class UserIndex {
   }
 
   /** Adds `sid` to its user's index; the index outlives its longest session (by up to INDEX_MARGIN_MS). */
-  async add(sid: string, userId: string | null, expiresAt: number): Promise<void> {
+  async add(sid: string, userId: string | null, expiresAt: number, budget?: Budget): Promise<void> {
     if (userId === null) return
     const now = this.#clock.now()
     const until = expiresAt + Math.min(Math.max(expiresAt - now, 0), INDEX_MARGIN_MS)
-    await this.#redis.script('a user index update', indexAdd, [this.key(userId)], [sid, until])
+    await this.#redis.script('a user index update', indexAdd, [this.key(userId)], [sid, until], budget)
     if (this.#memo.size >= INDEX_MEMO_MAX && !this.#memo.has(sid))
       this.#memo.delete(this.#memo.keys().next().value as string)
     this.#memo.set(sid, { userId, until })
@@ -100,10 +101,10 @@ export class UserIndex {
   }
 
   /** Removes `sid` from a user's index. */
-  async remove(sid: string, userId: string | null | undefined): Promise<void> {
+  async remove(sid: string, userId: string | null | undefined, budget?: Budget): Promise<void> {
     if (userId === null || userId === undefined || userId === '') return
     if (this.#memo.get(sid)?.userId === userId) this.#memo.delete(sid)
-    await this.#redis.run('a user index update', (c) => c.srem(this.key(userId), sid))
+    await this.#redis.run('a user index update', (c) => c.srem(this.key(userId), sid), budget)
   }
 
   /** The session ids a user's index lists (some may be gone or moved to another user). */

@@ -2,6 +2,7 @@
 // conformance suite in test/conformance/ runs it on every tier and client).
 
 import type { TieredSessionError } from '../errors.js'
+import type { Budget } from '../redis/budget.js'
 
 /** A session as a tier stores it: the serialized payload plus the metadata the manager needs. */
 export interface StoredRecord {
@@ -40,6 +41,8 @@ export interface WriteOptions {
   readonly previousUser?: string | null
   /** Called once the write is durable, before the returned value settles: keeps caches in step with commits. */
   readonly onCommit?: (stored: StoredRecord) => void
+  /** Shared mode: what is left of the request's command timeout (other tiers ignore it). */
+  readonly budget?: Budget
 }
 
 /** Options of {@link Tier.update}. */
@@ -53,6 +56,8 @@ export interface UpdateOptions {
   readonly unverifiedBase?: boolean
   /** As for {@link WriteOptions.onCommit}. */
   readonly onCommit?: (stored: StoredRecord) => void
+  /** Shared mode: what is left of the request's command timeout (other tiers ignore it). */
+  readonly budget?: Budget
 }
 
 /** What {@link Tier.update} did. */
@@ -69,6 +74,8 @@ export interface DeleteOptions {
   readonly upToVersion?: number
   /** Called once the delete is durable, with whether a live record was there. */
   readonly onCommit?: (existed: boolean) => void
+  /** Shared mode: what is left of the request's command timeout (other tiers ignore it). */
+  readonly budget?: Budget
 }
 
 /** Options of {@link Tier.clear}. */
@@ -107,8 +114,8 @@ export interface DeferredTouches {
 /** The contract of a tier. Reads never return an expired record; ids are compared exactly (case, spaces). */
 export interface Tier {
   readonly kind: 'memory' | 'disk' | 'redis'
-  /** The live record of `sid`, or undefined. */
-  get(sid: string): MaybePromise<StoredRecord | undefined>
+  /** The live record of `sid`, or undefined (`budget`: shared mode, see WriteOptions). */
+  get(sid: string, budget?: Budget): MaybePromise<StoredRecord | undefined>
   /** Stores `record` under `sid`, replacing what was there; resolves to the stored record (with its version). */
   write(sid: string, record: RecordInput, options?: WriteOptions): MaybePromise<StoredRecord>
   /**

@@ -24,6 +24,8 @@ export interface Proxy {
   dropSubscribers(): void
   /** Closes every connection. */
   dropAll(): void
+  /** Every later reply on a non-subscriber connection reaches the client `ms` late (a slow Redis); 0 ends it. */
+  delayReplies(ms: number): void
   /** New connections wait (unanswered) until `release()`. */
   stallNewConnections(): { release(): void }
   close(): Promise<void>
@@ -32,6 +34,7 @@ export interface Proxy {
 /** Starts a proxy to 127.0.0.1:`targetPort`; it closes when the test ends. */
 export async function startProxy(targetPort: number): Promise<Proxy> {
   const links = new Set<Link>()
+  let delayMs = 0
   let stalled: Array<() => void> | undefined
   const server = createServer((client) => {
     const start = () => {
@@ -46,6 +49,9 @@ export async function startProxy(targetPort: number): Promise<Proxy> {
         if (link.held !== undefined) {
           link.held.push(chunk)
           link.onHeld?.()
+        } else if (delayMs > 0 && !link.subscriber) {
+          // NB: timers of one delay fire in the order they were set: replies keep their order.
+          setTimeout(() => client.write(chunk), delayMs)
         } else client.write(chunk)
       })
       const end = () => {
@@ -95,6 +101,9 @@ export async function startProxy(targetPort: number): Promise<Proxy> {
           }
         },
       }
+    },
+    delayReplies(ms) {
+      delayMs = ms
     },
     dropSubscribers() {
       for (const link of links) {
