@@ -5,27 +5,19 @@
 import type { SessionObject } from '../codec.js'
 import { splitCookie, withCookie } from '../codec.js'
 import type { InflightRead } from '../coherence.js'
-import { ErrorCodes, isTieredSessionError, TieredSessionError } from '../errors.js'
+import { ErrorCodes, isTieredSessionError } from '../errors.js'
 import type { Budget } from '../redis/budget.js'
 import { isSpent } from '../redis/budget.js'
 import { assertValidSid, isValidSid } from '../session-fields.js'
-import type {
-  MaybePromise,
-  RecordInput,
-  StoredRecord,
-  UpdateOptions,
-  UpdateResult,
-  WriteOptions,
-} from '../tiers/tier.js'
+import type { MaybePromise, StoredRecord, UpdateOptions, UpdateResult, WriteOptions } from '../tiers/tier.js'
 import { TOUCH_COMMIT_MS } from '../tiers/tier.js'
 import type { EngineContext } from './context.js'
 import type { SessionPatch } from './engine.js'
+import type { Change } from './outbox-writes.js'
+import { OutboxWrites } from './outbox-writes.js'
 import type { SharedParts } from './shared-parts.js'
 import type { PreparedTouch, PreparedWrite } from './write-plan.js'
 import { WritePlan } from './write-plan.js'
-
-/** A record change for `update`: the replacement of the latest record, or undefined to write nothing. */
-type Change = (current: StoredRecord) => RecordInput | undefined
 
 /** True for a failure that means "Redis is down" (not a refusal: Redis answered). */
 function isOutage(error: unknown): boolean {
@@ -36,14 +28,15 @@ function isOutage(error: unknown): boolean {
 export class WritePath {
   readonly #ctx: EngineContext
   readonly #plan: WritePlan
-  /** The last outage update queued for each session (see #updateLocalCopy). */
-  readonly #localUpdates = new Map<string, Promise<unknown>>()
+  /** Writes the outbox takes instead of Redis. */
+  readonly #offline: OutboxWrites
   /** Sessions with data writes (set, merge, destroy) under way, and how many. */
   readonly #writing = new Map<string, number>()
 
   constructor(context: EngineContext) {
     this.#ctx = context
     this.#plan = new WritePlan(context.options)
+    this.#offline = new OutboxWrites(context)
   }
 
   /**
@@ -81,14 +74,14 @@ export class WritePath {
           ctx.shared === null
             ? { onCommit }
             : {
-                after: this.#knownVersion(sid),
+                after: this.#offline.knownVersion(sid),
                 previousUser: ctx.memory.peek(sid)?.userId,
                 onCommit,
                 budget,
               }
         return ctx.authority.write(sid, record, options)
       },
-      () => this.#toOutbox(sid, record),
+      () => this.#offline.queue(sid, record),
       (stored) => stored,
       budget,
     )
@@ -237,7 +230,7 @@ export class WritePath {
       await this.#onAuthority(
         sid,
         () => ctx.authority.delete(sid, { onCommit: () => this.#destroyed(sid), budget: limit }),
-        () => this.#toOutbox(sid, null),
+        () => this.#offline.queue(sid, null),
         (existed) => (existed ? null : undefined),
         limit,
       )
@@ -270,7 +263,7 @@ export class WritePath {
     if (shared !== null) {
       if (shared.outbox?.has(sid)) await shared.outbox.settle(sid, budget)
       if (!shared.connection.usable || shared.outbox?.has(sid) || isSpent(budget))
-        return this.#updateLocalCopy(shared, sid, change)
+        return this.#offline.update(shared, sid, change)
     }
     const tracked = shared?.coherence.beginRead(sid)
     const onCommit = (stored: StoredRecord) => this.#wrote(sid, stored, tracked)
@@ -284,7 +277,7 @@ export class WritePath {
     } catch (error) {
       // NB: Redis down, or the request's budget spent (Redis too slow): the change goes to the outbox.
       if (shared !== null && isOutage(error) && (!shared.connection.up || isSpent(budget)))
-        return this.#updateLocalCopy(shared, sid, change)
+        return this.#offline.update(shared, sid, change)
       return ctx.fail(error)
     } finally {
       if (tracked !== undefined) shared?.coherence.endRead(sid, tracked)
@@ -312,60 +305,6 @@ export class WritePath {
     if (cached === undefined) return { onCommit, budget }
     const unverifiedBase = !shared.coherence.trusted(cached, this.#ctx.now())
     return { base: cached, unverifiedBase, onCommit, budget }
-  }
-
-  /**
-   * An update while Redis is down: applied to the copy held locally, queued in the outbox. Updates of one
-   * session run one after another: each starts from the copy the previous one queued (two requests of a
-   * session changing different keys during an outage both keep their change).
-   */
-  async #updateLocalCopy(shared: SharedParts, sid: string, change: Change): Promise<boolean> {
-    const previous = this.#localUpdates.get(sid)
-    const update = (previous ?? Promise.resolve()).then(() => this.#applyToLocalCopy(shared, sid, change))
-    const tail = update.catch(() => undefined)
-    this.#localUpdates.set(sid, tail)
-    try {
-      return await update
-    } finally {
-      if (this.#localUpdates.get(sid) === tail) this.#localUpdates.delete(sid)
-    }
-  }
-
-  async #applyToLocalCopy(shared: SharedParts, sid: string, change: Change): Promise<boolean> {
-    const ctx = this.#ctx
-    const local = this.#localRecord(shared, sid)
-    if (local === undefined) {
-      if (shared.outbox?.has(sid) !== true) {
-        ctx.fail(
-          new TieredSessionError(
-            ErrorCodes.REDIS_UNAVAILABLE,
-            'Redis is down and the session is not held locally',
-          ),
-        )
-      }
-      return false
-    }
-    let next: RecordInput | undefined
-    try {
-      next = change(local)
-    } catch (error) {
-      return ctx.fail(error)
-    }
-    if (next !== undefined) await this.#toOutbox(sid, next)
-    return true
-  }
-
-  /** The session as this instance holds it locally (outbox, memory or disk cache), for writes during an outage. */
-  #localRecord(shared: SharedParts, sid: string): StoredRecord | undefined {
-    const ctx = this.#ctx
-    const now = ctx.now()
-    const pending = shared.outbox?.get(sid)
-    // NB: an expired copy is no copy: a touch or merge must never bring it back (found by the soak run).
-    if (pending !== undefined)
-      return pending.op === 'set' && pending.record.expiresAt > now ? pending.record : undefined
-    const cached = ctx.memory.peek(sid)
-    if (cached !== undefined) return cached.expiresAt > now ? cached : undefined
-    return ctx.readDisk(sid)
   }
 
   /**
@@ -421,24 +360,8 @@ export class WritePath {
     if (confirmed) return
     // NB: a newer write of the session made meanwhile (acknowledged from the outbox while this one waited for
     // its confirmation) already holds this one's data: queueing this older one now would replace it.
-    if (written !== null && this.#knownVersion(sid) > written.version) return
-    await this.#toOutbox(sid, written, written?.version, false)
-  }
-
-  /** The newest version this instance knows of `sid` (outbox, memory, disk cache), to order a write after it. */
-  #knownVersion(sid: string): number {
-    const ctx = this.#ctx
-    const pending = ctx.shared?.outbox?.versionOf(sid) ?? 0
-    const cached = ctx.memory.peek(sid)?.version
-    // NB: a copy in memory is at least as new as one on disk (disk copies are spilled from memory).
-    if (cached !== undefined || ctx.cache === null) return Math.max(pending, cached ?? 0)
-    let onDisk = 0
-    try {
-      onDisk = ctx.cache.get(sid)?.version ?? 0
-    } catch {
-      // NB: a corrupt or unreadable cached row only means we do not know its version; Redis orders the rest.
-    }
-    return Math.max(pending, onDisk)
+    if (written !== null && this.#offline.knownVersion(sid) > written.version) return
+    await this.#offline.queue(sid, written, written?.version, false)
   }
 
   /**
@@ -475,39 +398,5 @@ export class WritePath {
     ctx.memory.delete(sid)
     ctx.dropCacheCopy(sid)
     ctx.counters.destroys++
-  }
-
-  /**
-   * Queues a write (or, with null, a destroy) in the outbox; acknowledged once the outbox row has committed.
-   * `version` keeps a write's own (one Redis has, unconfirmed); `counted` is false for such a second copy.
-   */
-  async #toOutbox(sid: string, record: RecordInput | null, version?: number, counted = true): Promise<void> {
-    const ctx = this.#ctx
-    const shared = ctx.shared as SharedParts
-    if (shared.outbox === null) {
-      return ctx.fail(
-        new TieredSessionError(
-          ErrorCodes.REDIS_UNAVAILABLE,
-          'Redis is down and there is no disk outbox (disk: false)',
-        ),
-      )
-    }
-    const at = version ?? shared.redis.proposedVersion(this.#knownVersion(sid))
-    try {
-      await shared.outbox.append(sid, record, at, (entry) => {
-        if (entry.op === 'delete') {
-          ctx.memory.delete(sid)
-          if (counted) ctx.counters.destroys++
-        } else {
-          ctx.remember(sid, entry.record)
-          if (counted) ctx.counters.writes++
-        }
-      })
-    } catch (error) {
-      ctx.fail(error, ErrorCodes.DISK_IO)
-    }
-    // NB: with Redis up (a write the replicas did not confirm, a budget spent), no reconnection will start the
-    // replay: start it now (it does nothing while Redis is down).
-    shared.outbox.replay()
   }
 }
