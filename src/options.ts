@@ -4,6 +4,8 @@
 import type { Clock } from './clock.js'
 import { systemClock } from './clock.js'
 import type { SessionObject } from './codec.js'
+import type { MigrateOptions, ResolvedMigrate } from './migrate/migrate-options.js'
+import { resolveMigrate } from './migrate/migrate-options.js'
 import {
   checkKeys,
   fraction,
@@ -159,6 +161,8 @@ export interface TieredStoreOptions {
    * @default Date.now
    */
   clock?: Clock
+  /** Shared mode: serve and convert the sessions connect-redis wrote (see {@link MigrateOptions}). */
+  migrate?: MigrateOptions
 }
 
 /** Fully resolved options; every field has its value. */
@@ -192,6 +196,7 @@ export interface ResolvedOptions {
   readonly touchAfter: number
   readonly userId: (session: SessionObject) => unknown
   readonly clock: Clock
+  readonly migrate: ResolvedMigrate | null
 }
 
 /** Every default, in one place. */
@@ -289,6 +294,7 @@ export function resolveOptions(input: TieredStoreOptions = {}): ResolvedOptions 
       'touchAfter',
       'userId',
       'clock',
+      'migrate',
     ],
     '',
   )
@@ -310,6 +316,7 @@ export function resolveOptions(input: TieredStoreOptions = {}): ResolvedOptions 
   if (typeof prefix !== 'string') throw invalid('prefix', 'a string')
 
   const redis = resolveRedis(options.redis, prefix)
+  const migrate = resolveMigrate(options.migrate, prefix, redis !== null)
   if (options.disk === false && redis === null)
     throw invalid('disk', 'an object (`disk: false` needs `redis`)')
   const diskIn = plainObject(options.disk, 'disk') ?? {}
@@ -379,5 +386,6 @@ export function resolveOptions(input: TieredStoreOptions = {}): ResolvedOptions 
     touchAfter,
     userId: userId as (session: SessionObject) => unknown,
     clock: clock as Clock,
+    migrate,
   }
 }

@@ -145,7 +145,9 @@ export class ReadPath {
     // NB: an invalidation that overtook this reply means it may be stale: serve it, but do not cache it. With the
     // channel lost meanwhile it is kept unverified (checked before it is served; in an outage, the best there is).
     const current = shared.coherence.isCurrent(read, fresh.version)
-    if ((current || shared.coherence.lostDuring(read)) && !shared.outbox?.has(sid)) {
+    // NB: a session connect-redis wrote (migrate) is served, not cached: its first write converts it.
+    const cacheable = fresh.legacy === undefined && !shared.outbox?.has(sid)
+    if ((current || shared.coherence.lostDuring(read)) && cacheable) {
       const mine = ctx.memory.peek(sid)
       if (mine === undefined || mine.version <= fresh.version)
         ctx.remember(sid, fresh, current ? now : undefined)

@@ -8,7 +8,9 @@ import type { ResolvedOptions } from '../options.js'
 import { Outbox } from '../outbox.js'
 import type { StatusChange } from '../redis/connection.js'
 import { RedisConnection } from '../redis/connection.js'
+import { LegacySessions } from '../redis/legacy-sessions.js'
 import { RedisTier } from '../redis/redis-tier.js'
+import { userIdOf } from '../session-fields.js'
 import type { Counters } from '../stats.js'
 import type { DiskTier } from '../tiers/disk-tier.js'
 import type { MemoryTier } from '../tiers/memory-tier.js'
@@ -56,6 +58,16 @@ export function connectShared(options: ResolvedOptions, hooks: SharedHooks): Sha
     report,
     // NB: below the command timeout: a slow confirmation is a shortfall (the outbox keeps the write), not an outage.
     confirmTimeoutMs: Math.max(1, Math.floor(redis.commandTimeoutMs / 2), redis.commandTimeoutMs - 100),
+    legacy:
+      options.migrate === null
+        ? undefined
+        : new LegacySessions({
+            connection,
+            prefix: options.migrate.prefix,
+            ourPrefix: options.prefix,
+            clock: options.clock,
+            userIdOf: (session) => userIdOf(session, options),
+          }),
   })
   const outbox =
     disk === null

@@ -14,6 +14,8 @@ export interface RedisClientLike extends EventEmitter {
   eval(script: string, numKeys: number, ...args: Array<string | number>): Promise<unknown>
   hmget(key: string, ...fields: string[]): Promise<Array<string | null>>
   hget(key: string, field: string): Promise<string | null>
+  get(key: string): Promise<string | null>
+  pttl(key: string): Promise<number>
   del(...keys: string[]): Promise<number>
   sadd(key: string, ...members: string[]): Promise<number>
   srem(key: string, ...members: string[]): Promise<number>

@@ -20,6 +20,7 @@ import type {
 import type { Budget } from './budget.js'
 import type { RedisConnection } from './connection.js'
 import { Script } from './connection.js'
+import type { LegacySessions } from './legacy-sessions.js'
 import { ReplicaConfirmation } from './replica-confirmation.js'
 import { CAS_SCRIPT, DELETE_SCRIPT, SET_IF_NEWER_SCRIPT, SET_SCRIPT, TOUCH_SCRIPT } from './scripts.js'
 import { fromHash, SESSION_FIELDS } from './session-hash.js'
@@ -49,6 +50,8 @@ export interface RedisTierOptions {
   readonly confirmTimeoutMs?: number
   /** Hears of a background failure that is not an outage (a touch Redis refused). */
   readonly report?: (error: TieredSessionError) => void
+  /** `migrate`: sessions connect-redis wrote, read and converted. */
+  readonly legacy?: LegacySessions
 }
 
 /** What a compare-and-set did. */
@@ -71,6 +74,7 @@ export class RedisTier implements Tier, DeferredTouches {
   readonly #replicas: ReplicaConfirmation
   readonly #report: (error: TieredSessionError) => void
   readonly #touches = new TouchBatch((sid, touch) => this.#touch(sid, touch))
+  readonly #legacy: LegacySessions | undefined
 
   constructor(options: RedisTierOptions) {
     this.#replicas = new ReplicaConfirmation({
@@ -79,6 +83,7 @@ export class RedisTier implements Tier, DeferredTouches {
       timeoutMs: options.confirmTimeoutMs ?? 100,
     })
     this.#report = options.report ?? (() => undefined)
+    this.#legacy = options.legacy
     this.#redis = options.connection
     this.#prefix = options.prefix
     this.#channel = options.channel
@@ -116,6 +121,8 @@ export class RedisTier implements Tier, DeferredTouches {
         error.code === ErrorCodes.REDIS_REFUSED &&
         /WRONGTYPE/.test(error.message)
       ) {
+        // NB: with `migrate` on our own prefix, a string at our key is a session connect-redis wrote.
+        if (this.#legacy?.samePrefix) return this.#legacy.read(this.key(sid), budget)
         throw new TieredSessionError(
           ErrorCodes.DECODE_FAILED,
           'a session key in Redis holds a value that is not ours',
@@ -127,6 +134,10 @@ export class RedisTier implements Tier, DeferredTouches {
       throw error
     }
     const record = fromHash(values)
+    // NB: `migrate` on another prefix: a session we never had (no version: not even a tombstone) may still be
+    // connect-redis's.
+    if (values[1] === null && this.#legacy !== undefined && !this.#legacy.samePrefix)
+      return this.#legacy.read(this.#legacy.key(sid), budget)
     return record !== undefined && record.expiresAt > this.#clock.now() ? record : undefined
   }
 
@@ -150,8 +161,10 @@ export class RedisTier implements Tier, DeferredTouches {
     // in order): a crash cannot leave a session missing from its user's index, only a stale entry.
     const { budget } = options
     const skipped = this.#index.isIndexed(sid, options.previousUser, record.userId, record.expiresAt)
-    const [, reply] = (await Promise.all([
+    const [, , reply] = (await Promise.all([
       skipped ? undefined : this.#index.add(sid, record.userId, record.expiresAt, budget),
+      // NB: `migrate` on another prefix: a connect-redis copy left behind could outlive ours and come back.
+      this.#legacy?.samePrefix === false ? this.#legacy.drop(sid, budget) : undefined,
       this.#redis.script(
         'a session write',
         scripts.set,
@@ -167,7 +180,7 @@ export class RedisTier implements Tier, DeferredTouches {
         ],
         budget,
       ),
-    ])) as [unknown, [number, string]]
+    ])) as [unknown, unknown, [number, string]]
     const version = Number(reply[0])
     const previousUser = reply[1]
     // NB: the caller's copy was stale (another instance changed the user): add the entry now, after the write.
@@ -206,7 +219,10 @@ export class RedisTier implements Tier, DeferredTouches {
       }
       unverified = false
       if (next === undefined) return { status: 'unchanged' }
-      const result = await this.#compareAndSet(sid, next, current.version, current.userId, budget)
+      const result =
+        current.legacy === undefined
+          ? await this.#compareAndSet(sid, next, current.version, current.userId, budget)
+          : await this.#convert(sid, next, current.legacy, budget)
       if (result.ok) {
         options.onCommit?.(result.record)
         return { status: 'written', record: result.record }
@@ -262,6 +278,29 @@ export class RedisTier implements Tier, DeferredTouches {
         version: Number(reply[1]),
       },
     }
+  }
+
+  /** A legacy session's first write: converted to ours only if connect-redis's value is still `legacyText`. */
+  async #convert(
+    sid: string,
+    record: RecordInput,
+    legacyText: string,
+    budget: Budget | undefined,
+  ): Promise<CasResult> {
+    const legacy = this.#legacy as LegacySessions
+    const [, reply] = await Promise.all([
+      this.#index.add(sid, record.userId, record.expiresAt, budget),
+      legacy.convert(sid, this.key(sid), record, legacyText, {
+        version: this.proposedVersion(0),
+        channel: this.#channel,
+        origin: this.#origin,
+        budget,
+      }),
+    ])
+    if (reply.status === 'gone') return { ok: false, gone: true }
+    if (reply.status === 'changed') return { ok: false, gone: false }
+    const { payload, expiresAt, userId } = record
+    return { ok: true, record: { payload, expiresAt, userId, version: reply.version } }
   }
 
   /** Replicas that must confirm a write (`redis.waitForReplicas`). */
@@ -327,6 +366,12 @@ export class RedisTier implements Tier, DeferredTouches {
   /** Deletes `sid`, leaving a tombstone (with `upToVersion`: only if not newer, for outbox replay). */
   async delete(sid: string, options: DeleteOptions = {}): Promise<boolean> {
     const { upToVersion, budget } = options
+    // NB: `migrate` on another prefix: connect-redis's copy goes too (first: a crash between the two leaves the
+    // session alive, never a legacy copy that would bring it back); on our prefix the script removes it.
+    const legacyExisted =
+      this.#legacy?.samePrefix === false && upToVersion === undefined
+        ? await this.#legacy.drop(sid, budget)
+        : false
     const reply = (await this.#redis.script(
       'a session delete',
       scripts.delete,
@@ -334,7 +379,7 @@ export class RedisTier implements Tier, DeferredTouches {
       [upToVersion === undefined ? 'inf' : upToVersion, this.#channel, this.#origin, sid],
       budget,
     )) as [number, string]
-    const existed = Number(reply[0]) === 1
+    const existed = Number(reply[0]) === 1 || legacyExisted
     if (existed) await this.#index.remove(sid, reply[1], budget)
     options.onCommit?.(existed)
     return existed

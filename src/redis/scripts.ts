@@ -109,3 +109,44 @@ if ttl < 0 or tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) + tt
 end
 return 1
 `
+
+/** Converts a connect-redis session (a JSON string) into ours, only if its text is still ARGV[1] (the one read,
+ * so nothing an old instance wrote meanwhile is lost). KEYS[1]: our key; KEYS[2] (mode 'move'): the legacy key.
+ * ARGV: legacyText, payload, expiresAt, userId, proposedVersion, channel, origin, sid, mode:
+ * 'same' (the legacy value is at KEYS[1] itself), 'move' (at KEYS[2], deleted in the same step), 'create' (at
+ * another key on another Cluster slot: ours is created only if absent; the caller drops the legacy key after).
+ * Returns { 1, version } when converted, { 0, version } when the key changed (retry on a fresh read), { -1 }
+ * when the session is gone (destroyed or expired). */
+export const LEGACY_CONVERT_SCRIPT = `
+local mode = ARGV[9]
+local t = redis.call('TYPE', KEYS[1]).ok
+if t == 'hash' then
+  local s = redis.call('HMGET', KEYS[1], 'v', 'd')
+  if s[2] == '1' then return {-1} end
+  return {0, s[1] or '0'}
+end
+if mode == 'same' then
+  if t ~= 'string' then return {-1} end
+  if redis.call('GET', KEYS[1]) ~= ARGV[1] then return {0, '0'} end
+  redis.call('DEL', KEYS[1])
+elseif t ~= 'none' then
+  return {-1}
+elseif mode == 'move' then
+  local legacy = redis.pcall('GET', KEYS[2])
+  if type(legacy) == 'table' or legacy == false then return {-1} end
+  if legacy ~= ARGV[1] then return {0, '0'} end
+  redis.call('DEL', KEYS[2])
+end
+local v = string.format('%d', tonumber(ARGV[5]) or 1)
+redis.call('HSET', KEYS[1], 'p', ARGV[2], 'v', v, 'e', ARGV[3], 'u', ARGV[4])
+redis.call('PEXPIREAT', KEYS[1], ARGV[3])
+redis.call('PUBLISH', ARGV[6], 'I|' .. ARGV[7] .. '|' .. v .. '|' .. ARGV[8])
+return {1, v}
+`
+
+/** Deletes a connect-redis key only if it still holds ARGV[1] (after a 'create' conversion). KEYS: legacy key. */
+export const LEGACY_DROP_SCRIPT = `
+local legacy = redis.pcall('GET', KEYS[1])
+if type(legacy) == 'string' and legacy == ARGV[1] then redis.call('DEL', KEYS[1]) return 1 end
+return 0
+`

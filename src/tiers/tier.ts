@@ -14,6 +14,8 @@ export interface StoredRecord {
   readonly version: number
   /** The user the session belongs to, or null. */
   readonly userId: string | null
+  /** Shared mode, `migrate`: the connect-redis value this record was read from (not converted to ours yet). */
+  readonly legacy?: string
 }
 
 /** What a caller hands a tier to store. With `version`, the tier stores exactly that version. */

@@ -1,0 +1,127 @@
+// Sessions connect-redis wrote (option `migrate`): read where they are, converted to ours on their first write
+// (only if the legacy value is still the one read), and their keys removed once ours holds the session.
+
+import type { Clock } from '../clock.js'
+import type { SessionObject } from '../codec.js'
+import { ErrorCodes, TieredSessionError } from '../errors.js'
+import type { LegacyRecord } from '../migrate/connect-redis-format.js'
+import { fromLegacy } from '../migrate/connect-redis-format.js'
+import type { RecordInput } from '../tiers/tier.js'
+import type { Budget } from './budget.js'
+import type { RedisConnection } from './connection.js'
+import { Script } from './connection.js'
+import { LEGACY_CONVERT_SCRIPT, LEGACY_DROP_SCRIPT } from './scripts.js'
+
+const convertScript = new Script(LEGACY_CONVERT_SCRIPT)
+const dropScript = new Script(LEGACY_DROP_SCRIPT)
+
+/** Options of {@link LegacySessions}. */
+export interface LegacySessionsOptions {
+  readonly connection: RedisConnection
+  /** connect-redis's prefix (`migrate.prefix`). */
+  readonly prefix: string
+  /** Our own prefix: the same one means the legacy value sits at our key until converted. */
+  readonly ourPrefix: string
+  readonly clock: Clock
+  readonly userIdOf: (session: SessionObject) => string | null
+}
+
+/** A GET refused with WRONGTYPE (a list, a set at a legacy key): no session, reported as such. */
+function notAString(error: unknown): never {
+  if (
+    error instanceof TieredSessionError &&
+    error.code === ErrorCodes.REDIS_REFUSED &&
+    /WRONGTYPE/.test(error.message)
+  )
+    throw new TieredSessionError(
+      ErrorCodes.DECODE_FAILED,
+      'a connect-redis session key holds a value that is not a string',
+    )
+  throw error
+}
+
+/** What a conversion did: as a compare-and-set answers. */
+export type ConvertReply = { readonly status: 'converted' | 'changed' | 'gone'; readonly version: number }
+
+/** The connect-redis side of a migration. */
+export class LegacySessions {
+  readonly #options: LegacySessionsOptions
+  /** True when connect-redis's keys are ours (a full-stop switch on the same prefix). */
+  readonly samePrefix: boolean
+
+  constructor(options: LegacySessionsOptions) {
+    this.#options = options
+    this.samePrefix = options.prefix === options.ourPrefix
+  }
+
+  key(sid: string): string {
+    return `${this.#options.prefix}${sid}`
+  }
+
+  /**
+   * The live legacy session at `key` (ours, with the same prefix; else connect-redis's), or undefined; throws
+   * TS_DECODE_FAILED for a value that is not a session (left in place).
+   */
+  async read(key: string, budget: Budget | undefined): Promise<LegacyRecord | undefined> {
+    const { connection, clock, userIdOf } = this.#options
+    // NB: sent together (one round trip with auto-pipelining; on Cluster to the one node of the key).
+    const [text, pttl] = await Promise.all([
+      connection.run('a connect-redis session read', (c) => c.get(key), budget).catch(notAString),
+      connection.run('a connect-redis session read', (c) => c.pttl(key), budget),
+    ])
+    if (text === null || Number(pttl) === -2) return undefined
+    const record = fromLegacy(text, Number(pttl), clock.now(), userIdOf)
+    return record.expiresAt > clock.now() ? record : undefined
+  }
+
+  /**
+   * Writes `next` as our session `sid` in place of the legacy value `legacyText`, only if that is still what
+   * the legacy key holds. On Cluster, with another prefix, the two keys live on different slots: ours is created
+   * (only if absent) and the legacy key dropped after, in that order.
+   */
+  async convert(
+    sid: string,
+    ourKey: string,
+    next: RecordInput,
+    legacyText: string,
+    args: { version: number; channel: string; origin: string; budget: Budget | undefined },
+  ): Promise<ConvertReply> {
+    const { connection } = this.#options
+    const mode = this.samePrefix ? 'same' : connection.isCluster ? 'create' : 'move'
+    const reply = (await connection.script(
+      'a connect-redis session conversion',
+      convertScript,
+      mode === 'move' ? [ourKey, this.key(sid)] : [ourKey],
+      [
+        legacyText,
+        next.payload,
+        next.expiresAt,
+        next.userId ?? '',
+        args.version,
+        args.channel,
+        args.origin,
+        sid,
+        mode,
+      ],
+      args.budget,
+    )) as [number, string?]
+    const status = Number(reply[0]) === 1 ? 'converted' : Number(reply[0]) === 0 ? 'changed' : 'gone'
+    if (status === 'converted' && mode === 'create') {
+      // NB: best effort: a legacy copy left behind is never read again (ours is found first).
+      await connection
+        .script('a connect-redis key removal', dropScript, [this.key(sid)], [legacyText], args.budget)
+        .catch(() => undefined)
+    }
+    return { status, version: Number(reply[1] ?? 0) }
+  }
+
+  /** Deletes connect-redis's key of `sid` (another prefix than ours: a destroy, or a write that replaces it). */
+  async drop(sid: string, budget: Budget | undefined): Promise<boolean> {
+    const removed = await this.#options.connection.run(
+      'a connect-redis key removal',
+      (c) => c.del(this.key(sid)),
+      budget,
+    )
+    return Number(removed) > 0
+  }
+}
