@@ -57,7 +57,9 @@ export class ReplicaConfirmation {
     // round trip; with (almost) nothing left the write counts as unconfirmed (WAIT 0 would block for ever).
     const cap = this.#options.timeoutMs
     const timeoutMs =
-      budget === undefined ? cap : Math.min(cap, Math.floor(budget.left(cap)) - WAIT_MARGIN_MS)
+      budget === undefined
+        ? cap
+        : Math.min(cap, Math.floor(budget.left(Number.POSITIVE_INFINITY)) - WAIT_MARGIN_MS)
     if (timeoutMs < 1) return false
     const replies = await connection.run(
       'a replica confirmation',
