@@ -18,7 +18,7 @@ import { expressSessionApp } from './helpers/apps.js'
 import { redisCommand, useRedis } from './helpers/redis-server.js'
 import { redisOf, uniquePrefix } from './helpers/shared-stores.js'
 import { makeTempDir } from './helpers/temp-dir.js'
-import { tieredApp } from './helpers/tiered-apps.js'
+import { sessionOf, tieredApp } from './helpers/tiered-apps.js'
 
 const secret = 'the same secret before and after'
 const HOUR_MS = 3_600_000
@@ -199,13 +199,130 @@ describe('switching from connect-redis (migrate)', () => {
     expect(await redisCommand(redis.port, ['EXISTS', carol.key])).toBe(0)
   })
 
+  for (const door of ['express-session + TieredStore', 'tieredSession()'] as const) {
+    it(`a rolling deploy (dualWrite), ${door}: requests of one user alternate between an old app on connect-redis 9 and a new one on ours; every change and every logout is seen on both`, async () => {
+      const legacyPrefix = uniquePrefix('cr')
+      const prefix = uniquePrefix('ts')
+      const oldApp = expressSessionApp((await connectRedis(9, legacyPrefix)) as never, {
+        secret,
+        cookie: { maxAge: HOUR_MS },
+      })
+      const errors: unknown[] = []
+      const store = tieredStore({
+        prefix,
+        migrate: { from: 'connect-redis', prefix: legacyPrefix, dualWrite: true },
+      })
+      store.on('error', (e) => errors.push(e))
+      const newApp =
+        door === 'tieredSession()'
+          ? tieredApp(express, { secret, store, cookie: { maxAge: HOUR_MS } })
+          : expressSessionApp(store, { secret, cookie: { maxAge: HOUR_MS } })
+      const apps = [oldApp, newApp]
+      const login = await request(oldApp).post('/login').type('form').send({ user: 'alice' }).expect(200)
+      const cookie = String(login.headers['set-cookie']?.[0]).split(';')[0] as string
+      const items: string[] = []
+      for (let i = 0; i < 6; i++) {
+        const app = apps[(i + 1) % 2] as typeof oldApp
+        await request(app)
+          .post('/cart')
+          .type('form')
+          .send({ item: `i${i}` })
+          .set('Cookie', cookie)
+          .expect(302)
+        items.push(`i${i}`)
+        for (const reader of apps) {
+          const who = await request(reader).get('/whoami').set('Cookie', cookie).expect(200)
+          expect(who.body).toMatchObject({ user: 'alice', cart: items })
+        }
+      }
+      // Old instances read connect-redis's key: it holds our writes in connect-redis's format.
+      const sid = (await request(oldApp).get('/whoami').set('Cookie', cookie)).body.id as string
+      expect(await redisCommand(redis.port, ['TYPE', `${legacyPrefix}${sid}`])).toBe('string')
+      expect(Number(await redisCommand(redis.port, ['PTTL', `${legacyPrefix}${sid}`]))).toBeGreaterThan(0)
+      // A logout on the new app logs out on the old one, and one on the old app on the new one.
+      await request(newApp).post('/logout').set('Cookie', cookie).expect(200)
+      expect((await request(oldApp).get('/whoami').set('Cookie', cookie)).body.user).toBeNull()
+      expect((await request(newApp).get('/whoami').set('Cookie', cookie)).body.user).toBeNull()
+      const again = await request(newApp).post('/login').type('form').send({ user: 'bob' }).expect(200)
+      const cookie2 = String(again.headers['set-cookie']?.[0]).split(';')[0] as string
+      expect((await request(oldApp).get('/whoami').set('Cookie', cookie2)).body.user).toBe('bob')
+      await request(oldApp).post('/logout').set('Cookie', cookie2).expect(200)
+      expect((await request(newApp).get('/whoami').set('Cookie', cookie2)).body.user).toBeNull()
+      expect(errors).toEqual([])
+    })
+  }
+
+  it('a rolling deploy (dualWrite): parallel requests through our app changing different keys keep both changes, on both apps', async () => {
+    const legacyPrefix = uniquePrefix('cr')
+    const prefix = uniquePrefix('ts')
+    const oldApp = expressSessionApp((await connectRedis(8, legacyPrefix)) as never, {
+      secret,
+      cookie: { maxAge: HOUR_MS },
+    })
+    const store = tieredStore({
+      prefix,
+      migrate: { from: 'connect-redis', prefix: legacyPrefix, dualWrite: true },
+    })
+    const newApp = tieredApp(express, { secret, store, cookie: { maxAge: HOUR_MS } })
+    const login = await request(oldApp).post('/login').type('form').send({ user: 'alice' }).expect(200)
+    const cookie = String(login.headers['set-cookie']?.[0]).split(';')[0] as string
+    const keys = ['a', 'b', 'c', 'd']
+    await Promise.all(
+      keys.map((key) =>
+        request(newApp)
+          .post(`/set/${key}`)
+          .type('form')
+          .send({ value: key })
+          .set('Cookie', cookie)
+          .expect(200),
+      ),
+    )
+    const sid = (await request(oldApp).get('/whoami').set('Cookie', cookie)).body.id as string
+    const legacy = JSON.parse(String(await redisCommand(redis.port, ['GET', `${legacyPrefix}${sid}`])))
+    expect(legacy).toMatchObject({ user: 'alice', a: 'a', b: 'b', c: 'c', d: 'd' })
+    expect(await store.get(sid)).toMatchObject({ user: 'alice', a: 'a', b: 'b', c: 'c', d: 'd' })
+  })
+
+  it('a rolling deploy (dualWrite): a change an old instance makes while our request is under way is kept by our write', async () => {
+    const legacyPrefix = uniquePrefix('cr')
+    const prefix = uniquePrefix('ts')
+    const oldApp = expressSessionApp((await connectRedis(9, legacyPrefix)) as never, {
+      secret,
+      cookie: { maxAge: HOUR_MS },
+    })
+    const store = tieredStore({
+      prefix,
+      migrate: { from: 'connect-redis', prefix: legacyPrefix, dualWrite: true },
+    })
+    let cookie = ''
+    const newApp = tieredApp(express, { secret, store, cookie: { maxAge: HOUR_MS } }, (app) => {
+      // The request has read the session; an old instance changes it before this request writes.
+      app.post('/meanwhile/:key', async (req, res) => {
+        await request(oldApp).post('/cart').type('form').send({ item: 'from-old' }).set('Cookie', cookie)
+        sessionOf(req)[req.params.key as string] = 'from-new'
+        res.json({ ok: true })
+      })
+    })
+    const login = await request(oldApp).post('/login').type('form').send({ user: 'alice' }).expect(200)
+    cookie = String(login.headers['set-cookie']?.[0]).split(';')[0] as string
+    // Converted and in sync first (our key and connect-redis's hold the same session).
+    await request(newApp).post('/cart').type('form').send({ item: 'first' }).set('Cookie', cookie).expect(302)
+    await request(newApp).post('/meanwhile/note').set('Cookie', cookie).expect(200)
+    for (const reader of [oldApp, newApp]) {
+      const who = await request(reader).get('/whoami').set('Cookie', cookie).expect(200)
+      expect(who.body).toMatchObject({ user: 'alice', cart: ['first', 'from-old'] })
+    }
+    const sid = (await request(oldApp).get('/whoami').set('Cookie', cookie)).body.id as string
+    expect(await store.get(sid)).toMatchObject({ note: 'from-new', cart: ['first', 'from-old'] })
+  })
+
   it('bad migrate options are TS_INVALID_OPTION naming the option', () => {
     const bad: Array<[TieredStoreOptions, string]> = [
       [{ migrate: { from: 'connect-redis' } }, 'migrate'],
       [{ redis: { url: redis.url }, migrate: { from: 'connect-mongo' as never } }, 'migrate.from'],
       [
         { redis: { url: redis.url }, prefix: 'sess:', migrate: { from: 'connect-redis', dualWrite: true } },
-        'migrate.dualWrite',
+        'migrate.prefix',
       ],
       [
         {

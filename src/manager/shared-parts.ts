@@ -4,6 +4,7 @@
 import { randomUUID } from 'node:crypto'
 import { Coherence } from '../coherence.js'
 import { ErrorCodes, TieredSessionError } from '../errors.js'
+import { invalid } from '../option-checks.js'
 import type { ResolvedOptions } from '../options.js'
 import { Outbox } from '../outbox.js'
 import type { StatusChange } from '../redis/connection.js'
@@ -41,6 +42,10 @@ export function connectShared(options: ResolvedOptions, hooks: SharedHooks): Sha
   const redis = options.redis
   if (redis === null) throw new Error('shared mode needs redis options')
   const { memory, disk, counters, events, report } = hooks
+  // NB: a script cannot mirror to connect-redis's key on another Cluster slot, and without one script the
+  // mirror could overwrite a change an old instance made between our write and our mirror.
+  if (options.migrate?.dualWrite && typeof redis.client?.nodes === 'function')
+    throw invalid('migrate.dualWrite', 'false on Redis Cluster (its keys live on other slots)')
   const connection = new RedisConnection({
     ...(redis.url === undefined ? {} : { url: redis.url }),
     ...(redis.client === undefined ? {} : { client: redis.client }),
@@ -65,6 +70,7 @@ export function connectShared(options: ResolvedOptions, hooks: SharedHooks): Sha
             connection,
             prefix: options.migrate.prefix,
             ourPrefix: options.prefix,
+            dualWrite: options.migrate.dualWrite,
             clock: options.clock,
             userIdOf: (session) => userIdOf(session, options),
           }),
@@ -85,7 +91,8 @@ export function connectShared(options: ResolvedOptions, hooks: SharedHooks): Sha
     connection,
     channel: redis.channel,
     origin,
-    localTtlMs: redis.localTtlMs,
+    // NB: dualWrite: instances still on connect-redis never announce their writes: every read checks Redis.
+    localTtlMs: options.migrate?.dualWrite ? 0 : redis.localTtlMs,
     clock: options.clock,
     memory,
     dropCopy: hooks.dropCopy,

@@ -116,7 +116,8 @@ export class WritePlan implements RecordRules {
   /** `current` with a request's changes applied (throws TS_DECODE_FAILED / TS_SESSION_TOO_LARGE). */
   applyPatch(current: StoredRecord, prepared: PreparedPatch, now: number): RecordInput {
     const { whole } = prepared
-    if (whole !== undefined && whole.version === current.version) {
+    // NB: a legacy record (migrate) has no version of its own: only the patch says what this request changed.
+    if (whole !== undefined && whole.version === current.version && current.legacy === undefined) {
       this.checkSize(payloadBytes(whole.payload))
       return { payload: whole.payload, expiresAt: whole.expiresAt, userId: whole.userId }
     }

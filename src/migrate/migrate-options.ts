@@ -39,8 +39,6 @@ export function resolveMigrate(input: unknown, prefix: string, shared: boolean):
   if (typeof legacyPrefix !== 'string' || legacyPrefix === '')
     throw invalid('migrate.prefix', 'a non-empty string')
   const dualWrite = boolean(migrate.dualWrite, 'migrate.dualWrite', false)
-  // NB: not built yet: an option accepted and ignored would leave old instances of a rolling deploy blind.
-  if (dualWrite) throw invalid('migrate.dualWrite', 'false (mirroring to connect-redis is not built yet)')
   if (dualWrite && legacyPrefix === prefix)
     throw invalid('migrate.prefix', 'a prefix other than `prefix` with `dualWrite` (both formats are kept)')
   // NB: one prefix starting with the other would make a key of one store look like a key of the other.

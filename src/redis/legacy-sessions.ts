@@ -10,10 +10,11 @@ import type { RecordInput } from '../tiers/tier.js'
 import type { Budget } from './budget.js'
 import type { RedisConnection } from './connection.js'
 import { Script } from './connection.js'
-import { LEGACY_CONVERT_SCRIPT, LEGACY_DROP_SCRIPT } from './scripts.js'
+import { DUAL_READ_SCRIPT, LEGACY_CONVERT_SCRIPT, LEGACY_DROP_SCRIPT } from './scripts.js'
 
 const convertScript = new Script(LEGACY_CONVERT_SCRIPT)
 const dropScript = new Script(LEGACY_DROP_SCRIPT)
+const dualReadScript = new Script(DUAL_READ_SCRIPT)
 
 /** Options of {@link LegacySessions}. */
 export interface LegacySessionsOptions {
@@ -22,6 +23,8 @@ export interface LegacySessionsOptions {
   readonly prefix: string
   /** Our own prefix: the same one means the legacy value sits at our key until converted. */
   readonly ourPrefix: string
+  /** `migrate.dualWrite`: every write mirrored to connect-redis's key, which every read checks. */
+  readonly dualWrite: boolean
   readonly clock: Clock
   readonly userIdOf: (session: SessionObject) => string | null
 }
@@ -48,10 +51,41 @@ export class LegacySessions {
   readonly #options: LegacySessionsOptions
   /** True when connect-redis's keys are ours (a full-stop switch on the same prefix). */
   readonly samePrefix: boolean
+  /** True with `migrate.dualWrite` (a rolling deploy: instances still on connect-redis share the sessions). */
+  readonly dualWrite: boolean
 
   constructor(options: LegacySessionsOptions) {
     this.#options = options
     this.samePrefix = options.prefix === options.ourPrefix
+    this.dualWrite = options.dualWrite
+  }
+
+  /**
+   * dualWrite: our hash of `sid` (HMGET p v e u d c t) and connect-redis's value and PTTL, read in one atomic
+   * step.
+   */
+  async readBoth(
+    ourKey: string,
+    sid: string,
+    budget: Budget | undefined,
+  ): Promise<{ ours: Array<string | null>; legacy: string | null; pttl: number }> {
+    const reply = (await this.#options.connection.script(
+      'a session read',
+      dualReadScript,
+      [ourKey, this.key(sid)],
+      [],
+      budget,
+    )) as Array<string | number | null>
+    const ours = Array.from({ length: 7 }, (_, i) => (reply[i] ?? null) as string | null)
+    const legacy = reply[7]
+    return { ours, legacy: typeof legacy === 'string' ? legacy : null, pttl: Number(reply[8] ?? -2) }
+  }
+
+  /** The legacy record of `text` (dualWrite: at our version `version`, 0 when we have none). */
+  record(text: string, pttl: number, version: number): LegacyRecord | undefined {
+    const { clock, userIdOf } = this.#options
+    const record = fromLegacy(text, pttl, clock.now(), userIdOf)
+    return record.expiresAt > clock.now() ? { ...record, version } : undefined
   }
 
   key(sid: string): string {
@@ -84,14 +118,20 @@ export class LegacySessions {
     ourKey: string,
     next: RecordInput,
     legacyText: string,
-    args: { version: number; channel: string; origin: string; budget: Budget | undefined },
+    args: {
+      version: number
+      expected: number
+      channel: string
+      origin: string
+      budget: Budget | undefined
+    },
   ): Promise<ConvertReply> {
     const { connection } = this.#options
-    const mode = this.samePrefix ? 'same' : connection.isCluster ? 'create' : 'move'
+    const mode = this.dualWrite ? 'dual' : this.samePrefix ? 'same' : connection.isCluster ? 'create' : 'move'
     const reply = (await connection.script(
       'a connect-redis session conversion',
       convertScript,
-      mode === 'move' ? [ourKey, this.key(sid)] : [ourKey],
+      mode === 'move' || mode === 'dual' ? [ourKey, this.key(sid)] : [ourKey],
       [
         legacyText,
         next.payload,
@@ -102,6 +142,7 @@ export class LegacySessions {
         args.origin,
         sid,
         mode,
+        String(args.expected),
       ],
       args.budget,
     )) as [number, string?]

@@ -92,6 +92,12 @@ export class RedisTier implements Tier, DeferredTouches {
     this.#index = new UserIndex(options)
   }
 
+  /** The keys of a session's scripts: ours, and with dualWrite connect-redis's (mirrored). */
+  #keysOf(sid: string): string[] {
+    const legacy = this.#legacy
+    return legacy?.dualWrite ? [this.key(sid), legacy.key(sid)] : [this.key(sid)]
+  }
+
   key(sid: string): string {
     return `${this.#prefix}${sid}`
   }
@@ -108,6 +114,7 @@ export class RedisTier implements Tier, DeferredTouches {
 
   /** The live record of `sid`. A value that is not ours is a TS_DECODE_FAILED (the caller's miss). */
   async get(sid: string, budget?: Budget): Promise<StoredRecord | undefined> {
+    if (this.#legacy?.dualWrite) return this.#dualGet(sid, budget)
     let values: Array<string | null>
     try {
       values = await this.#redis.run(
@@ -141,8 +148,33 @@ export class RedisTier implements Tier, DeferredTouches {
     return record !== undefined && record.expiresAt > this.#clock.now() ? record : undefined
   }
 
+  /**
+   * dualWrite: ours while connect-redis's key still holds what we last mirrored; connect-redis's value when an
+   * old instance changed it (adopted by the next write); nothing when an old instance deleted it (a logout
+   * there), and then ours goes too.
+   */
+  async #dualGet(sid: string, budget: Budget | undefined): Promise<StoredRecord | undefined> {
+    const legacy = this.#legacy as LegacySessions
+    const both = await legacy.readBoth(this.key(sid), sid, budget)
+    const { ours } = both
+    if (ours[4] === '1') return undefined
+    const record = fromHash(ours)
+    const live = record !== undefined && record.expiresAt > this.#clock.now()
+    if (both.legacy === null) {
+      if (live) await this.delete(sid, { budget })
+      return undefined
+    }
+    if (live && ours[0] === both.legacy) return record
+    return legacy.record(both.legacy, both.pttl, ours[1] === null ? 0 : Number(ours[1]))
+  }
+
   /** The stored version of `sid`, or undefined when it does not exist (or was destroyed). */
   async version(sid: string, budget?: Budget): Promise<number | undefined> {
+    // NB: dualWrite: a copy is current only while connect-redis's key agrees (old instances never announce).
+    if (this.#legacy?.dualWrite) {
+      const record = await this.#dualGet(sid, budget)
+      return record === undefined || record.legacy !== undefined ? undefined : record.version
+    }
     const [v, dead] = await this.#redis.run(
       'a version check',
       (c) => c.hmget(this.key(sid), 'v', 'd'),
@@ -164,11 +196,13 @@ export class RedisTier implements Tier, DeferredTouches {
     const [, , reply] = (await Promise.all([
       skipped ? undefined : this.#index.add(sid, record.userId, record.expiresAt, budget),
       // NB: `migrate` on another prefix: a connect-redis copy left behind could outlive ours and come back.
-      this.#legacy?.samePrefix === false ? this.#legacy.drop(sid, budget) : undefined,
+      this.#legacy?.samePrefix === false && !this.#legacy.dualWrite
+        ? this.#legacy.drop(sid, budget)
+        : undefined,
       this.#redis.script(
         'a session write',
         scripts.set,
-        [this.key(sid)],
+        this.#keysOf(sid),
         [
           record.payload,
           record.expiresAt,
@@ -222,7 +256,7 @@ export class RedisTier implements Tier, DeferredTouches {
       const result =
         current.legacy === undefined
           ? await this.#compareAndSet(sid, next, current.version, current.userId, budget)
-          : await this.#convert(sid, next, current.legacy, budget)
+          : await this.#convert(sid, next, current, budget)
       if (result.ok) {
         options.onCommit?.(result.record)
         return { status: 'written', record: result.record }
@@ -251,7 +285,7 @@ export class RedisTier implements Tier, DeferredTouches {
       this.#redis.script(
         'a session merge',
         scripts.cas,
-        [this.key(sid)],
+        this.#keysOf(sid),
         [
           record.payload,
           record.expiresAt,
@@ -284,14 +318,15 @@ export class RedisTier implements Tier, DeferredTouches {
   async #convert(
     sid: string,
     record: RecordInput,
-    legacyText: string,
+    current: StoredRecord,
     budget: Budget | undefined,
   ): Promise<CasResult> {
     const legacy = this.#legacy as LegacySessions
     const [, reply] = await Promise.all([
       this.#index.add(sid, record.userId, record.expiresAt, budget),
-      legacy.convert(sid, this.key(sid), record, legacyText, {
-        version: this.proposedVersion(0),
+      legacy.convert(sid, this.key(sid), record, current.legacy as string, {
+        version: this.proposedVersion(current.version),
+        expected: current.version,
         channel: this.#channel,
         origin: this.#origin,
         budget,
@@ -331,12 +366,11 @@ export class RedisTier implements Tier, DeferredTouches {
     try {
       if (!this.#index.isIndexed(sid, touch.userId, touch.userId, touch.expiresAt))
         await this.#index.add(sid, touch.userId, touch.expiresAt)
-      await this.#redis.script(
-        'a touch',
-        scripts.touch,
-        [this.key(sid)],
-        [touch.version, touch.expiresAt, touch.cookieText],
-      )
+      await this.#redis.script('a touch', scripts.touch, this.#keysOf(sid), [
+        touch.version,
+        touch.expiresAt,
+        touch.cookieText,
+      ])
     } catch (error) {
       // NB: an outage is reported by the connection already; a lost touch only shortens a session's life.
       if (error instanceof TieredSessionError && error.code === ErrorCodes.REDIS_REFUSED) this.#report(error)
@@ -346,20 +380,15 @@ export class RedisTier implements Tier, DeferredTouches {
   /** Outbox replay of a write: applied only if Redis holds nothing newer; true also when it holds this write. */
   async setIfNewer(sid: string, record: StoredRecord): Promise<boolean> {
     await this.#index.add(sid, record.userId, record.expiresAt)
-    const written = await this.#redis.script(
-      'an outbox replay',
-      scripts.setIfNewer,
-      [this.key(sid)],
-      [
-        record.payload,
-        record.expiresAt,
-        record.userId ?? '',
-        record.version,
-        this.#channel,
-        this.#origin,
-        sid,
-      ],
-    )
+    const written = await this.#redis.script('an outbox replay', scripts.setIfNewer, this.#keysOf(sid), [
+      record.payload,
+      record.expiresAt,
+      record.userId ?? '',
+      record.version,
+      this.#channel,
+      this.#origin,
+      sid,
+    ])
     return Number(written) >= 1
   }
 
@@ -369,13 +398,13 @@ export class RedisTier implements Tier, DeferredTouches {
     // NB: `migrate` on another prefix: connect-redis's copy goes too (first: a crash between the two leaves the
     // session alive, never a legacy copy that would bring it back); on our prefix the script removes it.
     const legacyExisted =
-      this.#legacy?.samePrefix === false && upToVersion === undefined
+      this.#legacy?.samePrefix === false && !this.#legacy.dualWrite && upToVersion === undefined
         ? await this.#legacy.drop(sid, budget)
         : false
     const reply = (await this.#redis.script(
       'a session delete',
       scripts.delete,
-      [this.key(sid)],
+      this.#keysOf(sid),
       [upToVersion === undefined ? 'inf' : upToVersion, this.#channel, this.#origin, sid],
       budget,
     )) as [number, string]

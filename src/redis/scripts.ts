@@ -6,6 +6,9 @@
 // A destroyed session leaves a tombstone { v, d = 1 } until its old expiry, so that an outbox write made
 // before the destroy (by an instance that was cut off) can never bring it back.
 // Invalidation messages: "I|<origin>|<version>|<sid>" (sid last: it may contain '|').
+// With `migrate.dualWrite`, KEYS[2] is connect-redis's key of the session: every write mirrors the payload there
+// (a string with the same PEXPIREAT), a touch its expiry, a destroy deletes it; a compare-and-set also requires
+// that key still to hold what we last mirrored (else an old instance changed or destroyed the session).
 // NB: versions are up to 16 digits; Lua would print them as %.14g (losing digits), so every number that
 // goes back into Redis is formatted with %d. A key that is not a hash (garbage) is deleted, never an error.
 
@@ -23,6 +26,12 @@ local oldv = tonumber(old[1]) or 0
 local dead = old[3] == '1'
 `
 
+/** dualWrite: the payload (ARGV[1]) and expiry (ARGV[2]) written to connect-redis's key too. */
+const MIRROR = `if KEYS[2] then
+  redis.call('SET', KEYS[2], ARGV[1])
+  redis.call('PEXPIREAT', KEYS[2], ARGV[2])
+end`
+
 /** Unconditional write. KEYS: key. ARGV: payload, expiresAt, userId, proposedVersion, channel, origin, sid.
  * Version = max(old + 1, proposed); overwrites a tombstone. Returns { version, previous userId }. */
 export const SET_SCRIPT = `${PROLOGUE}
@@ -30,6 +39,7 @@ local v = string.format('%d', math.max(oldv + 1, tonumber(ARGV[4]) or 0))
 if dead then redis.call('HDEL', KEYS[1], 'd') end
 redis.call('HSET', KEYS[1], 'p', ARGV[1], 'v', v, 'e', ARGV[2], 'u', ARGV[3])
 redis.call('PEXPIREAT', KEYS[1], ARGV[2])
+${MIRROR}
 redis.call('PUBLISH', ARGV[5], 'I|' .. ARGV[6] .. '|' .. v .. '|' .. ARGV[7])
 if dead then return {v, ''} end
 return {v, old[2] or ''}
@@ -41,9 +51,15 @@ return {v, old[2] or ''}
 export const CAS_SCRIPT = `${PROLOGUE}
 if old[1] == false or dead then return {-1} end
 if old[1] ~= ARGV[4] then return {0, old[1]} end
+if KEYS[2] then
+  local legacy = redis.call('GET', KEYS[2])
+  if legacy == false then return {-1} end
+  if legacy ~= redis.call('HGET', KEYS[1], 'p') then return {0, '0'} end
+end
 local v = string.format('%d', math.max(oldv + 1, tonumber(ARGV[5]) or 0))
 redis.call('HSET', KEYS[1], 'p', ARGV[1], 'v', v, 'e', ARGV[2], 'u', ARGV[3])
 redis.call('PEXPIREAT', KEYS[1], ARGV[2])
+${MIRROR}
 redis.call('PUBLISH', ARGV[6], 'I|' .. ARGV[7] .. '|' .. v .. '|' .. ARGV[8])
 return {1, v}
 `
@@ -56,6 +72,7 @@ if old[1] == false or dead or old[1] ~= ARGV[1] then return 0 end
 if (tonumber(old[4]) or 0) >= (tonumber(ARGV[2]) or 0) then return 0 end
 redis.call('HSET', KEYS[1], 'e', ARGV[2], 'c', ARGV[3], 't', ARGV[1])
 redis.call('PEXPIREAT', KEYS[1], ARGV[2])
+if KEYS[2] then redis.call('PEXPIREAT', KEYS[2], ARGV[2]) end
 return 1
 `
 
@@ -67,6 +84,7 @@ if not dead and oldv == (tonumber(ARGV[4]) or 0) and redis.call('HGET', KEYS[1],
 if dead or oldv >= (tonumber(ARGV[4]) or 0) then return 0 end
 redis.call('HSET', KEYS[1], 'p', ARGV[1], 'v', ARGV[4], 'e', ARGV[2], 'u', ARGV[3])
 redis.call('PEXPIREAT', KEYS[1], ARGV[2])
+${MIRROR}
 redis.call('PUBLISH', ARGV[5], 'I|' .. ARGV[6] .. '|' .. ARGV[4] .. '|' .. ARGV[7])
 return 1
 `
@@ -75,9 +93,11 @@ return 1
  * live destroy; a replayed one deletes only what is not newer), channel, origin, sid.
  * Returns { deleted (0/1), userId of what was deleted }. */
 export const DELETE_SCRIPT = `${PROLOGUE}
-if old[1] == false or dead then return {0, ''} end
 local replayed = ARGV[1] ~= 'inf'
+if KEYS[2] and not replayed then redis.call('DEL', KEYS[2]) end
+if old[1] == false or dead then return {0, ''} end
 if replayed and oldv > (tonumber(ARGV[1]) or 0) then return {0, ''} end
+if KEYS[2] then redis.call('DEL', KEYS[2]) end
 -- NB: never tonumber('inf'): Lua's strtod reads it as infinity.
 local v = string.format('%d', math.max(oldv + 1, replayed and (tonumber(ARGV[1]) or 0) or 0))
 local e = tonumber(old[4])
@@ -112,13 +132,32 @@ return 1
 
 /** Converts a connect-redis session (a JSON string) into ours, only if its text is still ARGV[1] (the one read,
  * so nothing an old instance wrote meanwhile is lost). KEYS[1]: our key; KEYS[2] (mode 'move'): the legacy key.
- * ARGV: legacyText, payload, expiresAt, userId, proposedVersion, channel, origin, sid, mode:
+ * ARGV: legacyText, payload, expiresAt, userId, proposedVersion, channel, origin, sid, mode, expectedVersion:
+ * 'dual' (dualWrite: KEYS[2] is connect-redis's key and stays, ours must still be at expectedVersion),
  * 'same' (the legacy value is at KEYS[1] itself), 'move' (at KEYS[2], deleted in the same step), 'create' (at
  * another key on another Cluster slot: ours is created only if absent; the caller drops the legacy key after).
  * Returns { 1, version } when converted, { 0, version } when the key changed (retry on a fresh read), { -1 }
  * when the session is gone (destroyed or expired). */
 export const LEGACY_CONVERT_SCRIPT = `
 local mode = ARGV[9]
+if mode == 'dual' then
+  -- dualWrite: ours (absent: version '0') must still be at ARGV[10], connect-redis's key still hold ARGV[1];
+  -- ours then takes the change, and connect-redis's key the new payload.
+  local s = redis.call('HMGET', KEYS[1], 'v', 'd')
+  if s[2] == '1' then return {-1} end
+  if (s[1] or '0') ~= ARGV[10] then return {0, s[1] or '0'} end
+  local legacy = redis.call('GET', KEYS[2])
+  if legacy == false then return {-1} end
+  if legacy ~= ARGV[1] then return {0, '0'} end
+  local v = string.format('%d', math.max((tonumber(s[1]) or 0) + 1, tonumber(ARGV[5]) or 1))
+  redis.call('HSET', KEYS[1], 'p', ARGV[2], 'v', v, 'e', ARGV[3], 'u', ARGV[4])
+  redis.call('HDEL', KEYS[1], 'c', 't')
+  redis.call('PEXPIREAT', KEYS[1], ARGV[3])
+  redis.call('SET', KEYS[2], ARGV[2])
+  redis.call('PEXPIREAT', KEYS[2], ARGV[3])
+  redis.call('PUBLISH', ARGV[6], 'I|' .. ARGV[7] .. '|' .. v .. '|' .. ARGV[8])
+  return {1, v}
+end
 local t = redis.call('TYPE', KEYS[1]).ok
 if t == 'hash' then
   local s = redis.call('HMGET', KEYS[1], 'v', 'd')
@@ -149,4 +188,15 @@ export const LEGACY_DROP_SCRIPT = `
 local legacy = redis.pcall('GET', KEYS[1])
 if type(legacy) == 'string' and legacy == ARGV[1] then redis.call('DEL', KEYS[1]) return 1 end
 return 0
+`
+
+/** dualWrite's read: our hash and connect-redis's key of one session, in one atomic step. KEYS: ours, legacy.
+ * Returns { p, v, e, u, d, c, t (as HMGET), legacy value, legacy PTTL }. */
+export const DUAL_READ_SCRIPT = `
+local ours = redis.call('HMGET', KEYS[1], 'p', 'v', 'e', 'u', 'd', 'c', 't')
+local legacy = redis.pcall('GET', KEYS[2])
+if type(legacy) == 'table' then legacy = false end
+ours[8] = legacy
+ours[9] = redis.call('PTTL', KEYS[2])
+return ours
 `
