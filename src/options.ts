@@ -319,7 +319,8 @@ export function resolveOptions(input: TieredStoreOptions = {}): ResolvedOptions 
   const migrate = resolveMigrate(options.migrate, prefix, redis !== null)
   if (options.disk === false && redis === null)
     throw invalid('disk', 'an object (`disk: false` needs `redis`)')
-  const diskIn = plainObject(options.disk, 'disk') ?? {}
+  // NB: `disk: false` (shared mode without a disk tier) is no object to read settings from.
+  const diskIn = options.disk === false ? {} : (plainObject(options.disk, 'disk') ?? {})
   checkKeys(diskIn, ['path', 'synchronous', 'maxBatchSize', 'maxBytes'], 'disk')
   const path = diskIn.path ?? defaults.disk.path
   if (typeof path !== 'string' || path.length === 0 || path.includes('\0')) {

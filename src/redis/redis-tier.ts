@@ -102,6 +102,11 @@ export class RedisTier implements Tier, DeferredTouches {
     return `${this.#prefix}${sid}`
   }
 
+  /** True for a key under the prefix that is a user index, not a session. */
+  isIndexKey(key: string): boolean {
+    return this.#index.isIndexKey(key)
+  }
+
   /** The key of a user's index set. */
   userKey(userId: string): string {
     return this.#index.key(userId)

@@ -1,0 +1,75 @@
+// Flags of one command, parsed with node:util's parseArgs (no dependency): unknown flags, missing values and
+// missing required flags are a CliError naming them.
+
+import { parseArgs } from 'node:util'
+import { CliError } from './cli-error.js'
+
+/** One flag: a string (`--db PATH`) or a boolean (`--json`). */
+export interface FlagSpec {
+  readonly type: 'string' | 'boolean'
+  /** What it takes, for --help: `PATH`, `URL`. */
+  readonly value?: string
+  readonly help: string
+  readonly default?: string
+}
+
+/** A command: its name, what it does, its flags. */
+export interface CommandSpec {
+  readonly name: string
+  readonly summary: string
+  readonly usage: string
+  readonly flags: Readonly<Record<string, FlagSpec>>
+}
+
+/** The flags of `argv` for `spec`; `--help` is always there. Throws CliError (exit 2) on a bad flag. */
+export function parseFlags(spec: CommandSpec, argv: readonly string[]): Record<string, string | boolean> {
+  const options: Record<string, { type: 'string' | 'boolean' }> = { help: { type: 'boolean' } }
+  for (const [name, flag] of Object.entries(spec.flags)) options[name] = { type: flag.type }
+  let parsed: { values: Record<string, string | boolean | undefined>; positionals: string[] }
+  try {
+    parsed = parseArgs({ args: [...argv], options, allowPositionals: true, strict: true }) as typeof parsed
+  } catch (error) {
+    // NB: parseArgs says "Unknown option '--x'" or "Option '--db <value>' argument missing": one line already.
+    const first = String((error as Error).message).split(/\n|\. /)[0]
+    throw new CliError(`${first} (see: tiered-session ${spec.name} --help)`, 2)
+  }
+  if (parsed.positionals.length > 0)
+    throw new CliError(
+      `unexpected argument '${parsed.positionals[0]}' (see: tiered-session ${spec.name} --help)`,
+      2,
+    )
+  const values: Record<string, string | boolean> = {}
+  for (const [name, flag] of Object.entries(spec.flags)) {
+    const value = parsed.values[name] ?? flag.default
+    if (value !== undefined) values[name] = value
+  }
+  if (parsed.values.help === true) values.help = true
+  return values
+}
+
+/** The --help text of a command. */
+export function helpText(spec: CommandSpec): string {
+  const rows = Object.entries(spec.flags).map(([name, flag]) => {
+    const left = `  --${name}${flag.value === undefined ? '' : ` ${flag.value}`}`
+    const def = flag.default === undefined ? '' : ` (default: ${flag.default})`
+    return `${left.padEnd(28)}${flag.help}${def}`
+  })
+  return [
+    `Usage: ${spec.usage}`,
+    '',
+    spec.summary,
+    '',
+    'Options:',
+    ...rows,
+    `${'  --help'.padEnd(28)}this text`,
+    '',
+  ].join('\n')
+}
+
+/** A required string flag, or a CliError naming it. */
+export function required(values: Record<string, string | boolean>, name: string, spec: CommandSpec): string {
+  const value = values[name]
+  if (typeof value !== 'string' || value === '')
+    throw new CliError(`--${name} is required (see: tiered-session ${spec.name} --help)`, 2)
+  return value
+}
