@@ -2,7 +2,6 @@
 // connect-redis and a new app on ours serve traffic) and `import --from session-file-store`, against a real
 // redis-server, real SQLite files and a directory written by the real session-file-store.
 
-import { spawn } from 'node:child_process'
 import { createHmac, randomBytes } from 'node:crypto'
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
@@ -17,37 +16,14 @@ import request from 'supertest'
 import { describe, expect, it, onTestFinished } from 'vitest'
 import { TieredStore } from '../src/store.js'
 import { expressSessionApp } from './helpers/apps.js'
+import { cli } from './helpers/cli.js'
 import { freePort, redisCommand, useRedis } from './helpers/redis-server.js'
 import { uniquePrefix } from './helpers/shared-stores.js'
 import { makeTempDir } from './helpers/temp-dir.js'
 import { tieredApp } from './helpers/tiered-apps.js'
 
-const CLI = join(import.meta.dirname, '..', 'src', 'cli', 'main.ts')
 const secret = 'cli secret'
 const HOUR_MS = 3_600_000
-
-interface Run {
-  readonly code: number | null
-  readonly stdout: string
-  readonly stderr: string
-}
-
-/** Runs the tool (its TypeScript source, through tsx) and collects what it printed. */
-function cli(args: readonly string[]): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', CLI, ...args], { stdio: 'pipe' })
-    let stdout = ''
-    let stderr = ''
-    child.stdout.on('data', (chunk) => {
-      stdout += chunk
-    })
-    child.stderr.on('data', (chunk) => {
-      stderr += chunk
-    })
-    child.on('error', reject)
-    child.on('close', (code) => resolve({ code, stdout, stderr }))
-  })
-}
 
 /** express-session's signed cookie for `sid`. */
 function cookieFor(sid: string): string {

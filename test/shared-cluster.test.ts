@@ -1,7 +1,8 @@
 import { Cluster } from 'ioredis'
-import { describe, expect, it } from 'vitest'
+import { describe, expect, it, onTestFinished } from 'vitest'
+import { cli } from './helpers/cli.js'
 import { useCluster } from './helpers/redis-server.js'
-import { sharedSession, sharedStoresWithClients } from './helpers/shared-stores.js'
+import { sharedSession, sharedStoresWithClients, uniquePrefix } from './helpers/shared-stores.js'
 
 const HOUR = 3_600_000
 
@@ -37,5 +38,50 @@ describe('shared mode on a 3-master Redis Cluster', () => {
     expect(await b.get('sid-2')).toMatchObject({ i: 2, cart: ['tea'] })
     await b.clear()
     expect(await a.length()).toBe(0)
+  })
+
+  it('migrate from connect-redis on Cluster: a legacy session is served, moved by its first write (ours created, then the legacy key dropped); the tool converts the rest on every master; dualWrite is refused', async () => {
+    const legacyPrefix = uniquePrefix('cr')
+    const client = new Cluster(cluster.nodes)
+    onTestFinished(async () => {
+      await client.quit()
+    })
+    const expires = new Date(Date.now() + HOUR).toISOString()
+    const legacy = (i: number) =>
+      JSON.stringify({ cookie: { originalMaxAge: HOUR, expires, path: '/' }, i, userId: `u${i}` })
+    for (let i = 0; i < 60; i++) await client.set(`${legacyPrefix}sid-${i}`, legacy(i), 'EX', 3600)
+    const { open, prefix } = sharedStoresWithClients(() => new Cluster(cluster.nodes))
+    const migrate = { from: 'connect-redis' as const, prefix: legacyPrefix }
+    const a = await open('a', { migrate })
+    expect(await a.get('sid-4')).toMatchObject({ i: 4 })
+    expect(await a.merge('sid-4', { set: { cart: '["tea"]' }, unset: [] })).toBe(true)
+    expect(await client.exists(`${legacyPrefix}sid-4`)).toBe(0)
+    expect(await client.type(`${prefix}sid-4`)).toBe('hash')
+    expect(await a.get('sid-4')).toMatchObject({ i: 4, cart: ['tea'] })
+
+    const port = cluster.nodes[1]?.port as number
+    const run = await cli([
+      'migrate',
+      '--from',
+      'connect-redis',
+      '--redis',
+      `redis://127.0.0.1:${port}`,
+      '--legacy-prefix',
+      legacyPrefix,
+      '--prefix',
+      prefix,
+      '--json',
+    ])
+    expect(run.code, run.stderr).toBe(0)
+    expect(JSON.parse(run.stdout)).toMatchObject({ scanned: 59, migrated: 59, notASession: 0 })
+    const b = await open('b')
+    expect(await b.length()).toBe(60)
+    expect(await b.listByUser('u17')).toHaveLength(1)
+    expect(await client.exists(`${legacyPrefix}sid-17`)).toBe(0)
+
+    await expect(open('c', { migrate: { ...migrate, dualWrite: true } })).rejects.toMatchObject({
+      code: 'TS_INVALID_OPTION',
+      message: expect.stringContaining('migrate.dualWrite'),
+    })
   })
 })
