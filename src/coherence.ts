@@ -3,6 +3,7 @@
 
 import type { Clock } from './clock.js'
 import type { RedisConnection } from './redis/connection.js'
+import type { InvalidationMode } from './redis/invalidation-channel.js'
 import { InvalidationChannel } from './redis/invalidation-channel.js'
 import type { MemoryTier } from './tiers/memory-tier.js'
 import type { StoredRecord } from './tiers/tier.js'
@@ -21,6 +22,10 @@ export interface CoherenceOptions {
   readonly connection: RedisConnection
   /** Pub/sub channel of invalidations. */
   readonly channel: string
+  /** How invalidations should reach this instance (see InvalidationChannel). */
+  readonly mode: InvalidationMode
+  /** The session id of a Redis key, or undefined for a key that is no session of ours. */
+  readonly sidOf: (key: string) => string | undefined
   /** This instance's id in invalidation messages, so it can skip its own. */
   readonly origin: string
   /** Longest a verified copy is served without asking Redis, in ms. */
@@ -54,6 +59,8 @@ export class Coherence {
       connection: options.connection,
       channel: options.channel,
       origin: options.origin,
+      mode: options.mode,
+      sidOf: options.sidOf,
       onInvalidate: (sid, version) => this.#apply(sid, version),
       onLost: () => {
         this.#loseTrust()
@@ -70,6 +77,11 @@ export class Coherence {
   /** True while invalidations are being delivered. */
   get live(): boolean {
     return this.#channel.live
+  }
+
+  /** How invalidations reach this instance now. */
+  get mode(): InvalidationMode {
+    return this.#channel.mode
   }
 
   /** True for a memory copy that can be served without asking Redis. */
@@ -135,6 +147,11 @@ export class Coherence {
     this.#verified = new WeakMap()
     for (const reads of this.#inflight.values())
       for (const read of reads) read.newest = Number.POSITIVE_INFINITY
+  }
+
+  /** Resolves once every invalidation Redis sent before now has been applied (see InvalidationChannel). */
+  delivered(): Promise<void> {
+    return this.#channel.delivered()
   }
 
   /** Unsubscribes and closes the channel's connection. */

@@ -79,8 +79,9 @@ export interface RedisOptions {
   commandTimeout?: number
   /**
    * Longest a local copy (memory or disk) is served without checking its version in Redis, in
-   * milliseconds: a bound on staleness should an invalidation be lost.
-   * @default 15000
+   * milliseconds: a last bound on staleness should an invalidation be lost unnoticed (a lost subscriber is
+   * noticed within 3 s by its heartbeat, and then every copy is checked again).
+   * @default 300000 (5 minutes)
    */
   localTtlMs?: number
   /**
@@ -88,6 +89,13 @@ export interface RedisOptions {
    * @default `${prefix}invalidations` (with the prefix's trailing ':' kept)
    */
   channel?: string
+  /**
+   * How instances hear of each other's writes: `'tracking'` (Redis's client tracking: only instances that hold a
+   * copy are told) or `'channel'` (every write published to every instance). Tracking falls back to the channel
+   * on Redis Cluster and where CLIENT TRACKING is refused; `stats().redis.invalidation` says which is used.
+   * @default 'tracking'
+   */
+  invalidation?: 'tracking' | 'channel'
   /**
    * Longest a command waits, while the store's first connection to Redis is still being made, for that
    * connection, in milliseconds; past it (or once Redis has been reached) a command fails fast as during an
@@ -186,6 +194,7 @@ export interface ResolvedOptions {
     readonly waitForReplicas: number
     readonly localTtlMs: number
     readonly channel: string
+    readonly invalidation: 'tracking' | 'channel'
   } | null
   readonly prefix: string
   readonly ttlSeconds: (session: SessionObject) => number
@@ -210,7 +219,13 @@ export const defaults = {
   sweepIntervalMs: 60_000,
   sweepBatchSize: 1000,
   touchAfter: 0,
-  redis: { commandTimeout: 500, connectTimeout: 2000, waitForReplicas: 0, localTtlMs: 15_000 },
+  redis: {
+    commandTimeout: 500,
+    connectTimeout: 2000,
+    waitForReplicas: 0,
+    localTtlMs: 300_000,
+    invalidation: 'tracking',
+  },
 } as const
 
 /** `sess.userId ?? sess.passport?.user`. */
@@ -224,7 +239,16 @@ function resolveRedis(input: unknown, prefix: string): ResolvedOptions['redis'] 
   if (redis === undefined) return null
   checkKeys(
     redis,
-    ['url', 'client', 'commandTimeout', 'connectTimeout', 'waitForReplicas', 'localTtlMs', 'channel'],
+    [
+      'url',
+      'client',
+      'commandTimeout',
+      'connectTimeout',
+      'waitForReplicas',
+      'localTtlMs',
+      'channel',
+      'invalidation',
+    ],
     'redis',
   )
   const { url, client } = redis
@@ -265,6 +289,13 @@ function resolveRedis(input: unknown, prefix: string): ResolvedOptions['redis'] 
   const localTtlMs = integer(redis.localTtlMs, 'redis.localTtlMs', 0, defaults.redis.localTtlMs)
   const channel = redis.channel ?? `${prefix}invalidations`
   if (typeof channel !== 'string' || channel === '') throw invalid('redis.channel', 'a non-empty string')
+  const invalidation = oneOf<'tracking' | 'channel'>(
+    redis.invalidation,
+    'redis.invalidation',
+    ['tracking', 'channel'],
+    defaults.redis.invalidation,
+    "'tracking' or 'channel'",
+  )
   return {
     url: url as string | undefined,
     client: client as RedisClientLike | undefined,
@@ -273,6 +304,7 @@ function resolveRedis(input: unknown, prefix: string): ResolvedOptions['redis'] 
     waitForReplicas,
     localTtlMs,
     channel,
+    invalidation,
   }
 }
 

@@ -5,7 +5,8 @@
 export interface StoreStats {
   memory: { entries: number; bytes: number; maxBytes: number }
   disk: { entries: number; pendingWrites: number; transactions: number } | null
-  redis: { connected: boolean } | null
+  /** Shared mode: whether Redis is connected, and how invalidations reach this instance now. */
+  redis: { connected: boolean; invalidation: 'tracking' | 'channel' } | null
   /** Sessions moved out of memory by the spiller. */
   spills: number
   /** Sessions copied back into memory from a lower tier on read. */

@@ -62,10 +62,12 @@ describe('tiered-session migrate --from connect-redis', () => {
     const legacyPrefix = uniquePrefix('cr')
     const prefix = uniquePrefix('ts')
     const sids = await plant(legacyPrefix, 10_000)
-    // Not sessions, and one whose cookie expired (its key still lives): counted, left in place.
+    // Not sessions, and one that expired: counted, left in place.
     await redisCommand(redis.port, ['SET', `${legacyPrefix}garbage`, 'not json', 'EX', '600'])
     await redisCommand(redis.port, ['SET', `${legacyPrefix}no-cookie`, '{"a":1}', 'EX', '600'])
-    await redisCommand(redis.port, ['SET', `${legacyPrefix}expired`, legacyValue(-1000, {}), 'EX', '600'])
+    // NB: connect-redis's touch moves the key's TTL, never the JSON's cookie: only a key without a TTL
+    // expires by its cookie.
+    await redisCommand(redis.port, ['SET', `${legacyPrefix}expired`, legacyValue(-1000, {})])
 
     const client = createClient({ url: redis.url })
     await client.connect()

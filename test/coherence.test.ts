@@ -40,6 +40,9 @@ describe('Coherence', () => {
       connection,
       channel,
       origin: 'me',
+      // NB: this test drives the published channel itself; tracking has tests of its own.
+      mode: 'channel',
+      sidOf: () => undefined,
       localTtlMs: 1000,
       clock,
       memory,

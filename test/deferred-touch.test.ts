@@ -628,8 +628,24 @@ describe('deferred touches, shared mode', () => {
     expect((await read(fresh, 's'))?.cookie.expires).toBe(touched.cookie.expires)
   })
 
-  it('another instance whose copy looks expired by its old expiry re-reads Redis and serves the touched session; the touch published no invalidation', async () => {
-    const { open, clock, prefix } = sharedStores(() => ({ url: redis.url }))
+  it('tracking: another instance holding a copy hears of the touch from Redis and serves the touched session', async () => {
+    const { open, clock } = sharedStores(() => ({ url: redis.url }))
+    const a = await open('a')
+    const saved = sessionFor(clock.now(), 10 * MINUTE, { user: 'ann', cart: ['tea'] })
+    await a.set('s', saved)
+    const b = await open('b')
+    expect(await read(b, 's')).toEqual(saved)
+    clock.advance(5 * MINUTE)
+    const touched = sessionFor(clock.now(), 10 * MINUTE, { user: 'ann', cart: ['tea'] })
+    const heard = once(b, 'invalidation')
+    await a.touch('s', touched)
+    await a.flush()
+    await heard
+    expect(await read(b, 's')).toEqual(touched)
+  })
+
+  it('channel: another instance whose copy looks expired by its old expiry re-reads Redis and serves the touched session; the touch published no invalidation', async () => {
+    const { open, clock, prefix } = sharedStores(() => ({ url: redis.url, invalidation: 'channel' }))
     const a = await open('a')
     const saved = sessionFor(clock.now(), 10 * MINUTE, { user: 'ann', cart: ['tea'] })
     await a.set('s', saved)

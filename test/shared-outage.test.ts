@@ -32,7 +32,7 @@ describe('when Redis is killed and comes back', () => {
     const down = once(a, 'disconnect')
     await redis.server.kill9()
     await down
-    expect(a.stats().redis).toEqual({ connected: false })
+    expect(a.stats().redis).toMatchObject({ connected: false })
 
     const durations: number[] = []
     const run = async <T>(work: () => Promise<T>): Promise<T> => {

@@ -72,9 +72,41 @@ describe('the known races of client-side caching', () => {
     expect(await b.get('s')).toMatchObject({ v: 3 })
   })
 
-  it('bounds staleness with the local safety TTL when an invalidation is lost silently', async () => {
+  it('a half-open subscriber connection is noticed by its heartbeat within 3 s: a missed invalidation is then caught by the version check', async () => {
+    const proxy = await startProxy(redis.port)
+    const { open, clock } = sharedStores(() => ({ url: proxy.url }))
+    const a = await open('a')
+    const b = await open('b')
+    await a.set('s', sharedSession(clock.now(), HOUR, { v: 1 }))
+    expect(await b.get('s')).toMatchObject({ v: 1 })
+    proxy.blackholeSubscribers()
+    const noticed = once(b, 'coherence')
+    const started = performance.now()
+    // The invalidation of this write goes into the black hole.
+    await a.set('s', sharedSession(clock.now(), HOUR, { v: 2 }))
+    expect((await noticed)[0]).toEqual({ live: false })
+    // NB: the bound is 3 s (two missed PINGs a second apart, plus up to one interval before the first); the
+    // rest is slack for a loaded machine.
+    expect(performance.now() - started).toBeLessThan(5000)
+    expect(await b.get('s')).toMatchObject({ v: 2 })
+    await ready(b)
+  })
+
+  it('tracking: a write that publishes nothing (made by any client) still reaches the instance holding a copy', async () => {
     const { open, clock, prefix } = sharedStores(() => ({ url: redis.url }))
-    const b = await open('b', { redis: { url: redis.url, localTtlMs: 1000 } })
+    const b = await open('b')
+    await b.set('s', sharedSession(clock.now(), HOUR, { v: 1 }))
+    expect(await b.get('s')).toMatchObject({ v: 1 })
+    const heard = once(b, 'invalidation')
+    const newer = JSON.stringify(sharedSession(clock.now(), HOUR, { v: 2 }))
+    await redisCommand(redis.port, ['HSET', `${prefix}s`, 'p', newer, 'v', String((clock.now() + 1) * 1000)])
+    await heard
+    expect(await b.get('s')).toMatchObject({ v: 2 })
+  })
+
+  it('channel: bounds staleness with the local safety TTL when an invalidation is lost silently', async () => {
+    const { open, clock, prefix } = sharedStores(() => ({ url: redis.url }))
+    const b = await open('b', { redis: { url: redis.url, localTtlMs: 1000, invalidation: 'channel' } })
     await b.set('s', sharedSession(clock.now(), HOUR, { v: 1 }))
     expect(await b.get('s')).toMatchObject({ v: 1 })
     // Another writer whose invalidation never arrives: a newer version lands in Redis with no message.

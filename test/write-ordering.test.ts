@@ -77,6 +77,6 @@ describe('closing a shared-mode store', () => {
     store.on('connect', () => heard.push('connect'))
     await store.close()
     expect(heard).toEqual([])
-    expect(store.stats().redis).toEqual({ connected: false })
+    expect(store.stats().redis).toMatchObject({ connected: false })
   })
 })

@@ -43,11 +43,12 @@ export async function connectRedis(url: string): Promise<RedisConnection> {
   let client: RedisClientLike = probe as unknown as RedisClientLike
   if (clustered) {
     probe.disconnect()
-    const { hostname, port, username, password } = new URL(url)
+    const { protocol, hostname, port, username, password } = new URL(url)
     const cluster = new Cluster([{ host: hostname, port: Number(port || 6379) }], {
       redisOptions: {
         username: username || undefined,
         password: password ? decodeURIComponent(password) : undefined,
+        ...(protocol === 'rediss:' ? { tls: {} } : {}),
       },
     })
     cluster.on('error', () => undefined)

@@ -91,6 +91,9 @@ export function connectShared(options: ResolvedOptions, hooks: SharedHooks): Sha
     connection,
     channel: redis.channel,
     origin,
+    mode: redis.invalidation,
+    sidOf: (key) =>
+      key.startsWith(options.prefix) && !tier.isIndexKey(key) ? key.slice(options.prefix.length) : undefined,
     // NB: dualWrite: instances still on connect-redis never announce their writes: every read checks Redis.
     localTtlMs: options.migrate?.dualWrite ? 0 : redis.localTtlMs,
     clock: options.clock,

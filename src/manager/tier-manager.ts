@@ -230,7 +230,10 @@ export class TierManager implements SessionEngine {
               pendingWrites: disk.pendingWrites,
               transactions: disk.transactions,
             },
-      redis: ctx.shared === null ? null : { connected: ctx.shared.connection.up },
+      redis:
+        ctx.shared === null
+          ? null
+          : { connected: ctx.shared.connection.up, invalidation: ctx.shared.coherence.mode },
       outbox: ctx.shared?.outbox?.depth() ?? 0,
     })
   }
@@ -279,6 +282,11 @@ export class TierManager implements SessionEngine {
   }
 
   /** Resolves once the outbox replay now running (if any) has finished. */
+  /** Shared mode: resolves once every invalidation Redis sent before now has been applied (tests use it). */
+  async invalidationsDelivered(): Promise<void> {
+    await this.#ctx.shared?.coherence.delivered()
+  }
+
   async replayed(): Promise<void> {
     await this.#ctx.shared?.outbox?.replayed()
   }

@@ -126,6 +126,10 @@ export class WritePlan implements RecordRules {
 
   /** `current` with the touch's cookie, or undefined when the touch would not extend its life. */
   applyTouch(current: StoredRecord, touch: PreparedTouch): RecordInput | undefined {
+    // NB: a legacy record (migrate) is converted by its first touch, with the later of the two expiries
+    // (connect-redis rounds its TTL up to whole seconds: it may outlive the cookie by up to one).
+    if (current.legacy !== undefined)
+      return touchRecord(current, touch.cookieText, Math.max(touch.expiresAt, current.expiresAt + 1))
     return touchRecord(current, touch.cookieText, touch.expiresAt)
   }
 }

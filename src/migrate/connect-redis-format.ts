@@ -37,9 +37,9 @@ export function parseLegacy(text: string): SessionObject {
 }
 
 /**
- * A connect-redis value as our record (version 0: never written by us). Its expiry is its cookie's (what
- * connect-redis's ttl was computed from, rounded up to whole seconds), else the key's own (`pttlMs`, Redis's
- * PTTL: -1 for none), else connect-redis's default ttl from `now`.
+ * A connect-redis value as our record (version 0: never written by us). Its expiry is the key's own (`pttlMs`,
+ * Redis's PTTL, which connect-redis's touch moves without rewriting the JSON), else its cookie's `expires` (a
+ * key without TTL), else connect-redis's default ttl from `now`.
  */
 export function fromLegacy(
   text: string,
@@ -49,8 +49,8 @@ export function fromLegacy(
 ): LegacyRecord {
   const session = parseLegacy(text)
   const expires = (session.cookie as { expires?: unknown }).expires
-  let expiresAt = typeof expires === 'string' ? Date.parse(expires) : Number.NaN
-  if (!Number.isFinite(expiresAt)) expiresAt = pttlMs > 0 ? now + pttlMs : now + LEGACY_DEFAULT_TTL_S * 1000
+  let expiresAt = pttlMs > 0 ? now + pttlMs : typeof expires === 'string' ? Date.parse(expires) : Number.NaN
+  if (!Number.isFinite(expiresAt)) expiresAt = now + LEGACY_DEFAULT_TTL_S * 1000
   let userId: string | null = null
   try {
     userId = userIdOf(session)

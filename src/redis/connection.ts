@@ -24,6 +24,9 @@ export interface RedisClientLike extends EventEmitter {
   publish(channel: string, message: string): Promise<number>
   scan(cursor: string | number, ...args: Array<string | number>): Promise<[string, string[]]>
   subscribe(...channels: string[]): Promise<unknown>
+  unsubscribe(...channels: string[]): Promise<unknown>
+  /** CLIENT subcommands (ID, TRACKING). */
+  client(...args: string[]): Promise<unknown>
   ping(): Promise<string>
   /** A batch of commands sent together (on Cluster: to the node of their key). */
   pipeline(): RedisPipelineLike
@@ -31,7 +34,7 @@ export interface RedisClientLike extends EventEmitter {
   connect?(): Promise<void>
   duplicate(...args: unknown[]): RedisClientLike
   quit(): Promise<unknown>
-  disconnect(): void
+  disconnect(reconnect?: boolean): void
   /** Cluster only: the nodes of a role. */
   nodes?(role?: 'master' | 'slave' | 'all'): RedisClientLike[]
 }

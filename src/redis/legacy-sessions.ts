@@ -15,6 +15,10 @@ import { DUAL_READ_SCRIPT, LEGACY_CONVERT_SCRIPT, LEGACY_DROP_SCRIPT } from './s
 const convertScript = new Script(LEGACY_CONVERT_SCRIPT)
 const dropScript = new Script(LEGACY_DROP_SCRIPT)
 const dualReadScript = new Script(DUAL_READ_SCRIPT)
+/** Deletes KEYS[1] if it holds a string. */
+const dropAnyString = new Script(
+  "if redis.call('TYPE', KEYS[1]).ok == 'string' then return redis.call('DEL', KEYS[1]) end return 0",
+)
 
 /** Options of {@link LegacySessions}. */
 export interface LegacySessionsOptions {
@@ -154,6 +158,16 @@ export class LegacySessions {
         .catch(() => undefined)
     }
     return { status, version: Number(reply[1] ?? 0) }
+  }
+
+  /** A SCAN pattern of connect-redis's keys. */
+  get pattern(): string {
+    return `${this.#options.prefix.replace(/[*?[\]\\]/g, '\\$&')}*`
+  }
+
+  /** Deletes a connect-redis key found by SCAN if it holds a string (a session, or garbage left in place). */
+  async dropKey(key: string): Promise<void> {
+    await this.#options.connection.script('a connect-redis key removal', dropAnyString, [key], [])
   }
 
   /** Deletes connect-redis's key of `sid` (another prefix than ours: a destroy, or a write that replaces it). */

@@ -2,7 +2,7 @@
 // by Lua scripts that also publish the invalidation; a per-user index of sids (one set per user).
 
 import type { Clock } from '../clock.js'
-import { ErrorCodes, TieredSessionError } from '../errors.js'
+import { ErrorCodes, isTieredSessionError, TieredSessionError } from '../errors.js'
 import type {
   ClearOptions,
   DeferredTouches,
@@ -22,7 +22,14 @@ import type { RedisConnection } from './connection.js'
 import { Script } from './connection.js'
 import type { LegacySessions } from './legacy-sessions.js'
 import { ReplicaConfirmation } from './replica-confirmation.js'
-import { CAS_SCRIPT, DELETE_SCRIPT, SET_IF_NEWER_SCRIPT, SET_SCRIPT, TOUCH_SCRIPT } from './scripts.js'
+import {
+  CAS_SCRIPT,
+  DELETE_SCRIPT,
+  LEGACY_SAFE,
+  SET_IF_NEWER_SCRIPT,
+  SET_SCRIPT,
+  TOUCH_SCRIPT,
+} from './scripts.js'
 import { fromHash, SESSION_FIELDS } from './session-hash.js'
 import { TouchBatch } from './touch-batch.js'
 import { UserIndex } from './user-index.js'
@@ -33,6 +40,14 @@ const scripts = {
   setIfNewer: new Script(SET_IF_NEWER_SCRIPT),
   delete: new Script(DELETE_SCRIPT),
   touch: new Script(TOUCH_SCRIPT),
+}
+
+/** The same, for `migrate` on our own prefix: connect-redis's strings at our keys are left in place. */
+const legacySafeScripts = {
+  ...scripts,
+  cas: new Script(LEGACY_SAFE.cas),
+  setIfNewer: new Script(LEGACY_SAFE.setIfNewer),
+  touch: new Script(LEGACY_SAFE.touch),
 }
 
 /** Options of {@link RedisTier}. */
@@ -52,6 +67,15 @@ export interface RedisTierOptions {
   readonly report?: (error: TieredSessionError) => void
   /** `migrate`: sessions connect-redis wrote, read and converted. */
   readonly legacy?: LegacySessions
+}
+
+/** A reply refused with WRONGTYPE: the key holds another type than the command reads. */
+function isWrongType(error: unknown): boolean {
+  return (
+    error instanceof TieredSessionError &&
+    error.code === ErrorCodes.REDIS_REFUSED &&
+    /WRONGTYPE/.test(error.message)
+  )
 }
 
 /** What a compare-and-set did. */
@@ -75,6 +99,7 @@ export class RedisTier implements Tier, DeferredTouches {
   readonly #report: (error: TieredSessionError) => void
   readonly #touches = new TouchBatch((sid, touch) => this.#touch(sid, touch))
   readonly #legacy: LegacySessions | undefined
+  readonly #scripts: typeof scripts
 
   constructor(options: RedisTierOptions) {
     this.#replicas = new ReplicaConfirmation({
@@ -84,6 +109,7 @@ export class RedisTier implements Tier, DeferredTouches {
     })
     this.#report = options.report ?? (() => undefined)
     this.#legacy = options.legacy
+    this.#scripts = options.legacy?.samePrefix ? legacySafeScripts : scripts
     this.#redis = options.connection
     this.#prefix = options.prefix
     this.#channel = options.channel
@@ -119,37 +145,59 @@ export class RedisTier implements Tier, DeferredTouches {
 
   /** The live record of `sid`. A value that is not ours is a TS_DECODE_FAILED (the caller's miss). */
   async get(sid: string, budget?: Budget): Promise<StoredRecord | undefined> {
-    if (this.#legacy?.dualWrite) return this.#dualGet(sid, budget)
-    let values: Array<string | null>
-    try {
-      values = await this.#redis.run(
-        'a session read',
-        (c) => c.hmget(this.key(sid), ...SESSION_FIELDS),
-        budget,
+    const legacy = this.#legacy
+    if (legacy?.dualWrite) return this.#dualGet(sid, budget)
+    const ours = await this.#readOurs(sid, budget)
+    // NB: `migrate`: a string at our key (our own prefix), or no key of ours at all, not even a tombstone
+    // (another prefix), may be a session connect-redis wrote.
+    if (legacy === undefined || (ours !== 'not-a-hash' && (ours[1] !== null || legacy.samePrefix)))
+      return ours === 'not-a-hash' ? undefined : this.#live(ours)
+    const found = await this.#readLegacy(legacy, sid, budget)
+    if (found !== undefined) return found
+    // NB: converted (or moved) by another instance between the two reads: ours is read once more.
+    const again = await this.#readOurs(sid, budget)
+    // NB: still neither our hash nor a string: another type (a list, a set) at our key, which is no session.
+    if (again === 'not-a-hash')
+      throw new TieredSessionError(
+        ErrorCodes.DECODE_FAILED,
+        'a session key in Redis holds a value that is not ours',
       )
+    return this.#live(again)
+  }
+
+  /** HMGET of our hash; 'not-a-hash' for a string there with `migrate` on our prefix. */
+  async #readOurs(sid: string, budget: Budget | undefined): Promise<Array<string | null> | 'not-a-hash'> {
+    try {
+      return await this.#redis.run('a session read', (c) => c.hmget(this.key(sid), ...SESSION_FIELDS), budget)
     } catch (error) {
-      if (
-        error instanceof TieredSessionError &&
-        error.code === ErrorCodes.REDIS_REFUSED &&
-        /WRONGTYPE/.test(error.message)
-      ) {
-        // NB: with `migrate` on our own prefix, a string at our key is a session connect-redis wrote.
-        if (this.#legacy?.samePrefix) return this.#legacy.read(this.key(sid), budget)
-        throw new TieredSessionError(
-          ErrorCodes.DECODE_FAILED,
-          'a session key in Redis holds a value that is not ours',
-          {
-            cause: error,
-          },
-        )
-      }
+      if (!isWrongType(error)) throw error
+      if (this.#legacy?.samePrefix) return 'not-a-hash'
+      throw new TieredSessionError(
+        ErrorCodes.DECODE_FAILED,
+        'a session key in Redis holds a value that is not ours',
+        {
+          cause: error,
+        },
+      )
+    }
+  }
+
+  /** connect-redis's session of `sid`, or undefined (none, or no string any more: converted meanwhile). */
+  async #readLegacy(legacy: LegacySessions, sid: string, budget: Budget | undefined) {
+    const key = legacy.samePrefix ? this.key(sid) : legacy.key(sid)
+    try {
+      return await legacy.read(key, budget)
+    } catch (error) {
+      // NB: our own prefix: the string became our hash between the two reads.
+      if (legacy.samePrefix && isTieredSessionError(error) && /not a string/.test(error.message))
+        return undefined
       throw error
     }
+  }
+
+  /** Our record of HMGET `values`, if live. */
+  #live(values: Array<string | null>): StoredRecord | undefined {
     const record = fromHash(values)
-    // NB: `migrate` on another prefix: a session we never had (no version: not even a tombstone) may still be
-    // connect-redis's.
-    if (values[1] === null && this.#legacy !== undefined && !this.#legacy.samePrefix)
-      return this.#legacy.read(this.#legacy.key(sid), budget)
     return record !== undefined && record.expiresAt > this.#clock.now() ? record : undefined
   }
 
@@ -180,11 +228,15 @@ export class RedisTier implements Tier, DeferredTouches {
       const record = await this.#dualGet(sid, budget)
       return record === undefined || record.legacy !== undefined ? undefined : record.version
     }
-    const [v, dead] = await this.#redis.run(
-      'a version check',
-      (c) => c.hmget(this.key(sid), 'v', 'd'),
-      budget,
-    )
+    let v: string | null | undefined
+    let dead: string | null | undefined
+    try {
+      ;[v, dead] = await this.#redis.run('a version check', (c) => c.hmget(this.key(sid), 'v', 'd'), budget)
+    } catch (error) {
+      // NB: `migrate` on our prefix: an old instance wrote its string over our hash: no version of ours.
+      if (this.#legacy?.samePrefix && isWrongType(error)) return undefined
+      throw error
+    }
     return v === null || v === undefined || dead === '1' ? undefined : Number(v)
   }
 
@@ -289,7 +341,7 @@ export class RedisTier implements Tier, DeferredTouches {
         : this.#index.add(sid, record.userId, record.expiresAt, budget),
       this.#redis.script(
         'a session merge',
-        scripts.cas,
+        this.#scripts.cas,
         this.#keysOf(sid),
         [
           record.payload,
@@ -371,7 +423,7 @@ export class RedisTier implements Tier, DeferredTouches {
     try {
       if (!this.#index.isIndexed(sid, touch.userId, touch.userId, touch.expiresAt))
         await this.#index.add(sid, touch.userId, touch.expiresAt)
-      await this.#redis.script('a touch', scripts.touch, this.#keysOf(sid), [
+      await this.#redis.script('a touch', this.#scripts.touch, this.#keysOf(sid), [
         touch.version,
         touch.expiresAt,
         touch.cookieText,
@@ -384,16 +436,23 @@ export class RedisTier implements Tier, DeferredTouches {
 
   /** Outbox replay of a write: applied only if Redis holds nothing newer; true also when it holds this write. */
   async setIfNewer(sid: string, record: StoredRecord): Promise<boolean> {
+    // NB: `migrate` on another prefix: a connect-redis copy left behind could outlive ours and come back.
+    if (this.#legacy?.samePrefix === false && !this.#legacy.dualWrite) await this.#legacy.drop(sid, undefined)
     await this.#index.add(sid, record.userId, record.expiresAt)
-    const written = await this.#redis.script('an outbox replay', scripts.setIfNewer, this.#keysOf(sid), [
-      record.payload,
-      record.expiresAt,
-      record.userId ?? '',
-      record.version,
-      this.#channel,
-      this.#origin,
-      sid,
-    ])
+    const written = await this.#redis.script(
+      'an outbox replay',
+      this.#scripts.setIfNewer,
+      this.#keysOf(sid),
+      [
+        record.payload,
+        record.expiresAt,
+        record.userId ?? '',
+        record.version,
+        this.#channel,
+        this.#origin,
+        sid,
+      ],
+    )
     return Number(written) >= 1
   }
 
@@ -403,7 +462,7 @@ export class RedisTier implements Tier, DeferredTouches {
     // NB: `migrate` on another prefix: connect-redis's copy goes too (first: a crash between the two leaves the
     // session alive, never a legacy copy that would bring it back); on our prefix the script removes it.
     const legacyExisted =
-      this.#legacy?.samePrefix === false && !this.#legacy.dualWrite && upToVersion === undefined
+      this.#legacy?.samePrefix === false && !this.#legacy.dualWrite
         ? await this.#legacy.drop(sid, budget)
         : false
     const reply = (await this.#redis.script(
@@ -484,6 +543,10 @@ export class RedisTier implements Tier, DeferredTouches {
       await this.delete(key.slice(this.#prefix.length))
       await this.#redis.run('a session delete', (c) => c.del(key))
     }
+    // NB: `migrate` on another prefix: connect-redis's sessions are sessions of this store too.
+    const legacy = this.#legacy
+    if (legacy !== undefined && !legacy.samePrefix)
+      for (const key of await this.#redis.scan(legacy.pattern)) await legacy.dropKey(key)
     // Index sets are removed with their last session; drop any left over.
     for (const key of await this.#redis.scan(this.#index.scanPattern))
       await this.#redis.run('an index delete', (c) => c.del(key))

@@ -15,16 +15,21 @@
 /** Shared prologue: read the version (0 when absent or not a number); a non-hash value at KEYS[1] (WRONGTYPE)
  * is dropped. pcall rather than a TYPE check first: one command fewer on every write. Any other error (OOM, a
  * read-only replica) is returned as it is, before anything was written. */
+const DROP_NOT_A_HASH = `redis.call('DEL', KEYS[1])
+  old = {false, false, false, false}`
 const PROLOGUE = `
 local old = redis.pcall('HMGET', KEYS[1], 'v', 'u', 'd', 'e')
 if old.err then
   if not string.find(old.err, 'WRONGTYPE', 1, true) then return redis.error_reply(old.err) end
-  redis.call('DEL', KEYS[1])
-  old = {false, false, false, false}
+  ${DROP_NOT_A_HASH}
 end
 local oldv = tonumber(old[1]) or 0
 local dead = old[3] == '1'
 `
+
+/** Client tracking: a write of our own connection ends its tracking of the key (Redis forgets every tracker of
+ * a key it invalidates, NOLOOP only skips telling us); we keep a copy, so the script reads the key again last. */
+const TRACK = `redis.call('HGET', KEYS[1], 'v')`
 
 /** dualWrite: the payload (ARGV[1]) and expiry (ARGV[2]) written to connect-redis's key too. */
 const MIRROR = `if KEYS[2] then
@@ -41,6 +46,7 @@ redis.call('HSET', KEYS[1], 'p', ARGV[1], 'v', v, 'e', ARGV[2], 'u', ARGV[3])
 redis.call('PEXPIREAT', KEYS[1], ARGV[2])
 ${MIRROR}
 redis.call('PUBLISH', ARGV[5], 'I|' .. ARGV[6] .. '|' .. v .. '|' .. ARGV[7])
+${TRACK}
 if dead then return {v, ''} end
 return {v, old[2] or ''}
 `
@@ -61,6 +67,7 @@ redis.call('HSET', KEYS[1], 'p', ARGV[1], 'v', v, 'e', ARGV[2], 'u', ARGV[3])
 redis.call('PEXPIREAT', KEYS[1], ARGV[2])
 ${MIRROR}
 redis.call('PUBLISH', ARGV[6], 'I|' .. ARGV[7] .. '|' .. v .. '|' .. ARGV[8])
+${TRACK}
 return {1, v}
 `
 
@@ -72,7 +79,12 @@ if old[1] == false or dead or old[1] ~= ARGV[1] then return 0 end
 if (tonumber(old[4]) or 0) >= (tonumber(ARGV[2]) or 0) then return 0 end
 redis.call('HSET', KEYS[1], 'e', ARGV[2], 'c', ARGV[3], 't', ARGV[1])
 redis.call('PEXPIREAT', KEYS[1], ARGV[2])
-if KEYS[2] then redis.call('PEXPIREAT', KEYS[2], ARGV[2]) end
+-- NB: dualWrite: connect-redis's key gets the expiry only while it holds our payload (an old instance's newer
+-- value keeps its own, and is adopted by our next read).
+if KEYS[2] and redis.call('GET', KEYS[2]) == redis.call('HGET', KEYS[1], 'p') then
+  redis.call('PEXPIREAT', KEYS[2], ARGV[2])
+end
+${TRACK}
 return 1
 `
 
@@ -82,10 +94,13 @@ return 1
 export const SET_IF_NEWER_SCRIPT = `${PROLOGUE}
 if not dead and oldv == (tonumber(ARGV[4]) or 0) and redis.call('HGET', KEYS[1], 'p') == ARGV[1] then return 2 end
 if dead or oldv >= (tonumber(ARGV[4]) or 0) then return 0 end
+-- NB: dualWrite: an old instance changed or destroyed the session since we last mirrored it: its value is newer.
+if KEYS[2] and old[1] ~= false and redis.call('GET', KEYS[2]) ~= redis.call('HGET', KEYS[1], 'p') then return 0 end
 redis.call('HSET', KEYS[1], 'p', ARGV[1], 'v', ARGV[4], 'e', ARGV[2], 'u', ARGV[3])
 redis.call('PEXPIREAT', KEYS[1], ARGV[2])
 ${MIRROR}
 redis.call('PUBLISH', ARGV[5], 'I|' .. ARGV[6] .. '|' .. ARGV[4] .. '|' .. ARGV[7])
+${TRACK}
 return 1
 `
 
@@ -95,7 +110,11 @@ return 1
 export const DELETE_SCRIPT = `${PROLOGUE}
 local replayed = ARGV[1] ~= 'inf'
 if KEYS[2] and not replayed then redis.call('DEL', KEYS[2]) end
-if old[1] == false or dead then return {0, ''} end
+if old[1] == false or dead then
+  -- NB: dualWrite, replayed: without ours, connect-redis's key is the session.
+  if KEYS[2] then redis.call('DEL', KEYS[2]) end
+  return {0, ''}
+end
 if replayed and oldv > (tonumber(ARGV[1]) or 0) then return {0, ''} end
 if KEYS[2] then redis.call('DEL', KEYS[2]) end
 -- NB: never tonumber('inf'): Lua's strtod reads it as infinity.
@@ -156,6 +175,7 @@ if mode == 'dual' then
   redis.call('SET', KEYS[2], ARGV[2])
   redis.call('PEXPIREAT', KEYS[2], ARGV[3])
   redis.call('PUBLISH', ARGV[6], 'I|' .. ARGV[7] .. '|' .. v .. '|' .. ARGV[8])
+  ${TRACK}
   return {1, v}
 end
 local t = redis.call('TYPE', KEYS[1]).ok
@@ -180,6 +200,7 @@ local v = string.format('%d', tonumber(ARGV[5]) or 1)
 redis.call('HSET', KEYS[1], 'p', ARGV[2], 'v', v, 'e', ARGV[3], 'u', ARGV[4])
 redis.call('PEXPIREAT', KEYS[1], ARGV[3])
 redis.call('PUBLISH', ARGV[6], 'I|' .. ARGV[7] .. '|' .. v .. '|' .. ARGV[8])
+${TRACK}
 return {1, v}
 `
 
@@ -200,3 +221,12 @@ ours[8] = legacy
 ours[9] = redis.call('PTTL', KEYS[2])
 return ours
 `
+
+/** `migrate` on our own prefix: a string at our key is connect-redis's session (an old instance may still
+ * write one), not garbage: a compare-and-set (a conflict: read it again, as a legacy session), a touch and a
+ * replay (not applied) leave it in place. A set and a destroy replace it, as they would any value. */
+export const LEGACY_SAFE = {
+  cas: CAS_SCRIPT.replace(DROP_NOT_A_HASH, "return {0, '0'}"),
+  touch: TOUCH_SCRIPT.replace(DROP_NOT_A_HASH, 'return 0'),
+  setIfNewer: SET_IF_NEWER_SCRIPT.replace(DROP_NOT_A_HASH, 'return 0'),
+}

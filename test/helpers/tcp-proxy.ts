@@ -13,6 +13,8 @@ interface Link {
   subscriber: boolean
   held: Buffer[] | undefined
   onHeld: (() => void) | undefined
+  /** True once blackholed: nothing passes either way, and nothing is closed (a half-open connection). */
+  dead: boolean
 }
 
 export interface Proxy {
@@ -20,6 +22,8 @@ export interface Proxy {
   readonly url: string
   /** Holds the next reply on every non-subscriber connection until `release()`; `held` resolves once one is held. */
   holdNextReply(): { held: Promise<void>; release(): void }
+  /** Every pub/sub connection stops passing anything either way, without closing (a half-open connection). */
+  blackholeSubscribers(): void
   /** Closes every pub/sub connection (as a network blip would). */
   dropSubscribers(): void
   /** Closes every connection. */
@@ -39,13 +43,22 @@ export async function startProxy(targetPort: number): Promise<Proxy> {
   const server = createServer((client) => {
     const start = () => {
       const upstream = connect(targetPort, '127.0.0.1')
-      const link: Link = { client, upstream, subscriber: false, held: undefined, onHeld: undefined }
+      const link: Link = {
+        client,
+        upstream,
+        subscriber: false,
+        held: undefined,
+        onHeld: undefined,
+        dead: false,
+      }
       links.add(link)
       client.on('data', (chunk) => {
+        if (link.dead) return
         if (/subscribe/i.test(chunk.toString('latin1'))) link.subscriber = true
         upstream.write(chunk)
       })
       upstream.on('data', (chunk) => {
+        if (link.dead) return
         if (link.held !== undefined) {
           link.held.push(chunk)
           link.onHeld?.()
@@ -104,6 +117,9 @@ export async function startProxy(targetPort: number): Promise<Proxy> {
     },
     delayReplies(ms) {
       delayMs = ms
+    },
+    blackholeSubscribers() {
+      for (const link of links) if (link.subscriber) link.dead = true
     },
     dropSubscribers() {
       for (const link of links) {

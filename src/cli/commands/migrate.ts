@@ -44,7 +44,7 @@ export const migrateSpec: CommandSpec = {
 }
 
 const LABELS = {
-  scanned: 'legacy keys scanned',
+  scanned: 'keys scanned',
   migrated: 'migrated',
   alreadyOurs: 'already ours',
   expired: 'expired (or gone meanwhile)',
@@ -62,6 +62,8 @@ export async function migrate(argv: readonly string[]): Promise<void> {
   const dualWrite = flags['dual-write'] === true
   if (dualWrite && prefix === legacyPrefix)
     throw new CliError('--dual-write needs a --prefix other than --legacy-prefix', 2)
+  if (prefix !== legacyPrefix && (prefix.startsWith(legacyPrefix) || legacyPrefix.startsWith(prefix)))
+    throw new CliError('--prefix and --legacy-prefix overlap (one starts with the other): pick another', 2)
   const connection = await connectRedis(url)
   try {
     if (dualWrite && connection.isCluster)
