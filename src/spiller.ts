@@ -26,9 +26,21 @@ export interface SpillerOptions {
   readonly moveDown?: (records: ReadonlyArray<readonly [string, MemoryRecord]>) => void
   readonly onSpill: (result: SpillResult) => void
   readonly onError: (error: unknown) => void
+  /** The clock a slice's time budget is measured on, in ms (tests inject one). Default: performance.now. */
+  readonly sliceClock?: () => number
 }
 
-/** Background spiller. Cycles are synchronous, so a session is never absent from every tier. */
+/** Sessions moved per step of a slice (one moveDown each: one SQLite transaction in shared mode). */
+const STEP_SESSIONS = 64
+
+/** Longest one slice runs before it yields to the event loop, in ms. */
+export const SLICE_MS = 1
+
+/**
+ * Background spiller. A cycle moves sessions in slices of about SLICE_MS and yields to the event loop between
+ * them, so no request waits behind a whole cycle. Each step is synchronous (down first, then out of memory),
+ * so a session is never absent from every tier; memory above the budget meanwhile is capped by lru-cache.
+ */
 export class Spiller {
   readonly #options: SpillerOptions
   readonly #highBytes: number
@@ -36,6 +48,8 @@ export class Spiller {
   #timer: NodeJS.Timeout | undefined
   #kicked: NodeJS.Immediate | undefined
   #running = false
+  /** True while a cycle is under way (memory went above the high watermark, not yet down to the low one). */
+  #draining = false
 
   constructor(options: SpillerOptions) {
     this.#options = options
@@ -46,16 +60,17 @@ export class Spiller {
   /** Starts the interval. The timer is unref'd: it never keeps the process alive. */
   start(): void {
     if (this.#timer !== undefined) return
-    this.#timer = setInterval(() => this.#safeCycle(), this.#options.intervalMs)
+    this.#timer = setInterval(() => this.#safe(() => this.step()), this.#options.intervalMs)
     this.#timer.unref()
   }
 
-  /** Stops the interval and any pending kick. */
+  /** Stops the interval and any pending slice. */
   stop(): void {
     if (this.#timer !== undefined) clearInterval(this.#timer)
     if (this.#kicked !== undefined) clearImmediate(this.#kicked)
     this.#timer = undefined
     this.#kicked = undefined
+    this.#draining = false
   }
 
   /** True when memory is above the high watermark. */
@@ -63,42 +78,73 @@ export class Spiller {
     return this.#options.memory.bytes > this.#highBytes
   }
 
-  /** Schedules a cycle on the next turn of the event loop when memory is above the high watermark. */
+  /** Schedules the next slice on the next turn of the event loop, if a cycle is due or under way. */
   kick(): void {
-    if (this.#kicked !== undefined || !this.overHighWatermark) return
+    if (this.#kicked !== undefined || !(this.#draining || this.overHighWatermark)) return
     this.#kicked = setImmediate(() => {
       this.#kicked = undefined
-      this.#safeCycle()
+      this.#safe(() => this.step())
     })
     this.#kicked.unref()
   }
 
   /**
-   * Runs one cycle now: if memory is above the high watermark, moves least-recently-used sessions down
-   * until it is at or below the low watermark.
+   * Runs one slice now (at most about SLICE_MS) if a cycle is due or under way, and schedules the next one
+   * while memory is above the low watermark.
+   */
+  step(): SpillResult {
+    if (!this.#draining && !this.overHighWatermark) return { sessions: 0, bytes: 0 }
+    this.#draining = true
+    const result = this.#run(SLICE_MS)
+    if (this.#options.memory.bytes <= this.#lowBytes) this.#draining = false
+    else this.kick()
+    return result
+  }
+
+  /**
+   * Runs a whole cycle now (flush(), tests): if memory is above the high watermark, moves least-recently-used
+   * sessions down until it is at or below the low watermark.
    */
   cycle(): SpillResult {
-    const memory = this.#options.memory
-    // NB: not re-entrant: a `spill` listener that reads (and so promotes) must not start a nested cycle.
-    if (this.#running || memory.bytes <= this.#highBytes) return { sessions: 0, bytes: 0 }
-    this.#running = true
-    let result: SpillResult
-    try {
-      result = this.#spill(memory)
-      if (result.sessions > 0) this.#options.onSpill(result)
-    } finally {
-      this.#running = false
-    }
+    if (!this.#draining && !this.overHighWatermark) return { sessions: 0, bytes: 0 }
+    this.#draining = true
+    const result = this.#run(Number.POSITIVE_INFINITY)
+    this.#draining = false
     // Promotions made by spill listeners may have pushed memory up again.
     this.kick()
     return result
   }
 
+  /** Moves sessions down in steps until memory is at the low watermark or `budgetMs` has passed. */
+  #run(budgetMs: number): SpillResult {
+    // NB: not re-entrant: a `spill` listener that reads (and so promotes) must not start a nested cycle.
+    if (this.#running) return { sessions: 0, bytes: 0 }
+    this.#running = true
+    const memory = this.#options.memory
+    const clock = this.#options.sliceClock ?? (() => performance.now())
+    const started = clock()
+    let sessions = 0
+    let bytes = 0
+    try {
+      do {
+        const moved = this.#spill(memory)
+        if (moved.sessions === 0) break
+        sessions += moved.sessions
+        bytes += moved.bytes
+      } while (memory.bytes > this.#lowBytes && clock() - started < budgetMs)
+      if (sessions > 0) this.#options.onSpill({ sessions, bytes })
+    } finally {
+      this.#running = false
+    }
+    return { sessions, bytes }
+  }
+
+  /** One step: up to STEP_SESSIONS least recently used sessions, down first, then out of memory. */
   #spill(memory: MemoryTier): SpillResult {
     const victims: Array<readonly [string, MemoryRecord]> = []
     let remaining = memory.bytes
     for (const sid of memory.leastRecentlyUsed()) {
-      if (remaining <= this.#lowBytes) break
+      if (remaining <= this.#lowBytes || victims.length >= STEP_SESSIONS) break
       const record = memory.peek(sid)
       if (record === undefined) continue
       victims.push([sid, record])
@@ -113,10 +159,11 @@ export class Spiller {
     return { sessions: victims.length, bytes }
   }
 
-  #safeCycle(): void {
+  #safe(work: () => unknown): void {
     try {
-      this.cycle()
+      work()
     } catch (error) {
+      this.#draining = false
       this.#options.onError(error)
     }
   }

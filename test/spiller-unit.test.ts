@@ -64,3 +64,50 @@ describe('Spiller with a lower tier to move sessions into (shared mode)', () => 
     expect(errors).toHaveLength(1)
   })
 })
+
+describe('Spiller slices', () => {
+  it('a cycle moves sessions in slices of about 1 ms and yields between them; each step hands sessions down before they leave memory', async () => {
+    // 400 sessions of ~100 bytes in 40 KB: 0.8 → 0.6 means ~80 sessions to move, in steps of 64.
+    const clock = new ManualClock()
+    const memory = new MemoryTier({ maxBytes: 40_000, clock })
+    const write = (i: number) =>
+      memory.write(`s${i}`, {
+        payload: JSON.stringify({ pad: 'x'.repeat(80) }),
+        expiresAt: clock.now() + 1000,
+        userId: null,
+        version: 1,
+      })
+    for (let i = 0; i < 380; i++) write(i)
+    let now = 0
+    const steps: number[] = []
+    const absent: string[] = []
+    const slices: number[] = []
+    const spiller = new Spiller({
+      memory,
+      highWatermark: 0.5,
+      lowWatermark: 0.1,
+      intervalMs: 3_600_000,
+      // Each step takes 0.6 ms of the slice's clock: a slice holds two of them.
+      moveDown: (records) => {
+        now += 0.6
+        steps.push(records.length)
+        for (const [sid] of records) if (memory.peek(sid) === undefined) absent.push(sid)
+      },
+      onSpill: (result) => slices.push(result.sessions),
+      onError: (error) => {
+        throw error
+      },
+      sliceClock: () => now,
+    })
+    const first = spiller.step()
+    // One slice: two steps of 64, then it yields with memory still above the low watermark.
+    expect(first.sessions).toBe(128)
+    expect(memory.bytes).toBeGreaterThan(4000)
+    while (memory.bytes > 4000) await new Promise((resolve) => setImmediate(resolve))
+    expect(slices.length).toBeGreaterThan(1)
+    expect(Math.max(...steps)).toBeLessThanOrEqual(64)
+    expect(slices.every((n) => n <= 128)).toBe(true)
+    expect(absent).toEqual([])
+    spiller.stop()
+  })
+})

@@ -141,11 +141,11 @@ export class EngineContext {
 
   // ---- memory and the copies below it ---------------------------------------------------------------
 
-  /** Runs a spill cycle right away when memory crossed the high watermark. */
+  /** Runs a slice of a spill cycle right away when memory crossed the high watermark (the rest follows). */
   afterMemoryGrew(): void {
     if (!this.spiller.overHighWatermark) return
     try {
-      this.spiller.cycle()
+      this.spiller.step()
     } catch (error) {
       this.report(wrapError(ErrorCodes.DISK_IO, 'a spill cycle failed', error))
     }

@@ -121,7 +121,12 @@ export class WritePlan implements RecordRules {
       this.checkSize(payloadBytes(whole.payload))
       return { payload: whole.payload, expiresAt: whole.expiresAt, userId: whole.userId }
     }
-    return patchRecord(current, prepared.patch, this, now)
+    const next = patchRecord(current, prepared.patch, this, now)
+    // NB: a legacy record's expiry is its key's TTL (connect-redis's touch never rewrites the JSON's cookie):
+    // its first write keeps at least that, whatever the stale cookie in its JSON says.
+    if (current.legacy !== undefined && next.expiresAt < current.expiresAt)
+      return { ...next, expiresAt: current.expiresAt }
+    return next
   }
 
   /** `current` with the touch's cookie, or undefined when the touch would not extend its life. */

@@ -1,0 +1,115 @@
+// How long a spill cycle stalls the event loop, and how fast it moves sessions (after `npm run build`):
+//
+//   node bench/spill-stall.js [--cycles 3]
+//
+// A 64 MiB store (local mode; and shared mode, where a spill writes the sessions into the SQLite spill cache)
+// is filled to just under its high watermark, then one more write crosses it. From that write until memory is
+// back at the low watermark, a ticker re-arms setImmediate as fast as it can: the longest gap between two ticks
+// is the longest the event loop was blocked (what a request arriving then waits); perf_hooks'
+// monitorEventLoopDelay (1 ms resolution) is reported beside it. Default watermarks (0.8 → 0.6) and wide ones
+// (0.95 → 0.05). Rate = sessions moved / wall time of the whole (sliced) cycle.
+
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { monitorEventLoopDelay } from 'node:perf_hooks'
+import { parseArgs } from 'node:util'
+import { TieredStore } from 'tiered-session'
+import { startRedis } from './lib/procs.js'
+import { fmtInt, fmtMs, table } from './lib/report.js'
+import { MiB, sessionFor, sidFor } from './lib/sessions.js'
+
+const { values: args } = parseArgs({
+  options: { cycles: { type: 'string', default: '3' }, modes: { type: 'string', default: 'local,shared' } },
+})
+const CYCLES = Number(args.cycles)
+const MAX_BYTES = 64 * MiB
+
+async function measure(mode, highWatermark, lowWatermark, redisUrl) {
+  const dir = mkdtempSync(join(tmpdir(), 'ts-stall-'))
+  const store = new TieredStore({
+    memory: { maxBytes: MAX_BYTES, highWatermark, lowWatermark },
+    disk: { path: join(dir, 's.db') },
+    spillIntervalMs: 3_600_000,
+    ...(mode === 'shared' ? { redis: { url: redisUrl }, prefix: `stall-${Date.now()}:` } : {}),
+  })
+  await store.ready()
+  const high = MAX_BYTES * highWatermark
+  const low = MAX_BYTES * lowWatermark
+  const results = []
+  let i = 0
+  for (let c = 0; c < CYCLES; c++) {
+    // Fill to just under the high watermark (in batches, awaited).
+    while (store.stats().memory.bytes + 2 * 1100 < high) {
+      const batch = []
+      for (let k = 0; k < 500 && store.stats().memory.bytes + (k + 2) * 1100 < high; k++)
+        batch.push(store.set(sidFor(i, 's'), sessionFor(i++)))
+      await Promise.all(batch)
+    }
+    const spillsBefore = store.stats().spills
+    const histogram = monitorEventLoopDelay({ resolution: 1 })
+    let maxGap = 0
+    let last = performance.now()
+    let ticking = true
+    const tick = () => {
+      const now = performance.now()
+      maxGap = Math.max(maxGap, now - last)
+      last = now
+      if (ticking) setImmediate(tick)
+    }
+    histogram.enable()
+    setImmediate(tick)
+    const started = performance.now()
+    // One write over the watermark, then whatever it takes to come down to the low one.
+    while (store.stats().spills === spillsBefore) await store.set(sidFor(i, 's'), sessionFor(i++))
+    while (store.stats().memory.bytes > low) await new Promise((resolve) => setImmediate(resolve))
+    const wallMs = performance.now() - started
+    ticking = false
+    histogram.disable()
+    const moved = store.stats().spills - spillsBefore
+    results.push({ moved, wallMs, maxGapMs: maxGap, delayMaxMs: histogram.max / 1e6 })
+  }
+  await store.close()
+  rmSync(dir, { recursive: true, force: true })
+  const worst = (key) => Math.max(...results.map((r) => r[key]))
+  const moved = results.reduce((sum, r) => sum + r.moved, 0)
+  const wall = results.reduce((sum, r) => sum + r.wallMs, 0)
+  return {
+    moved: moved / results.length,
+    perSec: moved / (wall / 1000),
+    maxGapMs: worst('maxGapMs'),
+    delayMaxMs: worst('delayMaxMs'),
+  }
+}
+
+const redis = await startRedis()
+const rows = []
+for (const mode of args.modes.split(',')) {
+  for (const [name, high, low] of [
+    ['default 0.8 → 0.6', 0.8, 0.6],
+    ['wide 0.95 → 0.05', 0.95, 0.05],
+  ]) {
+    const r = await measure(mode, high, low, redis.url)
+    console.error(`${mode} ${name}: ${JSON.stringify(r)}`)
+    rows.push([mode, name, fmtInt(r.moved), fmtInt(r.perSec), fmtMs(r.maxGapMs), fmtMs(r.delayMaxMs)])
+  }
+}
+console.log(`\nSpill cycles of a ${MAX_BYTES / MiB} MiB store, ${CYCLES} per row (worst of them)\n`)
+console.log(
+  table(
+    [
+      [
+        'mode',
+        'watermarks',
+        'sessions per cycle',
+        'sessions/s',
+        'longest event-loop block (ms)',
+        'monitorEventLoopDelay max (ms)',
+      ],
+      ...rows,
+    ],
+    ['l', 'l', 'r', 'r', 'r', 'r'],
+  ),
+)
+await redis.stop()
+process.exit(0)
