@@ -21,6 +21,7 @@ import type { Budget } from './budget.js'
 import type { RedisConnection } from './connection.js'
 import { Script } from './connection.js'
 import type { LegacySessions } from './legacy-sessions.js'
+import { RedisListings } from './redis-listings.js'
 import { ReplicaConfirmation } from './replica-confirmation.js'
 import {
   CAS_SCRIPT,
@@ -99,6 +100,7 @@ export class RedisTier implements Tier, DeferredTouches {
   readonly #report: (error: TieredSessionError) => void
   readonly #touches = new TouchBatch((sid, touch) => this.#touch(sid, touch))
   readonly #legacy: LegacySessions | undefined
+  readonly #listings: RedisListings
   readonly #scripts: typeof scripts
 
   constructor(options: RedisTierOptions) {
@@ -116,6 +118,14 @@ export class RedisTier implements Tier, DeferredTouches {
     this.#origin = options.origin
     this.#clock = options.clock
     this.#index = new UserIndex(options)
+    this.#listings = new RedisListings({
+      connection: options.connection,
+      prefix: options.prefix,
+      index: this.#index,
+      legacy: options.legacy,
+      get: (sid) => this.get(sid),
+      delete: (sid) => this.delete(sid),
+    })
   }
 
   /** The keys of a session's scripts: ours, and with dualWrite connect-redis's (mirrored). */
@@ -478,20 +488,14 @@ export class RedisTier implements Tier, DeferredTouches {
     return existed
   }
 
-  /** Every session key on every master, via SCAN (never KEYS). */
-  async #keys(): Promise<string[]> {
-    const keys = await this.#redis.scan(`${this.#prefix.replace(/[*?[\]\\]/g, '\\$&')}*`)
-    return keys.filter((key) => !this.#index.isIndexKey(key))
-  }
-
   /** Ids of live sessions. */
-  async ids(): Promise<string[]> {
-    return (await this.rows(() => undefined)).map((row) => row.sid)
+  ids(): Promise<string[]> {
+    return this.#listings.ids()
   }
 
   /** How many live sessions there are. */
-  async countLive(): Promise<number> {
-    return (await this.ids()).length
+  countLive(): Promise<number> {
+    return this.#listings.countLive()
   }
 
   /** Redis expires its own keys (PEXPIREAT): nothing to sweep. */
@@ -500,57 +504,18 @@ export class RedisTier implements Tier, DeferredTouches {
   }
 
   /** Every live session; a value that is not ours goes to `onCorrupt`. */
-  async rows(onCorrupt: OnCorrupt): Promise<TierRow[]> {
-    const keys = await this.#keys()
-    return this.#rowsOf(
-      keys.map((key) => key.slice(this.#prefix.length)),
-      onCorrupt,
-    )
-  }
-
-  async #rowsOf(sids: string[], onCorrupt: OnCorrupt): Promise<TierRow[]> {
-    const rows = await Promise.all(
-      sids.map(async (sid) => {
-        try {
-          const record = await this.get(sid)
-          return record === undefined ? undefined : { sid, ...record }
-        } catch (error) {
-          if (error instanceof TieredSessionError && error.code === ErrorCodes.DECODE_FAILED) {
-            onCorrupt(error)
-            return undefined
-          }
-          throw error
-        }
-      }),
-    )
-    return rows.filter((row): row is TierRow => row !== undefined)
+  rows(onCorrupt: OnCorrupt): Promise<TierRow[]> {
+    return this.#listings.rows(onCorrupt)
   }
 
   /** Live sessions of one user; index entries of sessions gone or moved to another user are pruned. */
-  async rowsOfUser(userId: string, onCorrupt: OnCorrupt): Promise<TierRow[]> {
-    const sids = await this.#index.members(userId)
-    const rows = await this.#rowsOf(sids, onCorrupt)
-    const live = new Set(rows.filter((row) => row.userId === userId).map((row) => row.sid))
-    const stale = sids.filter((sid) => !live.has(sid))
-    await this.#index.prune(userId, stale)
-    return rows.filter((row) => live.has(row.sid))
+  rowsOfUser(userId: string, onCorrupt: OnCorrupt): Promise<TierRow[]> {
+    return this.#listings.rowsOfUser(userId, onCorrupt)
   }
 
   /** Deletes every session, tombstone and index under the prefix. */
-  async clear(options: ClearOptions = {}): Promise<void> {
-    const keys = await this.#keys()
-    for (const key of keys) {
-      await this.delete(key.slice(this.#prefix.length))
-      await this.#redis.run('a session delete', (c) => c.del(key))
-    }
-    // NB: `migrate` on another prefix: connect-redis's sessions are sessions of this store too.
-    const legacy = this.#legacy
-    if (legacy !== undefined && !legacy.samePrefix)
-      for (const key of await this.#redis.scan(legacy.pattern)) await legacy.dropKey(key)
-    // Index sets are removed with their last session; drop any left over.
-    for (const key of await this.#redis.scan(this.#index.scanPattern))
-      await this.#redis.run('an index delete', (c) => c.del(key))
-    options.onCommit?.()
+  clear(options: ClearOptions = {}): Promise<void> {
+    return this.#listings.clear(options)
   }
 
   close(): void {
