@@ -278,6 +278,9 @@ export class WritePath {
       // NB: Redis down, or the request's budget spent (Redis too slow): the change goes to the outbox.
       if (shared !== null && isOutage(error) && (!shared.connection.up || isSpent(budget)))
         return this.#offline.update(shared, sid, change)
+      // NB: refused after its script may have run (an index update refused, say): our copy may be older than
+      // Redis's, and no invalidation of our own write will come: it is dropped.
+      if (shared !== null) ctx.forget(sid)
       return ctx.fail(error)
     } finally {
       if (tracked !== undefined) shared?.coherence.endRead(sid, tracked)
@@ -331,7 +334,11 @@ export class WritePath {
     } catch (error) {
       // NB: Redis down, or the request's budget spent (Redis too slow): the write goes to the outbox.
       if (shared !== null && isOutage(error) && (!shared.connection.up || isSpent(budget))) await offline()
-      else ctx.fail(error)
+      else {
+        // NB: refused after its script may have run: our copy may be older than Redis's (see #update).
+        if (shared !== null) ctx.forget(sid)
+        ctx.fail(error)
+      }
       return
     } finally {
       if (tracked !== undefined) shared?.coherence.endRead(sid, tracked)

@@ -27,6 +27,7 @@ export interface RedisClientLike extends EventEmitter {
   unsubscribe(...channels: string[]): Promise<unknown>
   /** CLIENT subcommands (ID, TRACKING). */
   client(...args: string[]): Promise<unknown>
+  info(section?: string): Promise<string>
   ping(): Promise<string>
   /** A batch of commands sent together (on Cluster: to the node of their key). */
   pipeline(): RedisPipelineLike

@@ -46,6 +46,14 @@ export interface InvalidationChannelOptions {
   readonly onGarbage: () => void
 }
 
+/** The run_id in an INFO server reply (a server process's own id). */
+function runIdOf(info: unknown): string | undefined {
+  return /run_id:([0-9a-f]+)/.exec(String(info))?.[1]
+}
+
+/** Wait before setting tracking up again after Redis refused it for now, in ms. */
+const RETRY_TRACK_MS = 1000
+
 /** Wait before subscribing on the next Cluster node after losing one (or finding none), in ms. */
 const NEXT_NODE_MS = 100
 
@@ -59,6 +67,8 @@ export class InvalidationChannel {
   #closed = false
   /** Tracking: the subscriber's client id once it is subscribed (the redirect target), else undefined. */
   #redirectTo: string | undefined
+  /** Tracking: the run_id of the server the subscriber is connected to. */
+  #redirectServer: string | undefined
   /** Bumped whenever the subscriber connection changes: a subscription set up for an older one is stale. */
   #epoch = 0
   /** Bumped by every tracking setup and every loss: only the latest setup may make the channel live. */
@@ -154,10 +164,11 @@ export class InvalidationChannel {
     this.#redirectTo = undefined
     const setUp =
       this.#mode === 'tracking'
-        ? subscriber.client('ID').then(async (id) => {
+        ? Promise.all([subscriber.client('ID'), subscriber.info('server')]).then(async ([id, info]) => {
             await subscriber.subscribe(TRACKING_CHANNEL)
             if (epoch !== this.#epoch) return
             this.#redirectTo = String(id)
+            this.#redirectServer = runIdOf(info)
             await this.#track()
           })
         : subscriber.subscribe(this.#options.channel).then(() => {
@@ -179,6 +190,7 @@ export class InvalidationChannel {
   async #track(): Promise<void> {
     const attempt = ++this.#attempt
     const redirect = this.#redirectTo
+    const server = this.#redirectServer
     const { connection } = this.#options
     // NB: not connected yet: the store's connection going ready tries again (#onMainStatus).
     if (redirect === undefined || !connection.up) return
@@ -195,10 +207,30 @@ export class InvalidationChannel {
         isTieredSessionError(error) &&
         error.code === ErrorCodes.REDIS_REFUSED &&
         UNSUPPORTED.test(error.message)
-      if (attempt === this.#attempt && unsupported) this.#fallBack()
+      if (attempt !== this.#attempt) return
+      if (unsupported) this.#fallBack()
+      // NB: the subscriber is not a client of this server (a failover moved one connection): it reconnects.
+      else if (/redirect/i.test(String((error as Error)?.message))) this.#subscriber?.disconnect(true)
+      // NB: refused for now (BUSY, say) on a connection that stays up: nothing else would try again.
+      else
+        setTimeout(() => {
+          if (attempt === this.#attempt) this.#track().catch(() => this.#onLost())
+        }, RETRY_TRACK_MS).unref()
       return
     }
-    if (attempt === this.#attempt && redirect === this.#redirectTo) this.#goLive()
+    if (attempt !== this.#attempt || redirect !== this.#redirectTo) return
+    // NB: client ids are unique per server only: after a failover the store's connection may have reached
+    // another server than the subscriber, where that id is some other client (or none). Same server, or the
+    // subscriber reconnects (and this runs again).
+    let info: unknown
+    try {
+      info = await connection.run('an invalidation setup', (c) => c.info('server'))
+    } catch {
+      return
+    }
+    if (attempt !== this.#attempt || redirect !== this.#redirectTo) return
+    if (runIdOf(info) === server) this.#goLive()
+    else this.#subscriber?.disconnect(true)
   }
 
   #fallBack(): void {
@@ -253,10 +285,18 @@ export class InvalidationChannel {
 
   /** Tracking: keys another connection changed (a null payload: the whole database was flushed). */
   #onTracked(payload: Buffer | Buffer[] | null): void {
+    if (payload === null) {
+      // NB: FLUSHALL/FLUSHDB: every copy is unverified (checked against Redis before it is served); a channel
+      // that was not live stays so (a message never makes it live).
+      if (this.#live) {
+        this.#options.onLost()
+        this.#options.onLive()
+      }
+      return
+    }
     if (!Array.isArray(payload)) {
-      // NB: FLUSHALL/FLUSHDB: every copy is unverified (checked against Redis before it is served).
-      this.#onLost()
-      this.#goLive()
+      // NB: a plain PUBLISH on the tracking channel: not Redis's.
+      this.#options.onGarbage()
       return
     }
     for (const key of payload) {
