@@ -1,7 +1,7 @@
 import { once } from 'node:events'
 import { describe, expect, it } from 'vitest'
 import { commandCalls, redisCommand, useRedis } from './helpers/redis-server.js'
-import { ready, sharedSession, sharedStores } from './helpers/shared-stores.js'
+import { engineOf, ready, sharedSession, sharedStores } from './helpers/shared-stores.js'
 import { startProxy } from './helpers/tcp-proxy.js'
 
 const HOUR = 3_600_000
@@ -90,6 +90,19 @@ describe('the known races of client-side caching', () => {
     expect(performance.now() - started).toBeLessThan(5000)
     expect(await b.get('s')).toMatchObject({ v: 2 })
     await ready(b)
+  })
+
+  it("tracking: a FLUSHDB (on this test's own server) leaves nothing cached trusted; the channel stays live", async () => {
+    const { open, clock } = sharedStores(() => ({ url: redis.url }))
+    const b = await open('b')
+    await b.set('s', sharedSession(clock.now(), HOUR, { v: 1 }))
+    expect(await b.get('s')).toMatchObject({ v: 1 })
+    const lost = once(b, 'coherence')
+    await redisCommand(redis.port, ['FLUSHDB'])
+    expect((await lost)[0]).toEqual({ live: false })
+    await engineOf(b).invalidationsDelivered()
+    expect(engineOf(b).coherent).toBe(true)
+    expect(await b.get('s')).toBeUndefined()
   })
 
   it('tracking: a write that publishes nothing (made by any client) still reaches the instance holding a copy', async () => {
