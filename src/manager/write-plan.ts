@@ -3,7 +3,7 @@
 // the manager counts and reports them.
 
 import type { RecordRules, SessionObject } from '../codec.js'
-import { encodeSession, jsonText, patchRecord, payloadBytes, touchRecord } from '../codec.js'
+import { encodeSession, jsonText, patchRecord, payloadBytes, touchRecord, withCookie } from '../codec.js'
 import { ErrorCodes, TieredSessionError } from '../errors.js'
 import type { ResolvedOptions } from '../options.js'
 import { assertValidSid, expiresAtOf, userIdOf } from '../session-fields.js'
@@ -121,20 +121,19 @@ export class WritePlan implements RecordRules {
       this.checkSize(payloadBytes(whole.payload))
       return { payload: whole.payload, expiresAt: whole.expiresAt, userId: whole.userId }
     }
-    const next = patchRecord(current, prepared.patch, this, now)
-    // NB: a legacy record's expiry is its key's TTL (connect-redis's touch never rewrites the JSON's cookie):
-    // its first write keeps at least that, whatever the stale cookie in its JSON says.
-    if (current.legacy !== undefined && next.expiresAt < current.expiresAt)
-      return { ...next, expiresAt: current.expiresAt }
-    return next
+    return patchRecord(current, prepared.patch, this, now)
   }
 
   /** `current` with the touch's cookie, or undefined when the touch would not extend its life. */
   applyTouch(current: StoredRecord, touch: PreparedTouch): RecordInput | undefined {
-    // NB: a legacy record (migrate) is converted by its first touch, with the later of the two expiries
-    // (connect-redis rounds its TTL up to whole seconds: it may outlive the cookie by up to one).
+    // NB: a legacy record (migrate) is converted by its first touch, even one that would not extend its life
+    // (the conversion keeps the later expiry: see RedisTier's #convert).
     if (current.legacy !== undefined)
-      return touchRecord(current, touch.cookieText, Math.max(touch.expiresAt, current.expiresAt + 1))
+      return {
+        payload: withCookie(current.payload, touch.cookieText),
+        expiresAt: touch.expiresAt,
+        userId: current.userId,
+      }
     return touchRecord(current, touch.cookieText, touch.expiresAt)
   }
 }

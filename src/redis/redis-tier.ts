@@ -389,9 +389,12 @@ export class RedisTier implements Tier, DeferredTouches {
     budget: Budget | undefined,
   ): Promise<CasResult> {
     const legacy = this.#legacy as LegacySessions
+    // NB: a legacy session's expiry is its key's TTL (connect-redis's touch never rewrites the JSON's cookie):
+    // its first write, a merge with that stale cookie or a touch, keeps at least that.
+    const next = { ...record, expiresAt: Math.max(record.expiresAt, current.expiresAt) }
     const [, reply] = await Promise.all([
-      this.#index.add(sid, record.userId, record.expiresAt, budget),
-      legacy.convert(sid, this.key(sid), record, current.legacy as string, {
+      this.#index.add(sid, next.userId, next.expiresAt, budget),
+      legacy.convert(sid, this.key(sid), next, current.legacy as string, {
         version: this.proposedVersion(current.version),
         expected: current.version,
         channel: this.#channel,
@@ -401,7 +404,7 @@ export class RedisTier implements Tier, DeferredTouches {
     ])
     if (reply.status === 'gone') return { ok: false, gone: true }
     if (reply.status === 'changed') return { ok: false, gone: false }
-    const { payload, expiresAt, userId } = record
+    const { payload, expiresAt, userId } = next
     return { ok: true, record: { payload, expiresAt, userId, version: reply.version } }
   }
 
