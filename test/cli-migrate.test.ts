@@ -42,6 +42,18 @@ function legacyValue(ms: number, data: Record<string, unknown>): string {
 describe('tiered-session migrate --from connect-redis', () => {
   const redis = useRedis()
 
+  /** `migrate` from connect-redis on the test's Redis, from `legacyPrefix` to `prefix`. */
+  const migrateFlags = (legacyPrefix: string, prefix?: string) => [
+    'migrate',
+    '--from',
+    'connect-redis',
+    '--redis',
+    redis.url,
+    '--legacy-prefix',
+    legacyPrefix,
+    ...(prefix === undefined ? [] : ['--prefix', prefix]),
+  ]
+
   async function plant(prefix: string, count: number): Promise<string[]> {
     const client = new Redis(redis.url)
     onTestFinished(() => client.disconnect())
@@ -114,19 +126,7 @@ describe('tiered-session migrate --from connect-redis', () => {
         requests++
       }
     })()
-    const first = await cli([
-      'migrate',
-      '--from',
-      'connect-redis',
-      '--redis',
-      redis.url,
-      '--legacy-prefix',
-      legacyPrefix,
-      '--prefix',
-      prefix,
-      '--dual-write',
-      '--json',
-    ])
+    const first = await cli([...migrateFlags(legacyPrefix, prefix), '--dual-write', '--json'])
     running = false
     await traffic
     // The last change of each busy session through our app: none is left that only an old instance made
@@ -166,19 +166,7 @@ describe('tiered-session migrate --from connect-redis', () => {
     }
     expect(await redisCommand(redis.port, ['GET', `${legacyPrefix}garbage`])).toBe('not json')
 
-    const second = await cli([
-      'migrate',
-      '--from',
-      'connect-redis',
-      '--redis',
-      redis.url,
-      '--legacy-prefix',
-      legacyPrefix,
-      '--prefix',
-      prefix,
-      '--dual-write',
-      '--json',
-    ])
+    const second = await cli([...migrateFlags(legacyPrefix, prefix), '--dual-write', '--json'])
     expect(second.code, second.stderr).toBe(0)
     expect(JSON.parse(second.stdout)).toMatchObject({ migrated: 0, alreadyOurs: 10_000, notASession: 2 })
   }, 120_000)
@@ -187,49 +175,19 @@ describe('tiered-session migrate --from connect-redis', () => {
     const legacyPrefix = uniquePrefix('cr')
     const prefix = uniquePrefix('ts')
     const moved = await plant(legacyPrefix, 30)
-    const run = await cli([
-      'migrate',
-      '--from',
-      'connect-redis',
-      '--redis',
-      redis.url,
-      '--legacy-prefix',
-      legacyPrefix,
-      '--prefix',
-      prefix,
-    ])
+    const run = await cli(migrateFlags(legacyPrefix, prefix))
     expect(run.code, run.stderr).toBe(0)
     expect(run.stdout).toMatch(/^migrated\s+30$/m)
     for (const sid of moved) {
       expect(await redisCommand(redis.port, ['EXISTS', `${legacyPrefix}${sid}`])).toBe(0)
       expect(await redisCommand(redis.port, ['TYPE', `${prefix}${sid}`])).toBe('hash')
     }
-    const again = await cli([
-      'migrate',
-      '--from',
-      'connect-redis',
-      '--redis',
-      redis.url,
-      '--legacy-prefix',
-      legacyPrefix,
-      '--prefix',
-      prefix,
-      '--json',
-    ])
+    const again = await cli([...migrateFlags(legacyPrefix, prefix), '--json'])
     expect(JSON.parse(again.stdout)).toMatchObject({ scanned: 0, migrated: 0 })
 
     const same = uniquePrefix('cr')
     const inPlace = await plant(same, 20)
-    const run2 = await cli([
-      'migrate',
-      '--from',
-      'connect-redis',
-      '--redis',
-      redis.url,
-      '--legacy-prefix',
-      same,
-      '--json',
-    ])
+    const run2 = await cli([...migrateFlags(same), '--json'])
     expect(JSON.parse(run2.stdout)).toMatchObject({ scanned: 20, migrated: 20 })
     const dir = makeTempDir()
     const store = new TieredStore({

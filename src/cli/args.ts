@@ -73,3 +73,16 @@ export function required(values: Record<string, string | boolean>, name: string,
     throw new CliError(`--${name} is required (see: tiered-session ${spec.name} --help)`, 2)
   return value
 }
+
+/** `--json`, which every command takes. */
+export const JSON_FLAG: FlagSpec = { type: 'boolean', help: 'print the counts as one JSON object' }
+
+/** `--from`, which must name `store` (the one store a command reads from), or a CliError. */
+export function requireFrom(
+  values: Record<string, string | boolean>,
+  store: string,
+  spec: CommandSpec,
+): void {
+  const from = required(values, 'from', spec)
+  if (from !== store) throw new CliError(`--from must be ${store}, not '${from}'`, 2)
+}

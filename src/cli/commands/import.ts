@@ -8,7 +8,7 @@ import { FILE_STORE_DEFAULT_TTL_S, parseFileStoreFile } from '../../migrate/file
 import { isValidSid } from '../../session-fields.js'
 import { TieredStore } from '../../store.js'
 import type { CommandSpec } from '../args.js'
-import { parseFlags, required } from '../args.js'
+import { JSON_FLAG, parseFlags, required, requireFrom } from '../args.js'
 import { CliError } from '../cli-error.js'
 import { note, Progress, printCounts } from '../output.js'
 import { closeRedis, connectRedis } from '../redis-client.js'
@@ -32,7 +32,7 @@ export const importSpec: CommandSpec = {
       help: "session-file-store's `ttl` option, in seconds",
       default: String(FILE_STORE_DEFAULT_TTL_S),
     },
-    json: { type: 'boolean', help: 'print the counts as one JSON object' },
+    json: JSON_FLAG,
   },
 }
 
@@ -46,8 +46,7 @@ const LABELS = {
 export async function importSessions(argv: readonly string[]): Promise<void> {
   const flags = parseFlags(importSpec, argv)
   if (flags.help === true) return
-  if (required(flags, 'from', importSpec) !== 'session-file-store')
-    throw new CliError(`--from must be session-file-store, not '${flags.from}'`, 2)
+  requireFrom(flags, 'session-file-store', importSpec)
   const dir = required(flags, 'dir', importSpec)
   const ttl = Number(flags.ttl)
   if (!Number.isFinite(ttl) || ttl <= 0) throw new CliError(`--ttl must be a number of seconds > 0`, 2)

@@ -10,7 +10,7 @@ import { LegacySessions } from '../../redis/legacy-sessions.js'
 import { RedisTier } from '../../redis/redis-tier.js'
 import { normalizeUserId } from '../../session-fields.js'
 import type { CommandSpec } from '../args.js'
-import { parseFlags, required } from '../args.js'
+import { JSON_FLAG, parseFlags, required, requireFrom } from '../args.js'
 import { CliError } from '../cli-error.js'
 import { Progress, printCounts } from '../output.js'
 import { closeRedis, connectRedis } from '../redis-client.js'
@@ -39,7 +39,7 @@ export const migrateSpec: CommandSpec = {
       type: 'boolean',
       help: "keep connect-redis's keys, mirrored (a rolling deploy: old instances still serving)",
     },
-    json: { type: 'boolean', help: 'print the counts as one JSON object' },
+    json: JSON_FLAG,
   },
 }
 
@@ -54,8 +54,7 @@ const LABELS = {
 export async function migrate(argv: readonly string[]): Promise<void> {
   const flags = parseFlags(migrateSpec, argv)
   if (flags.help === true) return
-  if (required(flags, 'from', migrateSpec) !== 'connect-redis')
-    throw new CliError(`--from must be connect-redis, not '${flags.from}'`, 2)
+  requireFrom(flags, 'connect-redis', migrateSpec)
   const url = required(flags, 'redis', migrateSpec)
   const legacyPrefix = required(flags, 'legacy-prefix', migrateSpec)
   const prefix = typeof flags.prefix === 'string' ? flags.prefix : legacyPrefix
