@@ -15,6 +15,7 @@ import type { StoredSession } from './session-data.js'
 import type { SpillResult } from './spiller.js'
 import type { StoreStats } from './stats.js'
 import { toPrometheus } from './stats.js'
+import type { BackupProgress } from './tiers/sqlite-backup.js'
 
 /** Internal: how the middleware (and tests) reach the store's engine. Not exported from the package. */
 export const managerOf: (store: TieredStore) => SessionEngine = (store) => store[kManager]
@@ -226,6 +227,21 @@ export class TieredStore extends ExpressSessionStoreBase {
   sweep(callback: (err: unknown, removed?: number) => void): void
   sweep(callback?: Callback<number>): Promise<number> | void {
     return withCallback(() => this.#manager.sweep(), callback)
+  }
+
+  /**
+   * Copies the SQLite file to `path` online (writes go on meanwhile) as one consistent state holding every write
+   * acknowledged before the call; the copy is 0600, its directory created 0700 if missing. Emits `backup`
+   * (`{ totalPages, remainingPages }`) after each step; resolves to the last. Rejects with TS_NO_DISK_TIER
+   * (`disk: false`) or TS_BACKUP_FAILED (the copy cannot be written).
+   */
+  backup(path: string): Promise<BackupProgress>
+  backup(path: string, callback: (err: unknown, progress?: BackupProgress) => void): void
+  backup(path: string, callback?: Callback<BackupProgress>): Promise<BackupProgress> | void {
+    return withCallback(
+      () => this.#manager.backup(path, (progress) => this.#emitSafely('backup', progress)),
+      callback,
+    )
   }
 
   /** Commits everything, stops the timers and closes the database. Idempotent. */

@@ -5,6 +5,8 @@ import type { TieredSessionError } from '../errors.js'
 import type { Budget } from '../redis/budget.js'
 import type { SpillResult } from '../spiller.js'
 import type { StoreStats } from '../stats.js'
+import type { Inventory } from '../tiers/inventory.js'
+import type { BackupProgress } from '../tiers/sqlite-backup.js'
 
 /** A session of one user, as listByUser returns it. */
 export interface UserSession<S = SessionObject> {
@@ -33,6 +35,20 @@ export interface SessionPatch extends PatchInput {
    * it is stored as is instead of decoding, patching and re-encoding the stored copy.
    */
   readonly whole?: { readonly version: number; readonly payload: string; readonly session: SessionObject }
+}
+
+/**
+ * A session as `export` and `import` move it, under its stored key: the stored key, not a session id (with
+ * hashed ids, the hash; an import stores it as it is, without hashing it again).
+ */
+export interface ExportedRow {
+  /** The key the store keeps the session under: the stored key, not a session id. */
+  readonly key: string
+  readonly session: SessionObject
+  /** Absolute expiry, milliseconds since the epoch. */
+  readonly expiresAt: number
+  /** The user the exporting store's `userId` option gave the session, or null. */
+  readonly userId: string | null
 }
 
 /** Where the engine reports what happens; the store turns these into events. */
@@ -70,6 +86,17 @@ export interface SessionEngine {
   sweep(): Promise<number>
   stats(): StoreStats
   close(): Promise<void>
+  /** An online, consistent copy of the SQLite file (TS_NO_DISK_TIER without one, TS_BACKUP_FAILED). */
+  backup(path: string, onProgress: (progress: BackupProgress) => void): Promise<BackupProgress>
+  /** What the authority holds, for an operator, with the `top` users by session count. */
+  inventory(top: number): Promise<Inventory>
+  /** Every live session under its stored key (stored key, not a session id), for `export`. */
+  exportRows(): Promise<ExportedRow[]>
+  /**
+   * Stores `row` under `row.key` as it is (stored key, not a session id: never hashed again), keeping its expiry;
+   * resolves to false for a row already expired (nothing is written).
+   */
+  importRow(row: ExportedRow): Promise<boolean>
   now(): number
   lifetimeMs(session: SessionObject): number
 }

@@ -6,27 +6,45 @@
 
 import { setImmediate as nextTurn } from 'node:timers/promises'
 import type { SessionObject } from '../codec.js'
-import { ErrorCodes, wrapError } from '../errors.js'
+import { encodeSession } from '../codec.js'
+import { ErrorCodes, TieredSessionError, wrapError } from '../errors.js'
 import type { Budget } from '../redis/budget.js'
 import type { RedisTier } from '../redis/redis-tier.js'
-import { normalizeUserId } from '../session-fields.js'
+import { assertValidSid, normalizeUserId } from '../session-fields.js'
 import type { SpillResult } from '../spiller.js'
 import type { StoreStats } from '../stats.js'
 import { statsSnapshot } from '../stats.js'
+import type { Inventory } from '../tiers/inventory.js'
+import { rowsInventory } from '../tiers/inventory.js'
+import type { BackupProgress } from '../tiers/sqlite-backup.js'
 import type { MaybePromise, TierRow } from '../tiers/tier.js'
 import { EngineContext } from './context.js'
-import type { ManagerEvents, SessionEngine, SessionEntry, SessionPatch, UserSession } from './engine.js'
+import type {
+  ExportedRow,
+  ManagerEvents,
+  SessionEngine,
+  SessionEntry,
+  SessionPatch,
+  UserSession,
+} from './engine.js'
+import { ForeignCommits } from './foreign-commits.js'
 import { sessionsById, userSessions } from './listings.js'
 import { ReadPath } from './read-path.js'
 import { Sweeper } from './sweeper.js'
 import { WritePath } from './write-path.js'
+import { WritePlan } from './write-plan.js'
 
 /** The engine of both modes. All methods are safe to call concurrently. */
 export class TierManager implements SessionEngine {
   readonly #ctx: EngineContext
   readonly #reads: ReadPath
   readonly #writes: WritePath
+  readonly #plan: WritePlan
   readonly #sweeper: Sweeper
+  /** Local mode: drops memory copies of rows another connection changed (the command line tool). */
+  readonly #foreign: ForeignCommits | null
+  /** Backups under way (close waits for them). */
+  readonly #backups = new Set<Promise<unknown>>()
   #diskEntries = 0
 
   constructor(options: EngineContext['options'], events: ManagerEvents) {
@@ -34,6 +52,7 @@ export class TierManager implements SessionEngine {
     this.#ctx = ctx
     this.#reads = new ReadPath(ctx)
     this.#writes = new WritePath(ctx)
+    this.#plan = new WritePlan(options)
     this.#sweeper = new Sweeper({
       disk: ctx.disk,
       memory: ctx.memory,
@@ -45,8 +64,21 @@ export class TierManager implements SessionEngine {
       },
       report: (error) => ctx.report(error),
     })
+    this.#foreign =
+      ctx.shared === null && ctx.disk !== null
+        ? new ForeignCommits({
+            disk: ctx.disk,
+            memory: ctx.memory,
+            onDropped: (count) => {
+              ctx.counters.invalidations += count
+              ctx.events.invalidation?.()
+            },
+            report: (error) => ctx.report(error),
+          })
+        : null
     ctx.spiller.start()
     this.#sweeper.start()
+    this.#foreign?.start()
   }
 
   // ---- one session ----------------------------------------------------------------------------------
@@ -244,6 +276,8 @@ export class TierManager implements SessionEngine {
     if (ctx.closed) return
     ctx.spiller.stop()
     await this.#sweeper.stop()
+    await this.#foreign?.stop()
+    await Promise.allSettled([...this.#backups])
     await ctx.authority.commitTouches()
     await ctx.shared?.outbox?.close()
     ctx.closed = true
@@ -252,6 +286,96 @@ export class TierManager implements SessionEngine {
     await ctx.shared?.connection.close()
     await nextTurn()
     ctx.memory.close()
+  }
+
+  // ---- operating it (the command line tool) --------------------------------------------------------
+
+  /**
+   * An online, consistent copy of the SQLite file at `path`, with every write acknowledged before the call in
+   * it. TS_NO_DISK_TIER without a file (`disk: false`); TS_BACKUP_FAILED when `path` cannot be written.
+   */
+  async backup(path: string, onProgress: (progress: BackupProgress) => void): Promise<BackupProgress> {
+    const ctx = this.#ctx
+    ctx.checkOpen()
+    if (typeof path !== 'string' || path === '')
+      throw new TieredSessionError(ErrorCodes.BACKUP_FAILED, 'the backup path must be a non-empty string')
+    if (ctx.disk === null)
+      throw new TieredSessionError(
+        ErrorCodes.NO_DISK_TIER,
+        'backup copies the SQLite file, and this store has none (disk: false)',
+      )
+    // NB: the disk tier commits the queued writes (group commit) before the copy starts.
+    const running = ctx.disk.backup(path, onProgress)
+    this.#backups.add(running)
+    try {
+      return await running
+    } finally {
+      this.#backups.delete(running)
+    }
+  }
+
+  /** What the authority holds, for an operator: by SQL on the file (local mode), or over Redis's rows. */
+  async inventory(top: number): Promise<Inventory> {
+    const ctx = this.#ctx
+    ctx.checkOpen()
+    try {
+      if (ctx.shared === null && ctx.disk !== null) {
+        ctx.disk.commitTouches()
+        return ctx.disk.inventory(ctx.now(), top)
+      }
+      const rows = await ctx.authority.rows(ctx.onCorrupt)
+      return {
+        ...rowsInventory(rows, top),
+        expiredNotSwept: null,
+        outboxDepth: ctx.disk === null ? null : ctx.disk.size(),
+      }
+    } catch (error) {
+      return ctx.fail(error)
+    }
+  }
+
+  /** Every live session under its stored key (stored key, not a session id); undecodable rows are reported. */
+  async exportRows(): Promise<ExportedRow[]> {
+    const ctx = this.#ctx
+    const rows = await this.#query(
+      () => ctx.authority.rows(ctx.onCorrupt),
+      (found) => found,
+    )
+    const out: ExportedRow[] = []
+    for (const row of rows) {
+      const session = ctx.decode(row)
+      if (session !== undefined)
+        out.push({ key: row.sid, session, expiresAt: row.expiresAt, userId: row.userId })
+    }
+    return out
+  }
+
+  /**
+   * Stores `row.session` under `row.key` as it is (stored key, not a session id: never hashed again) with its
+   * expiry, replacing what was there; local copies are dropped at the commit. False for an expired row.
+   */
+  async importRow(row: ExportedRow): Promise<boolean> {
+    const ctx = this.#ctx
+    ctx.checkOpen()
+    const record = ctx.prepare(() => {
+      assertValidSid(row.key)
+      const { payload, bytes } = encodeSession(row.session)
+      this.#plan.checkSize(bytes)
+      return { payload, expiresAt: row.expiresAt, userId: normalizeUserId(row.userId) }
+    }, 'the session could not be imported')
+    if (record.expiresAt <= ctx.now()) return false
+    try {
+      await ctx.authority.write(row.key, record, { onCommit: () => ctx.forget(row.key) })
+    } catch (error) {
+      return ctx.fail(error)
+    }
+    ctx.counters.writes++
+    return true
+  }
+
+  /** Local mode: looks for commits by other connections now; resolves to how many memory copies it dropped. */
+  async checkForeignCommits(): Promise<number> {
+    return (await this.#foreign?.check()) ?? 0
   }
 
   // ---- time and state -------------------------------------------------------------------------------

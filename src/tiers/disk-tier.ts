@@ -10,7 +10,11 @@ import { prepareStatements, toRecord } from './disk-statements.js'
 import type { DiskOp, DiskResult, TouchOp } from './disk-writes.js'
 import { applyOp, mayPut, putRow, toOutboxEntry } from './disk-writes.js'
 import { GroupCommit } from './group-commit.js'
+import type { Inventory } from './inventory.js'
+import { diskInventory } from './inventory.js'
 import type { OutboxEntry, OutboxLog } from './outbox-log.js'
+import type { BackupProgress } from './sqlite-backup.js'
+import { backupSqlite } from './sqlite-backup.js'
 import type { OpenedFile } from './sqlite-file.js'
 import { openSqliteFile, restoreIfRemoved } from './sqlite-file.js'
 import type {
@@ -60,6 +64,8 @@ export class DiskTier implements Tier, DeferredTouches, SpillCache, OutboxLog {
   /** Touches collected since the last batch went to the group commit (they join it when the timer fires). */
   #touchBatch = new Map<string, TouchOp>()
   #touchTimer: NodeJS.Timeout | undefined
+  /** SQLite's `data_version` of this connection when last looked at (it moves when another connection commits). */
+  #dataVersion = 0
 
   /** Opens (creating if needed) the database. Throws TS_DISK_OPEN_FAILED naming the path. */
   constructor(options: DiskTierOptions) {
@@ -94,6 +100,7 @@ export class DiskTier implements Tier, DeferredTouches, SpillCache, OutboxLog {
       )
     }
     this.#mayHoldSessions = this.#stmt.any.get() !== undefined
+    this.#dataVersion = this.#readDataVersion()
     this.#transaction = db.transaction((ops: readonly DiskOp[]) => {
       if (ops.some(mayPut)) this.#mayHoldSessions = true
       const now = this.#clock.now()
@@ -324,6 +331,44 @@ export class DiskTier implements Tier, DeferredTouches, SpillCache, OutboxLog {
   /** Rows in the file, expired or not. */
   count(): number {
     return this.#read('the row count', () => (this.#stmt.count.get() as { n: number }).n)
+  }
+
+  // ---- the file as a whole ------------------------------------------------------------------------
+
+  /**
+   * An online, consistent copy of the file at `target` (0600, its directory made 0700 if missing), taken while
+   * writes go on; queued writes and touches are committed first, so every write acknowledged before the call is
+   * in it. Throws TS_BACKUP_FAILED naming the target when it cannot be written.
+   */
+  backup(target: string, onProgress: (progress: BackupProgress) => void): Promise<BackupProgress> {
+    try {
+      this.#checkOpen()
+      this.commitTouches()
+    } catch (error) {
+      return Promise.reject(error)
+    }
+    return backupSqlite(this.#file.db, target, onProgress)
+  }
+
+  /**
+   * True when another connection (another process, the command line tool) committed to the file since the last
+   * call. Its rows may then be anything, so lookups stop assuming an empty table. Throws TS_DISK_IO.
+   */
+  changedElsewhere(): boolean {
+    const now = this.#read('the data version', () => this.#readDataVersion())
+    if (now === this.#dataVersion) return false
+    this.#dataVersion = now
+    this.#mayHoldSessions = true
+    return true
+  }
+
+  /** What the file holds at `now` (ms), with the `top` users by session count. Throws TS_DISK_IO. */
+  inventory(now: number, top: number): Inventory {
+    return this.#read('the inventory', () => diskInventory(this.#file.db, now, top))
+  }
+
+  #readDataVersion(): number {
+    return this.#file.db.pragma('data_version', { simple: true }) as number
   }
 
   // ---- the spill cache (shared mode) ----------------------------------------------------------------
