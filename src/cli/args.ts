@@ -86,3 +86,19 @@ export function requireFrom(
   const from = required(values, 'from', spec)
   if (from !== store) throw new CliError(`--from must be ${store}, not '${from}'`, 2)
 }
+
+/** `--db PATH`, `--redis URL` and `--prefix P`: the store a command works on (see open-store.ts). */
+export const STORE_FLAGS: Readonly<Record<'db' | 'redis' | 'prefix', FlagSpec>> = {
+  db: { type: 'string', value: 'PATH', help: 'the SQLite file of a store in local mode' },
+  redis: { type: 'string', value: 'URL', help: 'the Redis of a store in shared mode' },
+  prefix: { type: 'string', value: 'P', help: 'the key prefix in Redis', default: 'sess:' },
+}
+
+/** A whole number flag of at least `min`, or a CliError naming it. */
+export function count(values: Record<string, string | boolean>, name: string, min: number): number {
+  const text = values[name]
+  const value = Number(text)
+  if (typeof text !== 'string' || !Number.isInteger(value) || value < min)
+    throw new CliError(`--${name} must be a whole number >= ${min}`, 2)
+  return value
+}

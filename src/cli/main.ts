@@ -4,12 +4,20 @@
 
 import { helpText } from './args.js'
 import { CliError } from './cli-error.js'
+import { backup, backupSpec } from './commands/backup.js'
+import { exportSessions, exportSpec } from './commands/export.js'
 import { importSessions, importSpec } from './commands/import.js'
 import { migrate, migrateSpec } from './commands/migrate.js'
+import { stats, statsSpec } from './commands/stats.js'
+import { sweep, sweepSpec } from './commands/sweep.js'
 
 const COMMANDS = {
-  migrate: { spec: migrateSpec, run: migrate },
+  stats: { spec: statsSpec, run: stats },
+  sweep: { spec: sweepSpec, run: sweep },
+  backup: { spec: backupSpec, run: backup },
+  export: { spec: exportSpec, run: exportSessions },
   import: { spec: importSpec, run: importSessions },
+  migrate: { spec: migrateSpec, run: migrate },
 } as const
 
 function usage(): string {

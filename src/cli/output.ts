@@ -56,3 +56,38 @@ export class Progress {
 export function note(line: string): void {
   process.stderr.write(`${line}\n`)
 }
+
+/** A value as a person reads it in a table: numbers grouped, null as `-`. */
+function shown(value: string | number | null): string {
+  if (value === null) return '-'
+  return typeof value === 'number' ? value.toLocaleString('en-US') : value
+}
+
+/** Prints `label  value` rows, aligned (stdout). */
+export function printFields(rows: ReadonlyArray<readonly [string, string | number | null]>): void {
+  const width = Math.max(0, ...rows.map(([label]) => label.length))
+  for (const [label, value] of rows) process.stdout.write(`${label.padEnd(width)}  ${shown(value)}\n`)
+}
+
+/** Prints a table with a header row, each column as wide as its widest cell (stdout). */
+export function printColumns(
+  headers: readonly string[],
+  rows: ReadonlyArray<ReadonlyArray<string | number | null>>,
+): void {
+  const cells = rows.map((row) => row.map(shown))
+  const widths = headers.map((header, i) =>
+    Math.max(header.length, ...cells.map((row) => row[i]?.length ?? 0)),
+  )
+  const line = (row: readonly string[]) =>
+    `${row
+      .map((cell, i) => cell.padEnd(widths[i] ?? 0))
+      .join('  ')
+      .trimEnd()}\n`
+  process.stdout.write(line(headers))
+  for (const row of cells) process.stdout.write(line(row))
+}
+
+/** Prints `value` as one JSON line (stdout), for --json. */
+export function printJson(value: unknown): void {
+  process.stdout.write(`${JSON.stringify(value)}\n`)
+}

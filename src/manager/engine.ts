@@ -83,7 +83,8 @@ export interface SessionEngine {
   destroyByUser(userId: unknown, except?: readonly string[]): Promise<number>
   flush(): Promise<SpillResult>
   ready(): Promise<void>
-  sweep(): Promise<number>
+  /** Deletes expired sessions now, in batches; `onBatch` hears how many each removed. */
+  sweep(onBatch?: (removed: number) => void): Promise<number>
   stats(): StoreStats
   close(): Promise<void>
   /** An online, consistent copy of the SQLite file (TS_NO_DISK_TIER without one, TS_BACKUP_FAILED). */

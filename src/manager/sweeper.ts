@@ -42,21 +42,25 @@ export class Sweeper {
     this.#timer.unref()
   }
 
-  /** Runs the sweep now, or joins the run in progress; resolves to how many sessions it removed. */
-  run(): Promise<number> {
-    this.#running ??= this.#sweep().finally(() => {
+  /**
+   * Runs the sweep now, or joins the run in progress; resolves to how many sessions it removed. `onBatch` hears
+   * how many each batch removed (a run this call started).
+   */
+  run(onBatch?: (removed: number) => void): Promise<number> {
+    this.#running ??= this.#sweep(onBatch).finally(() => {
       this.#running = undefined
     })
     return this.#running
   }
 
-  async #sweep(): Promise<number> {
+  async #sweep(onBatch: ((removed: number) => void) | undefined): Promise<number> {
     const { disk, memory, batchSize, clock } = this.#options
     let total = 0
     try {
       while (disk !== null && !this.#stopped) {
         const removed = disk.sweep(clock.now(), batchSize)
         total += removed
+        onBatch?.(removed)
         if (removed < batchSize) break
         // NB: yield between batches so a large backlog never blocks requests for long.
         await nextTurn()

@@ -235,9 +235,9 @@ export class TierManager implements SessionEngine {
   }
 
   /** Deletes expired sessions from disk (in transactions of `sweepBatchSize` rows) and memory now. */
-  sweep(): Promise<number> {
+  sweep(onBatch?: (removed: number) => void): Promise<number> {
     this.#ctx.checkOpen()
-    return this.#sweeper.run()
+    return this.#sweeper.run(onBatch)
   }
 
   /** A snapshot of the counters and tier sizes; the disk's row count is refreshed unless closed. */

@@ -1,0 +1,67 @@
+// The line format of `tiered-session export` and `import`: one session per line (NDJSON), under the key the
+// store keeps it, with its absolute expiry, so a store can move between machines or between local and shared mode.
+
+import type { SessionObject } from '../codec.js'
+import type { ExportedRow } from '../manager/engine.js'
+
+/**
+ * One line of an export, as JSON text ending in `\n`:
+ *
+ * ```json
+ * {"key":"…","hashedKey":false,"expiresAt":1767225600000,"userId":"42","session":{"cookie":{…},"userId":42}}
+ * ```
+ *
+ * - `key`: the key the store keeps the session under — the stored key, not necessarily a session id. With
+ *   hashed ids it is the hash, and an import stores it as it is, never hashing it again.
+ * - `hashedKey`: true when `key` is the SHA-256 of a session id (the store's `hashIds`), false when it is the id
+ *   itself. A store imports only lines whose keys it keeps the same way.
+ * - `expiresAt`: absolute expiry in milliseconds since the epoch; an import keeps it (an expired line is skipped).
+ * - `userId`: the user the exporting store's `userId` option gave the session, or null; an import keeps it.
+ * - `session`: the session as the app stored it (JSON), its `cookie` included.
+ */
+export interface ExportLine {
+  readonly key: string
+  readonly hashedKey: boolean
+  readonly expiresAt: number
+  readonly userId: string | null
+  readonly session: SessionObject
+}
+
+/** The line of one exported row. */
+export function formatLine(row: ExportedRow, hashedKey: boolean): string {
+  const line: ExportLine = {
+    key: row.key,
+    hashedKey,
+    expiresAt: row.expiresAt,
+    userId: row.userId,
+    session: row.session,
+  }
+  return `${JSON.stringify(line)}\n`
+}
+
+/** A parsed line, or why it is not one (a reason that carries no data of the line). */
+export type ParsedLine =
+  | { readonly ok: true; readonly line: ExportLine }
+  | { readonly ok: false; readonly reason: string }
+
+/** Parses one line of an export. */
+export function parseLine(text: string): ParsedLine {
+  let value: unknown
+  try {
+    value = JSON.parse(text)
+  } catch {
+    return { ok: false, reason: 'not JSON' }
+  }
+  if (value === null || typeof value !== 'object' || Array.isArray(value))
+    return { ok: false, reason: 'not a JSON object' }
+  const { key, hashedKey, expiresAt, userId, session } = value as Record<string, unknown>
+  if (typeof key !== 'string' || key === '') return { ok: false, reason: '"key" is not a non-empty string' }
+  if (typeof hashedKey !== 'boolean') return { ok: false, reason: '"hashedKey" is not true or false' }
+  if (typeof expiresAt !== 'number' || !Number.isFinite(expiresAt))
+    return { ok: false, reason: '"expiresAt" is not a number of milliseconds' }
+  if (userId !== null && typeof userId !== 'string')
+    return { ok: false, reason: '"userId" is not a string or null' }
+  if (session === null || typeof session !== 'object' || Array.isArray(session))
+    return { ok: false, reason: '"session" is not an object' }
+  return { ok: true, line: { key, hashedKey, expiresAt, userId, session: session as SessionObject } }
+}
