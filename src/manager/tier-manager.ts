@@ -99,7 +99,7 @@ export class TierManager implements SessionEngine {
     const session = ctx.decode(plain)
     if (session === undefined) return undefined
     await this.#writes.set(key, session, budget)
-    await this.#writes.destroy(sid, budget)
+    await this.#destroyPlain(sid)
     // NB: the miss under the hashed key was counted; the session was found after all.
     ctx.counters.misses--
     return this.#reads.getEntry(key, budget)
@@ -136,7 +136,7 @@ export class TierManager implements SessionEngine {
     const redis = ctx.shared?.redis
     if (redis === undefined || !ctx.shared?.connection.usable) return
     try {
-      await redis.delete(sid)
+      await redis.purge(sid)
     } catch (error) {
       ctx.report(
         wrapError(ErrorCodes.REDIS_UNAVAILABLE, 'deleting a session under its plain id failed', error),

@@ -503,6 +503,19 @@ export class RedisTier implements Tier, DeferredTouches {
     return existed
   }
 
+  /**
+   * `hashIds`: removes a session kept under its plain id (moved, or destroyed) with no tombstone: a tombstone's
+   * key would keep the plain id on the floor, and no outbox write of ours targets a plain key. Resolves to
+   * whether there was one.
+   */
+  async purge(sid: string): Promise<boolean> {
+    const key = this.key(sid)
+    const [userId] = await this.#redis.run('a plain-id purge', (c) => c.hmget(key, 'u'))
+    const removed = Number(await this.#redis.run('a plain-id purge', (c) => c.del(key))) === 1
+    if (removed && userId) await this.#index.remove(sid, userId)
+    return removed
+  }
+
   /** Ids of live sessions. */
   ids(): Promise<string[]> {
     return this.#listings.ids()
