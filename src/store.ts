@@ -42,8 +42,10 @@ const ExpressSessionStoreBase = session.Store as unknown as new () => ExpressSes
 
 /** Options of {@link TieredStore.destroyByUser}. */
 export interface DestroyByUserOptions {
-  /** Session ids to keep (e.g. the current one, for "log out everywhere else"). */
+  /** Session ids to keep (e.g. the current one, `req.sessionID`, for "log out everywhere else"). */
   except?: string | readonly string[]
+  /** Handles (from {@link TieredStore.listByUser}) of the only sessions to destroy ("log out this device"). */
+  only?: string | readonly string[]
 }
 
 /**
@@ -201,8 +203,12 @@ export class TieredStore extends ExpressSessionStoreBase {
   ): Promise<number> | void {
     const cb = typeof optionsOrCallback === 'function' ? optionsOrCallback : callback
     const options = typeof optionsOrCallback === 'function' ? {} : (optionsOrCallback ?? {})
-    const except = options.except === undefined ? [] : ([] as string[]).concat(options.except)
-    return withCallback(() => this.#manager.destroyByUser(userId, except), cb)
+    const except = options.except === undefined ? undefined : ([] as string[]).concat(options.except)
+    const only = options.only === undefined ? undefined : ([] as string[]).concat(options.only)
+    return withCallback(
+      () => this.#manager.destroyByUser(userId, { ...(except && { except }), ...(only && { only }) }),
+      cb,
+    )
   }
 
   /**

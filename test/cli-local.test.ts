@@ -140,7 +140,9 @@ describe('tiered-session export and import --db', () => {
     expect(exported.code, exported.stderr).toBe(0)
     const lines = exported.stdout.trim().split('\n')
     expect(lines).toHaveLength(52)
-    expect(JSON.parse(lines[0] as string)).toMatchObject({ hashedKey: false, session: { cookie: {} } })
+    expect(JSON.parse(lines[0] as string)).toMatchObject({ hashedKey: true, session: { cookie: {} } })
+    // The keys are the hashes the file keeps, never the session ids.
+    expect(exported.stdout).not.toMatch(/live-|anon-/)
 
     const target = join(dir, 'moved', 'sessions.db')
     const imported = await cli(['import', '--db', target, '--json'], exported.stdout)
@@ -191,9 +193,40 @@ describe('tiered-session export and import --db', () => {
     expect(json(run.stdout)).toEqual({ imported: 2, expired: 1, bad: 3 })
     expect(run.stderr).toMatch(/^line 2: not JSON \(skipped\)$/m)
     expect(run.stderr).toMatch(/^line 4: "expiresAt" is not a number of milliseconds \(skipped\)$/m)
-    expect(run.stderr).toMatch(/^line 6: TS_INVALID_SID \(skipped\)$/m)
+    expect(run.stderr).toMatch(/^line 6: "key" is not a valid session id \(skipped\)$/m)
     expect(run.stderr).toMatch(/tiered-session: 3 bad line\(s\) skipped; the other sessions were imported\n$/)
     expect(run.stderr).not.toMatch(/garbage|spaces/)
+  })
+
+  it('a store of plain ids (hashIds: false) exports its ids; a hashing store imports them hashed, a plain one refuses hashed keys', async () => {
+    const dir = makeTempDir()
+    onTestFinished(() => dir.remove())
+    const plain = join(dir.path, 'plain.db')
+    const store = new TieredStore({ disk: { path: plain }, hashIds: false })
+    await store.set('plain-sid-1', sessionFor(Date.now(), HOUR_MS, { n: 1 }))
+    await store.close()
+    const exported = await cli(['export', '--db', plain])
+    expect(exported.code, exported.stderr).toBe(0)
+    expect(JSON.parse(exported.stdout)).toMatchObject({ key: 'plain-sid-1', hashedKey: false })
+    // The tool opened the file keyed as it is: its ids were not moved to hashes.
+    const reopened = new TieredStore({ disk: { path: plain }, hashIds: false })
+    expect(await reopened.get('plain-sid-1')).toMatchObject({ n: 1 })
+    await reopened.close()
+
+    const hashed = join(dir.path, 'hashed.db')
+    expect((await cli(['import', '--db', hashed], exported.stdout)).code).toBe(0)
+    const fromHashed = await cli(['export', '--db', hashed])
+    expect(fromHashed.stdout).not.toMatch(/plain-sid-1/)
+    const moved = new TieredStore({ disk: { path: hashed } })
+    onTestFinished(() => moved.close())
+    expect(await moved.get('plain-sid-1')).toMatchObject({ n: 1 })
+
+    const refused = await cli(['import', '--db', join(dir.path, 'p2.db'), '--plain-ids'], fromHashed.stdout)
+    expect(refused.code).toBe(1)
+    expect(refused.stderr).toMatch(/^line 1: its key is a hashed id, and this store keeps plain ids/m)
+    const mismatch = await cli(['stats', '--db', hashed, '--plain-ids'])
+    expect(mismatch.code).toBe(2)
+    expect(mismatch.stderr).toMatch(/keys its sessions by hashed ids: drop --plain-ids/)
   })
 
   it('import --from session-file-store and --in do not go together; a missing --in file is one line', async () => {

@@ -28,14 +28,10 @@ function localStore(): { store: TieredStore; path: string } {
   return { store, path }
 }
 
-/** Every live session of `store` with its expiry, by key. */
+/** Every live session of `store` with its expiry, by the key it is stored under. */
 async function snapshot(store: TieredStore): Promise<Map<string, { session: unknown; expiresAt: number }>> {
-  const out = new Map<string, { session: unknown; expiresAt: number }>()
-  for (const sid of await store.ids()) {
-    const entry = await engineOf(store).getEntry(sid)
-    if (entry !== undefined) out.set(sid, { session: entry.session, expiresAt: entry.expiresAt })
-  }
-  return out
+  const rows = await engineOf(store).exportRows()
+  return new Map(rows.map((row) => [row.key, { session: row.session, expiresAt: row.expiresAt }]))
 }
 
 /** Sessions with distinct expiries (to the millisecond), users and data. */
@@ -144,6 +140,8 @@ describe('tiered-session on Redis (--redis)', () => {
     const shared = await sharedStore(prefix)
     expect(await snapshot(shared)).toEqual(before)
     expect(await shared.listByUser('u3')).toHaveLength(50)
+    // Served to the same cookie (its id) as before the move.
+    expect(await shared.get('s-7')).toMatchObject({ cart: ['item-7'] })
   })
 
   it('export from shared mode, import into local mode: every session and expiry round-trips', async () => {
@@ -164,6 +162,7 @@ describe('tiered-session on Redis (--redis)', () => {
     onTestFinished(() => local.close())
     expect(await snapshot(local)).toEqual(before)
     expect(await local.listByUser('u0')).toHaveLength(50)
+    expect(await local.get('s-7')).toMatchObject({ cart: ['item-7'] })
   })
 
   it('unreachable Redis is one clear line and exit 1, for every command', async () => {

@@ -90,11 +90,17 @@ export function requireFrom(
   if (from !== store) throw new CliError(`--from must be ${store}, not '${from}'`, 2)
 }
 
-/** `--db PATH`, `--redis URL` and `--prefix P`: the store a command works on (see open-store.ts). */
-export const STORE_FLAGS: Readonly<Record<'db' | 'redis' | 'prefix', FlagSpec>> = {
+/**
+ * `--db PATH`, `--redis URL`, `--prefix P` and `--plain-ids`: the store a command works on (see open-store.ts).
+ */
+export const STORE_FLAGS: Readonly<Record<'db' | 'redis' | 'prefix' | 'plain-ids', FlagSpec>> = {
   db: { type: 'string', value: 'PATH', help: 'the SQLite file of a store in local mode' },
   redis: { type: 'string', value: 'URL', help: 'the Redis of a store in shared mode' },
   prefix: { type: 'string', value: 'P', help: 'the key prefix in Redis', default: 'sess:' },
+  'plain-ids': {
+    type: 'boolean',
+    help: 'the apps run with hashIds: false (Redis, or a new --db file; an existing file says itself)',
+  },
 }
 
 /** A whole number flag of at least `min`, or a CliError naming it. */

@@ -50,7 +50,13 @@ export class EngineContext {
     this.disk =
       options.disk === null
         ? null
-        : new DiskTier({ ...options.disk, clock: options.clock, onError: (error) => this.report(error) })
+        : new DiskTier({
+            ...options.disk,
+            clock: options.clock,
+            hashIds: options.atRest.hashIds,
+            sealer: options.atRest.sealer,
+            onError: (error) => this.report(error),
+          })
     this.shared =
       options.redis === null
         ? null

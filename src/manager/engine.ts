@@ -10,8 +10,13 @@ import type { BackupProgress } from '../tiers/sqlite-backup.js'
 
 /** A session of one user, as listByUser returns it. */
 export interface UserSession<S = SessionObject> {
-  /** The session id. */
-  readonly sid: string
+  /**
+   * An opaque name of the session, stable for its life and safe to show in a page (it cannot be used as a
+   * cookie): what `destroyByUser(userId, { only })` takes.
+   */
+  readonly handle: string
+  /** The session id; only with `hashIds: false` (with hashed ids the store does not know it). */
+  readonly sid?: string
   /** The decoded session. */
   readonly session: S
   /** Absolute expiry, milliseconds since the epoch. */
@@ -51,6 +56,14 @@ export interface ExportedRow {
   readonly userId: string | null
 }
 
+/** Which sessions of a user {@link SessionEngine.destroyByUser} destroys. */
+export interface DestroyByUserFilter {
+  /** Session ids (raw, as the cookie carries them) to keep. */
+  readonly except?: readonly string[]
+  /** Handles (from listByUser) of the only sessions to destroy. */
+  readonly only?: readonly string[]
+}
+
 /** Where the engine reports what happens; the store turns these into events. */
 export interface ManagerEvents {
   spill(result: SpillResult): void
@@ -80,7 +93,9 @@ export interface SessionEngine {
   length(): number | Promise<number>
   clear(): Promise<void>
   listByUser(userId: unknown): UserSession[] | Promise<UserSession[]>
-  destroyByUser(userId: unknown, except?: readonly string[]): Promise<number>
+  destroyByUser(userId: unknown, filter?: DestroyByUserFilter): Promise<number>
+  /** Destroys the session with this handle; resolves to whether there was one (scans: for tools). */
+  destroyByHandle(handle: string): Promise<boolean>
   flush(): Promise<SpillResult>
   ready(): Promise<void>
   /** Deletes expired sessions now, in batches; `onBatch` hears how many each removed. */

@@ -5,9 +5,10 @@
 // Knows nothing of Express.
 
 import { setImmediate as nextTurn } from 'node:timers/promises'
+import { handleOf, SessionKeys } from '../at-rest/session-key.js'
 import type { SessionObject } from '../codec.js'
 import { encodeSession } from '../codec.js'
-import { ErrorCodes, TieredSessionError, wrapError } from '../errors.js'
+import { ErrorCodes, isTieredSessionError, TieredSessionError, wrapError } from '../errors.js'
 import type { Budget } from '../redis/budget.js'
 import type { RedisTier } from '../redis/redis-tier.js'
 import { assertValidSid, normalizeUserId } from '../session-fields.js'
@@ -20,6 +21,7 @@ import type { BackupProgress } from '../tiers/sqlite-backup.js'
 import type { MaybePromise, TierRow } from '../tiers/tier.js'
 import { EngineContext } from './context.js'
 import type {
+  DestroyByUserFilter,
   ExportedRow,
   ManagerEvents,
   SessionEngine,
@@ -45,11 +47,20 @@ export class TierManager implements SessionEngine {
   readonly #foreign: ForeignCommits | null
   /** Backups under way (close waits for them). */
   readonly #backups = new Set<Promise<unknown>>()
+  /** Session ids to stored keys (`hashIds`): every method below hashes its id here, once. */
+  readonly #keys: SessionKeys
+  /**
+   * Shared mode with `hashIds`: Redis may still hold sessions under plain ids (written by 0.1.0 or with
+   * `hashIds: false`): a miss looks there too and moves what it finds. (Local mode moves them at open.)
+   */
+  readonly #plainMayExist: boolean
   #diskEntries = 0
 
   constructor(options: EngineContext['options'], events: ManagerEvents) {
     const ctx = new EngineContext(options, events)
     this.#ctx = ctx
+    this.#keys = new SessionKeys(options.atRest.hashIds)
+    this.#plainMayExist = options.atRest.hashIds && ctx.shared !== null
     this.#reads = new ReadPath(ctx)
     this.#writes = new WritePath(ctx)
     this.#plan = new WritePlan(options)
@@ -84,29 +95,79 @@ export class TierManager implements SessionEngine {
   // ---- one session ----------------------------------------------------------------------------------
 
   getEntry(sid: string, budget?: Budget): MaybePromise<SessionEntry | undefined> {
-    return this.#reads.getEntry(sid, budget)
+    const key = this.#keys.keyOf(sid)
+    const entry = this.#reads.getEntry(key, budget)
+    if (!this.#plainMayExist || key === sid) return entry
+    return entry instanceof Promise
+      ? entry.then((found) => found ?? this.#adoptPlain(sid, key, budget))
+      : (entry ?? this.#adoptPlain(sid, key, budget))
+  }
+
+  /**
+   * Shared mode, `hashIds`: a session Redis holds under its plain id (0.1.0, `hashIds: false`) is moved to its
+   * hashed key (written there, then deleted under the plain id) and served from there.
+   */
+  async #adoptPlain(sid: string, key: string, budget?: Budget): Promise<SessionEntry | undefined> {
+    const ctx = this.#ctx
+    const redis = ctx.shared?.redis
+    if (redis === undefined || !ctx.shared?.connection.usable) return undefined
+    let plain: TierRow | undefined
+    try {
+      const record = await redis.get(sid)
+      plain = record === undefined ? undefined : { sid, ...record }
+    } catch (error) {
+      ctx.report(
+        wrapError(ErrorCodes.REDIS_UNAVAILABLE, 'reading a session under its plain id failed', error),
+      )
+      return undefined
+    }
+    if (plain === undefined || plain.expiresAt <= ctx.now()) return undefined
+    const session = ctx.decode(plain)
+    if (session === undefined) return undefined
+    await this.#writes.set(key, session, budget)
+    await this.#destroyPlain(sid)
+    // NB: the miss under the hashed key was counted; the session was found after all.
+    ctx.counters.misses--
+    return this.#reads.getEntry(key, budget)
   }
 
   /** The session of a live entry, or undefined. */
   get(sid: string): MaybePromise<SessionObject | undefined> {
-    const entry = this.#reads.getEntry(sid)
+    const entry = this.getEntry(sid)
     return entry instanceof Promise ? entry.then((found) => found?.session) : entry?.session
   }
 
   set(sid: string, session: SessionObject, budget?: Budget): Promise<void> {
-    return this.#writes.set(sid, session, budget)
+    return this.#writes.set(this.#keys.keyOf(sid), session, budget)
   }
 
   merge(sid: string, patch: SessionPatch, budget?: Budget): Promise<boolean> {
-    return this.#writes.merge(sid, patch, budget)
+    return this.#writes.merge(this.#keys.keyOf(sid), patch, budget)
   }
 
   touch(sid: string, session: SessionObject, budget?: Budget): Promise<void> {
-    return this.#writes.touch(sid, session, budget)
+    return this.#writes.touch(this.#keys.keyOf(sid), session, budget)
   }
 
-  destroy(sid: string, budget?: Budget): Promise<void> {
-    return this.#writes.destroy(sid, budget)
+  async destroy(sid: string, budget?: Budget): Promise<void> {
+    const key = this.#keys.keyOf(sid)
+    if (!this.#plainMayExist || key === sid) return this.#writes.destroy(key, budget)
+    // NB: a session still under its plain id (never read since hashIds was turned on) goes too.
+    await Promise.all([this.#writes.destroy(key, budget), this.#destroyPlain(sid)])
+  }
+
+  /** Shared mode, `hashIds`: deletes a session kept under its plain id, if Redis is reachable (best effort). */
+  async #destroyPlain(sid: string): Promise<void> {
+    const ctx = this.#ctx
+    const redis = ctx.shared?.redis
+    if (redis === undefined || !ctx.shared?.connection.usable) return
+    try {
+      await redis.purge(sid)
+    } catch (error) {
+      ctx.report(
+        wrapError(ErrorCodes.REDIS_UNAVAILABLE, 'deleting a session under its plain id failed', error),
+      )
+    }
   }
 
   /** Shared mode: a budget of one command timeout for the store calls of one request (local mode: none). */
@@ -131,20 +192,23 @@ export class TierManager implements SessionEngine {
     return value instanceof Promise ? value.then(then, (error: unknown) => ctx.fail(error)) : then(value)
   }
 
-  /** Every live session by id. */
+  /** Every live session by id (with `hashIds`: by handle, the store knows no ids). */
   all(): MaybePromise<Record<string, SessionObject>> {
     const ctx = this.#ctx
+    const named = this.#keys.hashed
     return this.#query(
       () => ctx.authority.rows(ctx.onCorrupt),
-      (rows) => sessionsById(rows, ctx.decode),
+      (rows) =>
+        sessionsById(named ? rows.map((row) => ({ ...row, sid: handleOf(row.sid) })) : rows, ctx.decode),
     )
   }
 
-  /** Ids of every live session. */
+  /** Ids of every live session (with `hashIds`: their handles). */
   ids(): MaybePromise<string[]> {
+    const named = this.#keys.hashed
     return this.#query(
       () => this.#ctx.authority.ids(),
-      (ids) => ids,
+      (keys) => (named ? keys.map(handleOf) : keys),
     )
   }
 
@@ -167,21 +231,43 @@ export class TierManager implements SessionEngine {
     )
   }
 
-  /** The live sessions of one user. */
+  /** The live sessions of one user, each with its handle (and, without `hashIds`, its id). */
   listByUser(userId: unknown): MaybePromise<UserSession[]> {
     const decode = this.#ctx.decode
+    const withIds = !this.#keys.hashed
     const rows = this.#rowsOfUser(userId)
     return rows instanceof Promise
-      ? rows.then((found) => userSessions(found, decode))
-      : userSessions(rows, decode)
+      ? rows.then((found) => userSessions(found, decode, withIds))
+      : userSessions(rows, decode, withIds)
   }
 
-  /** Destroys every session of one user except the ids in `except`; resolves to how many. */
-  async destroyByUser(userId: unknown, except: readonly string[] = []): Promise<number> {
-    const keep = new Set(except)
-    const sids = (await this.#rowsOfUser(userId)).map((row) => row.sid).filter((sid) => !keep.has(sid))
-    await Promise.all(sids.map((sid) => this.#writes.destroy(sid)))
-    return sids.length
+  /**
+   * Destroys every session of one user but those whose id is in `except`, or, with `only`, just those whose
+   * handle is in it; resolves to how many.
+   */
+  async destroyByUser(userId: unknown, filter: DestroyByUserFilter = {}): Promise<number> {
+    // NB: a session still under its plain id (shared mode) is listed under it: both forms of an id are kept.
+    const keep = new Set(filter.except ?? [])
+    for (const sid of filter.except ?? []) keep.add(this.#keys.keyOf(sid))
+    const only = filter.only === undefined ? undefined : new Set(filter.only)
+    const keys = (await this.#rowsOfUser(userId))
+      .map((row) => row.sid)
+      .filter((key) => !keep.has(key) && (only === undefined || only.has(handleOf(key))))
+    await Promise.all(keys.map((key) => this.#writes.destroy(key)))
+    return keys.length
+  }
+
+  /** Destroys the session with this handle (a scan of every stored key: for tools, not requests). */
+  async destroyByHandle(handle: string): Promise<boolean> {
+    const ctx = this.#ctx
+    const keys = await this.#query(
+      () => ctx.authority.ids(),
+      (found) => found,
+    )
+    const key = keys.find((stored) => handleOf(stored) === handle)
+    if (key === undefined) return false
+    await this.#writes.destroy(key)
+    return true
   }
 
   /** Removes every session from every tier (and the outbox's entries). */

@@ -10,10 +10,14 @@ import type { StoredRecord } from '../tiers/tier.js'
 export const SESSION_FIELDS = ['p', 'v', 'e', 'u', 'd', 'c', 't'] as const
 
 /**
- * Turns HMGET p v e u d c t into a record (a tombstone is no record), with the cookie of a touch of this very
- * version spliced in; throws TS_DECODE_FAILED for a value that is not ours.
+ * Turns HMGET p v e u d c t into a record (a tombstone is no record), its payload opened by `open` (at-rest
+ * encryption) and the cookie of a touch of this very version spliced in; throws TS_DECODE_FAILED for a value
+ * that is not ours or does not open.
  */
-export function fromHash(values: Array<string | null>): StoredRecord | undefined {
+export function fromHash(
+  values: Array<string | null>,
+  open: (stored: string) => string,
+): StoredRecord | undefined {
   const [stored, version, expiresAt, userId, dead, cookie, touched] = values
   if (dead === '1' || (stored === null && version === null)) return undefined
   const v = Number(version)
@@ -21,7 +25,8 @@ export function fromHash(values: Array<string | null>): StoredRecord | undefined
   if (typeof stored !== 'string' || !Number.isFinite(v) || !Number.isFinite(e)) {
     throw new TieredSessionError(ErrorCodes.DECODE_FAILED, 'a session in Redis has fields of the wrong type')
   }
-  const payload = typeof cookie === 'string' && touched === version ? withCookie(stored, cookie) : stored
+  const opened = open(stored)
+  const payload = typeof cookie === 'string' && touched === version ? withCookie(opened, cookie) : opened
   return {
     payload,
     version: v,

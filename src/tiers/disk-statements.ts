@@ -1,6 +1,7 @@
 // The prepared SQL of the disk tier (parameterized only) and the check that turns a raw row into a record.
 
 import type Database from 'better-sqlite3'
+import type { PayloadSealer } from '../at-rest/payload-sealer.js'
 import { ErrorCodes, TieredSessionError } from '../errors.js'
 import type { StoredRecord } from './tier.js'
 
@@ -13,11 +14,14 @@ export interface RawRow {
   userId: unknown
 }
 
-/** Turns a raw row into a record, or throws TS_DECODE_FAILED when a column has the wrong type. */
-export function toRecord(row: RawRow): StoredRecord {
-  const { payload, expiresAt, version, userId } = row
+/**
+ * Turns a raw row into a record (its payload opened by `sealer`), or throws TS_DECODE_FAILED when a column has
+ * the wrong type or the payload does not open.
+ */
+export function toRecord(row: RawRow, sealer: PayloadSealer): StoredRecord {
+  const { payload: stored, expiresAt, version, userId } = row
   if (
-    typeof payload !== 'string' ||
+    typeof stored !== 'string' ||
     typeof expiresAt !== 'number' ||
     typeof version !== 'number' ||
     (userId !== null && typeof userId !== 'string')
@@ -27,7 +31,7 @@ export function toRecord(row: RawRow): StoredRecord {
       'a session row on disk has columns of the wrong type',
     )
   }
-  return { payload, expiresAt, version, userId }
+  return { payload: sealer.open(String(row.sid), stored), expiresAt, version, userId }
 }
 
 const COLUMNS = 'sid, payload, expiresAt, version, userId'
@@ -36,6 +40,8 @@ type Statement<P extends unknown[] | object, R = unknown> = Database.Statement<P
 
 /** Every statement the disk tier runs. */
 export interface DiskStatements {
+  /** Seals payloads before they are stored and opens them when read (`encryption`; else the identity). */
+  readonly sealer: PayloadSealer
   readonly get: Statement<[string], RawRow>
   readonly exists: Statement<[string], { one: number }>
   readonly any: Statement<[], { one: number }>
@@ -58,8 +64,9 @@ export interface DiskStatements {
 }
 
 /** Prepares every statement the disk tier runs, once per open database. */
-export function prepareStatements(db: Database.Database): DiskStatements {
+export function prepareStatements(db: Database.Database, sealer: PayloadSealer): DiskStatements {
   return {
+    sealer,
     get: db.prepare<[string], RawRow>(`SELECT ${COLUMNS} FROM sessions WHERE sid = ?`),
     exists: db.prepare<[string], { one: number }>('SELECT 1 AS one FROM sessions WHERE sid = ?'),
     any: db.prepare<[], { one: number }>('SELECT 1 AS one FROM sessions LIMIT 1'),

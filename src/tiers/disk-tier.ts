@@ -3,6 +3,8 @@
 // In shared mode it is also the spill cache (synchronous upkeep) and holds the outbox log.
 
 import { resolve } from 'node:path'
+import type { PayloadSealer } from '../at-rest/payload-sealer.js'
+import { plainPayloads } from '../at-rest/payload-sealer.js'
 import type { Clock } from '../clock.js'
 import { ErrorCodes, TieredSessionError, wrapError } from '../errors.js'
 import type { DiskStatements, RawRow } from './disk-statements.js'
@@ -42,6 +44,14 @@ export interface DiskTierOptions {
   /** Largest the database file may grow, in bytes (SQLite `max_page_count`); undefined: no limit. */
   readonly maxBytes?: number | undefined
   readonly clock: Clock
+  /**
+   * Sessions are kept under SHA-256 of their ids (`hashIds`): a file whose rows still have plain ids is moved
+   * to hashed keys when opened; a file of hashed keys opened without it is TS_INVALID_OPTION.
+   * @default false
+   */
+  readonly hashIds?: boolean
+  /** Seals payloads at rest (`encryption`). @default no encryption */
+  readonly sealer?: PayloadSealer
   /** Hears of problems the tier handled on its own (a database file removed underneath and restored). */
   readonly onError?: (error: TieredSessionError) => void
 }
@@ -90,7 +100,7 @@ export class DiskTier implements Tier, DeferredTouches, SpillCache, OutboxLog {
     this.#file = openSqliteFile(this.path, this.#options)
     const db = this.#file.db
     try {
-      this.#stmt = prepareStatements(db)
+      this.#stmt = prepareStatements(db, this.#options.sealer ?? plainPayloads)
     } catch (cause) {
       db.close()
       throw new TieredSessionError(
@@ -167,7 +177,7 @@ export class DiskTier implements Tier, DeferredTouches, SpillCache, OutboxLog {
     if (!this.#mayHoldSessions) return undefined
     const raw = this.#read('a session', () => this.#stmt.get.get(sid))
     if (raw === undefined) return undefined
-    const record = toRecord(raw)
+    const record = toRecord(raw, this.#stmt.sealer)
     return record.expiresAt > this.#clock.now() ? record : undefined
   }
 
@@ -273,7 +283,7 @@ export class DiskTier implements Tier, DeferredTouches, SpillCache, OutboxLog {
     const out: TierRow[] = []
     for (const raw of this.#read('sessions', query)) {
       try {
-        out.push({ sid: String(raw.sid), ...toRecord(raw) })
+        out.push({ sid: String(raw.sid), ...toRecord(raw, this.#stmt.sealer) })
       } catch (error) {
         onCorrupt(error as TieredSessionError)
       }
@@ -421,7 +431,7 @@ export class DiskTier implements Tier, DeferredTouches, SpillCache, OutboxLog {
     const out: OutboxEntry[] = []
     for (const raw of this.#read('the outbox', () => this.#stmt.outboxAll.all())) {
       try {
-        out.push(toOutboxEntry(raw))
+        out.push(toOutboxEntry(raw, this.#stmt.sealer))
       } catch (error) {
         onCorrupt(error as TieredSessionError)
         this.remove(raw.seq)

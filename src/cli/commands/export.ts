@@ -50,8 +50,7 @@ export async function exportSessions(argv: readonly string[]): Promise<void> {
   const progress = new Progress('export: sessions written')
   try {
     for (const row of rows) {
-      // NB: today no store hashes its keys (hashIds): every key is the session id itself.
-      const writing = write(stream, formatLine(row, false))
+      const writing = write(stream, formatLine(row, opened.hashIds))
       await (failed === undefined ? writing : Promise.race([writing, failed]))
       progress.add(1)
     }

@@ -9,7 +9,7 @@ import { ErrorCodes, isTieredSessionError } from '../../errors.js'
 import type { SessionEngine } from '../../manager/engine.js'
 import { managerOf } from '../../store.js'
 import { CliError } from '../cli-error.js'
-import { parseLine } from '../ndjson-format.js'
+import { parseLine, storedKeyOf } from '../ndjson-format.js'
 import type { OpenedStore } from '../open-store.js'
 import { note, Progress, printCounts } from '../output.js'
 
@@ -52,10 +52,10 @@ export async function importNdjson(input: Readable, opened: OpenedStore, json: b
       lineNo++
       if (text.trim() === '') continue
       const parsed = parseLine(text)
-      if (!parsed.ok) bad(lineNo, parsed.reason)
-      // NB: no store hashes its keys yet (hashIds): a hashed key would never be found under its session id.
-      else if (parsed.line.hashedKey) bad(lineNo, 'its key is a hashed id, and this store keeps plain ids')
-      else pending.push(importOne(engine, parsed.line, lineNo, counts, bad))
+      const stored = parsed.ok ? storedKeyOf(parsed.line, opened.hashIds) : parsed
+      if (!stored.ok) bad(lineNo, stored.reason)
+      else if (parsed.ok)
+        pending.push(importOne(engine, { ...parsed.line, key: stored.key }, lineNo, counts, bad))
       if (pending.length >= BATCH) {
         await Promise.all(pending)
         progress.add(pending.length)
