@@ -1,6 +1,7 @@
 // bin `tiered-session` as a real child process on a real SQLite file: stats, sweep, backup, export, import,
 // sessions, logout and destroy, each with its table, --json and error exits.
 
+import { randomBytes } from 'node:crypto'
 import { existsSync, statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
@@ -237,6 +238,46 @@ describe('tiered-session export and import --db', () => {
     const missing = await cli(['import', '--db', join(dir, 'x.db'), '--in', join(dir, 'none.ndjson')])
     expect(missing.code).toBe(1)
     expect(missing.stderr).toBe(`tiered-session: no such file: ${join(dir, 'none.ndjson')}\n`)
+  })
+})
+
+describe('an encrypted store (encryption.keys)', () => {
+  it('is read with the keys of TIERED_SESSION_KEYS; without them what did not decode is one line and exit 1', async () => {
+    const dir = makeTempDir()
+    onTestFinished(() => dir.remove())
+    const db = join(dir.path, 'sealed.db')
+    const keys = [randomBytes(32).toString('base64'), randomBytes(32).toString('base64')]
+    const store = new TieredStore({ disk: { path: db }, encryption: { keys: [keys[1] as string] } })
+    for (let i = 0; i < 3; i++)
+      await store.set(`sealed-${i}`, sessionFor(Date.now(), HOUR_MS, { userId: 'u', i }))
+    await store.close()
+
+    const withKeys = await cli(['export', '--db', db], undefined, { TIERED_SESSION_KEYS: keys.join(',') })
+    expect(withKeys.code, withKeys.stderr).toBe(0)
+    expect(
+      withKeys.stdout
+        .trim()
+        .split('\n')
+        .map((line) => JSON.parse(line).session.i)
+        .sort(),
+    ).toEqual([0, 1, 2])
+
+    const without = await cli(['export', '--db', db])
+    expect(without.code).toBe(1)
+    expect(without.stdout).toBe('')
+    expect(without.stderr).toMatch(
+      /tiered-session: 3 stored session\(s\) did not decode \(TS_DECODE_FAILED\) and were left out; if the store is encrypted, give its keys in TIERED_SESSION_KEYS\n$/,
+    )
+    const listed = await cli(['sessions', '--db', db, '--user', 'u'])
+    expect(listed.code).toBe(1)
+
+    const badKey = await cli(['stats', '--db', db], undefined, { TIERED_SESSION_KEYS: 'c2hvcnQ=' })
+    expect(badKey.code).toBe(1)
+    expect(badKey.stderr).toMatch(
+      /^tiered-session: TIERED_SESSION_KEYS: option "encryption.keys\[0\]" must be a 32-byte key/,
+    )
+    expect(badKey.stderr).not.toMatch(/c2hvcnQ/)
+    expect(badKey.stderr.trim().split('\n')).toHaveLength(1)
   })
 })
 

@@ -9,7 +9,7 @@ import type { CommandSpec } from '../args.js'
 import { JSON_FLAG, parseFlags, STORE_FLAGS } from '../args.js'
 import { CliError } from '../cli-error.js'
 import { formatLine } from '../ndjson-format.js'
-import { openStore } from '../open-store.js'
+import { checkDecoded, openStore } from '../open-store.js'
 import { Progress, printCounts } from '../output.js'
 
 export const exportSpec: CommandSpec = {
@@ -65,6 +65,7 @@ export async function exportSessions(argv: readonly string[]): Promise<void> {
   const counts = { exported: rows.length }
   if (toFile) printCounts(counts, { exported: 'sessions exported' }, flags.json === true)
   else if (flags.json === true) process.stderr.write(`${JSON.stringify(counts)}\n`)
+  checkDecoded(opened)
 }
 
 /** The --out file, created (or truncated) 0600: it holds every session. */

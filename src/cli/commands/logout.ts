@@ -3,7 +3,7 @@
 
 import type { CommandSpec } from '../args.js'
 import { JSON_FLAG, parseFlags, required, STORE_FLAGS } from '../args.js'
-import { openStore } from '../open-store.js'
+import { checkDecoded, openStore } from '../open-store.js'
 import { printCounts } from '../output.js'
 import { logoutUser } from '../session-handles.js'
 
@@ -34,4 +34,5 @@ export async function logout(argv: readonly string[]): Promise<void> {
     await opened.store.close()
   }
   printCounts({ destroyed }, { destroyed: 'sessions destroyed' }, flags.json === true)
+  checkDecoded(opened)
 }

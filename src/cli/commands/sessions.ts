@@ -3,7 +3,7 @@
 
 import type { CommandSpec } from '../args.js'
 import { JSON_FLAG, parseFlags, required, STORE_FLAGS } from '../args.js'
-import { openStore } from '../open-store.js'
+import { checkDecoded, openStore } from '../open-store.js'
 import { printColumns, printJson } from '../output.js'
 import { sessionsOf } from '../session-handles.js'
 
@@ -40,17 +40,16 @@ export async function sessions(argv: readonly string[]): Promise<void> {
     expiresAt: entry.expiresAt,
     ...(showData ? { session: entry.session } : {}),
   }))
-  if (flags.json === true) {
-    printJson({ user, sessions: rows })
-    return
-  }
-  printColumns(
-    showData ? ['handle', 'created', 'expires', 'data'] : ['handle', 'created', 'expires'],
-    rows.map((row) => [
-      row.handle,
-      '',
-      new Date(row.expiresAt).toISOString(),
-      ...(showData ? [JSON.stringify(row.session)] : []),
-    ]),
-  )
+  if (flags.json === true) printJson({ user, sessions: rows })
+  else
+    printColumns(
+      showData ? ['handle', 'created', 'expires', 'data'] : ['handle', 'created', 'expires'],
+      rows.map((row) => [
+        row.handle,
+        '',
+        new Date(row.expiresAt).toISOString(),
+        ...(showData ? [JSON.stringify(row.session)] : []),
+      ]),
+    )
+  checkDecoded(opened)
 }

@@ -7,7 +7,7 @@ import type { Inventory } from '../../tiers/inventory.js'
 import type { CommandSpec } from '../args.js'
 import { count, JSON_FLAG, parseFlags, STORE_FLAGS } from '../args.js'
 import type { OpenedStore } from '../open-store.js'
-import { openStore } from '../open-store.js'
+import { checkDecoded, openStore } from '../open-store.js'
 import { printColumns, printFields, printJson } from '../output.js'
 
 export const statsSpec: CommandSpec = {
@@ -61,10 +61,13 @@ export async function stats(argv: readonly string[]): Promise<void> {
   } finally {
     await opened.store.close()
   }
-  if (flags.json === true) {
-    printJson(out)
-    return
-  }
+  if (flags.json === true) printJson(out)
+  else printTable(opened, out)
+  checkDecoded(opened)
+}
+
+/** The stats as a table for a person. */
+function printTable(opened: OpenedStore, out: ReturnType<typeof report>): void {
   printFields([
     ['mode', opened.mode === 'local' ? 'local (SQLite file)' : 'shared (Redis)'],
     ['sessions', out.sessions],
