@@ -4,7 +4,11 @@
 import { once } from 'node:events'
 import { join } from 'node:path'
 import { describe, expect, it, onTestFinished } from 'vitest'
+import { systemClock } from '../src/clock.js'
+import { ForeignCommits } from '../src/manager/foreign-commits.js'
 import { TieredStore } from '../src/store.js'
+import { DiskTier } from '../src/tiers/disk-tier.js'
+import { MemoryTier } from '../src/tiers/memory-tier.js'
 import { engineOf } from './helpers/shared-stores.js'
 import { sessionFor } from './helpers/stores.js'
 import { makeTempDir } from './helpers/temp-dir.js'
@@ -85,5 +89,68 @@ describe('when another connection changes the SQLite file (local mode)', () => {
     await tool.destroy('s')
     await noticed
     expect(await app.get('s')).toBeUndefined()
+  })
+})
+
+describe('ForeignCommits on a disk tier and a memory tier', () => {
+  /** A disk tier on `path` (closed after the test). */
+  function diskOn(path: string): DiskTier {
+    const disk = new DiskTier({ path, synchronous: 'normal', maxBatchSize: 100, clock: systemClock })
+    onTestFinished(() => disk.close())
+    return disk
+  }
+
+  async function setUp(keys: readonly string[]) {
+    const dir = makeTempDir()
+    onTestFinished(() => dir.remove())
+    const path = join(dir.path, 'sessions.db')
+    const disk = diskOn(path)
+    const memory = new MemoryTier({ maxBytes: 1_000_000, clock: systemClock })
+    for (const key of keys) {
+      const stored = await disk.write(key, {
+        payload: '{"a":1}',
+        expiresAt: Date.now() + HOUR_MS,
+        userId: null,
+      })
+      memory.write(key, stored)
+    }
+    const other = diskOn(path)
+    await other.delete(keys[0] as string)
+    return { disk, memory }
+  }
+
+  it('compares each copy with its row: only the one the other connection deleted goes', async () => {
+    const { disk, memory } = await setUp(['k1', 'k2', 'k3'])
+    const dropped: number[] = []
+    const watcher = new ForeignCommits({
+      disk,
+      memory,
+      onDropped: (n) => dropped.push(n),
+      report: () => undefined,
+    })
+    expect(await watcher.check()).toBe(1)
+    expect([memory.peek('k1'), memory.peek('k2') !== undefined, memory.peek('k3') !== undefined]).toEqual([
+      undefined,
+      true,
+      true,
+    ])
+    expect(dropped).toEqual([1])
+    // Nothing committed elsewhere since: nothing to do.
+    expect(await watcher.check()).toBe(0)
+  })
+
+  it('drops every copy at once when memory holds more than a pass compares (maxCompared)', async () => {
+    const { disk, memory } = await setUp(['k1', 'k2', 'k3'])
+    const watcher = new ForeignCommits({
+      disk,
+      memory,
+      maxCompared: 2,
+      onDropped: () => undefined,
+      report: () => undefined,
+    })
+    expect(await watcher.check()).toBe(3)
+    expect(memory.entries).toBe(0)
+    // The rows are still there: the next read finds them on disk.
+    expect(disk.get('k2')).toMatchObject({ payload: '{"a":1}' })
   })
 })

@@ -3,6 +3,7 @@
 // In shared mode it is also the spill cache (synchronous upkeep) and holds the outbox log.
 
 import { resolve } from 'node:path'
+import type Database from 'better-sqlite3'
 import type { PayloadSealer } from '../at-rest/payload-sealer.js'
 import { plainPayloads } from '../at-rest/payload-sealer.js'
 import type { Clock } from '../clock.js'
@@ -76,6 +77,8 @@ export class DiskTier implements Tier, DeferredTouches, SpillCache, OutboxLog {
   #touchTimer: NodeJS.Timeout | undefined
   /** SQLite's `data_version` of this connection when last looked at (it moves when another connection commits). */
   #dataVersion = 0
+  /** The statement of {@link DiskTier.stampsOf}, prepared on first use (on the connection opened last). */
+  #stampsQuery: Database.Statement<[string], { sid: string; version: number; expiresAt: number }> | undefined
 
   /** Opens (creating if needed) the database. Throws TS_DISK_OPEN_FAILED naming the path. */
   constructor(options: DiskTierOptions) {
@@ -111,6 +114,7 @@ export class DiskTier implements Tier, DeferredTouches, SpillCache, OutboxLog {
     }
     this.#mayHoldSessions = this.#stmt.any.get() !== undefined
     this.#dataVersion = this.#readDataVersion()
+    this.#stampsQuery = undefined
     this.#transaction = db.transaction((ops: readonly DiskOp[]) => {
       if (ops.some(mayPut)) this.#mayHoldSessions = true
       const now = this.#clock.now()
@@ -375,6 +379,23 @@ export class DiskTier implements Tier, DeferredTouches, SpillCache, OutboxLog {
   /** What the file holds at `now` (ms), with the `top` users by session count. Throws TS_DISK_IO. */
   inventory(now: number, top: number): Inventory {
     return this.#read('the inventory', () => diskInventory(this.#file.db, now, top))
+  }
+
+  /**
+   * The version and expiry of the rows of `keys` (stored keys), in one query; a key without a row is absent.
+   * What tells a memory copy from a row another connection changed, without reading payloads. Throws TS_DISK_IO.
+   */
+  stampsOf(keys: readonly string[]): Map<string, { version: number; expiresAt: number }> {
+    return this.#read('session versions', () => {
+      this.#stampsQuery ??= this.#file.db.prepare<
+        [string],
+        { sid: string; version: number; expiresAt: number }
+      >('SELECT sid, version, expiresAt FROM sessions WHERE sid IN (SELECT value FROM json_each(?))')
+      const out = new Map<string, { version: number; expiresAt: number }>()
+      for (const row of this.#stampsQuery.all(JSON.stringify(keys)))
+        out.set(row.sid, { version: row.version, expiresAt: row.expiresAt })
+      return out
+    })
   }
 
   #readDataVersion(): number {

@@ -77,6 +77,11 @@ function printTable(opened: OpenedStore, out: ReturnType<typeof report>): void {
     ['file bytes', out.file?.bytes ?? 'n/a'],
     ['WAL bytes', out.file?.walBytes ?? 'n/a'],
     ['outbox depth', out.outbox?.depth ?? 'n/a (each instance keeps its outbox in its own SQLite file)'],
+    // NB: the file does not record when an entry was queued; a running instance knows (store.health()).
+    [
+      'outbox oldest age',
+      out.outbox === null ? 'n/a' : "not recorded in the file: see the instance's health()",
+    ],
   ])
   if (out.topUsers.length > 0) {
     process.stdout.write('\n')
