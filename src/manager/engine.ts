@@ -28,6 +28,8 @@ export interface SessionEntry {
   readonly expiresAt: number
   /** The stored version this session was read at (see {@link SessionPatch.whole}). */
   readonly version: number
+  /** `maxLifetime`: when the session was created (ms since the epoch), if the store knows. */
+  readonly createdAt?: number | undefined
 }
 
 /** The changes one request made to a session, as `merge` applies them. */
@@ -87,4 +89,6 @@ export interface SessionEngine {
   close(): Promise<void>
   now(): number
   lifetimeMs(session: SessionObject): number
+  /** `maxLifetime` of this session in ms, or null without the option. */
+  maxLifetimeMs(session: SessionObject): number | null
 }

@@ -7,7 +7,7 @@
 import { setImmediate as nextTurn } from 'node:timers/promises'
 import { handleOf, SessionKeys } from '../at-rest/session-key.js'
 import type { SessionObject } from '../codec.js'
-import { ErrorCodes, isTieredSessionError, wrapError } from '../errors.js'
+import { ErrorCodes, wrapError } from '../errors.js'
 import type { Budget } from '../redis/budget.js'
 import type { RedisTier } from '../redis/redis-tier.js'
 import { normalizeUserId } from '../session-fields.js'
@@ -356,6 +356,11 @@ export class TierManager implements SessionEngine {
   /** The lifetime (ms) a write of `session` would get: its cookie's remaining life, or the ttl. */
   lifetimeMs(session: SessionObject): number {
     return this.#writes.lifetimeMs(session)
+  }
+
+  /** `maxLifetime` of this session in ms, or null without the option. */
+  maxLifetimeMs(session: SessionObject): number | null {
+    return this.#writes.maxLifetimeMs(session)
   }
 
   /** True while Redis is connected and answering (shared mode). */
