@@ -80,6 +80,8 @@ export interface SessionEngine {
   clear(): Promise<void>
   listByUser(userId: unknown): UserSession[] | Promise<UserSession[]>
   destroyByUser(userId: unknown, filter?: DestroyByUserFilter): Promise<number>
+  /** The handle of the session with this id. */
+  handleOf(sid: string): string
   /** Destroys the session with this handle; resolves to whether there was one (scans: for tools). */
   destroyByHandle(handle: string): Promise<boolean>
   flush(): Promise<SpillResult>

@@ -358,6 +358,11 @@ export class TierManager implements SessionEngine {
     return this.#writes.lifetimeMs(session)
   }
 
+  /** The handle of the session with this id (what listByUser shows and `destroyByUser({ only })` takes). */
+  handleOf(sid: string): string {
+    return handleOf(this.#keys.keyOf(sid))
+  }
+
   /** `maxLifetime` of this session in ms, or null without the option. */
   maxLifetimeMs(session: SessionObject): number | null {
     return this.#writes.maxLifetimeMs(session)
