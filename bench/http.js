@@ -47,6 +47,10 @@ const STORE_SHORT = {
   shared: 'TieredStore shared',
   cr9: 'connect-redis 9 (node-redis)',
   cr8: 'connect-redis 8 (ioredis)',
+  'local+plain': 'TieredStore local, hashIds off',
+  'local+enc': 'TieredStore local, encrypted',
+  'shared+plain': 'TieredStore shared, hashIds off',
+  'shared+enc': 'TieredStore shared, encrypted',
 }
 
 export const SCENARIOS = {
@@ -82,6 +86,25 @@ export function contenders({ proxy }) {
       ['ts', 'shared'],
     ]) {
       list.push({ id: `${mw}-${store}@${net}`, middleware: mw, store, net })
+    }
+  }
+  // The at-rest variants (hashed ids off, encryption on): run only when named with --http-only.
+  for (const variant of ['plain', 'enc']) {
+    for (const mw of ['es', 'ts']) {
+      list.push({
+        id: `${mw}-local+${variant}`,
+        middleware: mw,
+        store: `local+${variant}`,
+        net: null,
+        optional: true,
+      })
+      list.push({
+        id: `${mw}-shared+${variant}@lo`,
+        middleware: mw,
+        store: `shared+${variant}`,
+        net: 'lo',
+        optional: true,
+      })
     }
   }
   for (const c of list) {
@@ -422,7 +445,9 @@ function problemsOf(run, connections) {
 // The section
 
 export async function runHttp(cfg, ctx) {
-  const list = contenders({ proxy: cfg.proxy !== null }).filter((c) => !cfg.only || cfg.only.includes(c.id))
+  const list = contenders({ proxy: cfg.proxy !== null }).filter((c) =>
+    cfg.only ? cfg.only.includes(c.id) : !c.optional,
+  )
   const needsRedis = list.some((c) => c.net !== null)
   const redis = needsRedis ? await startRedis() : null
   const proxy = needsRedis && cfg.proxy ? await startProxy(redis.port, cfg.proxy.delayMs) : null
@@ -679,6 +704,37 @@ function httpGoals(summary) {
     2.5,
     'read-mostly, shared, +1 ms proxy: express-session + TieredStore ≥ 2.5× connect-redis 9 (req/s)',
   )
+  // At rest (issue 16), when the variants ran: encryption against none, hashed ids against plain ones.
+  for (const [mw, mwLabel] of [
+    ['es', 'express-session + TieredStore'],
+    ['ts', 'tieredSession()'],
+  ]) {
+    for (const [mode, suffix] of [
+      ['local', ''],
+      ['shared', '@lo'],
+    ]) {
+      const base = `${mw}-${mode}${suffix}`
+      for (const [scenario, target] of [
+        ['read', 0.95],
+        ['write', 0.9],
+      ])
+        dropIn(
+          scenario,
+          `${mw}-${mode}+enc${suffix}`,
+          base,
+          target,
+          `${SCENARIO_LABEL[scenario]}, ${mode}: ${mwLabel} encrypted ≥ ${target}× unencrypted (req/s)`,
+        )
+      for (const scenario of ['read', 'write', 'new'])
+        dropIn(
+          scenario,
+          base,
+          `${mw}-${mode}+plain${suffix}`,
+          0.98,
+          `${SCENARIO_LABEL[scenario]}, ${mode}: ${mwLabel} with hashed ids ≥ 0.98× plain ids (req/s)`,
+        )
+    }
+  }
   return out
 }
 

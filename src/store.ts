@@ -188,7 +188,18 @@ export class TieredStore extends ExpressSessionStoreBase {
     )
   }
 
-  /** Destroys every session of a user but those in `except` ("log out everywhere"); resolves to how many. */
+  /**
+   * The handle of the session with this id: what {@link TieredStore.listByUser} entries carry and
+   * `destroyByUser(userId, { only })` takes (e.g. to mark "this browser" in a list of sessions).
+   */
+  handleOf(sid: string): string {
+    return this.#manager.handleOf(sid)
+  }
+
+  /**
+   * Destroys every session of a user but those whose id is in `except` ("log out everywhere else"), or with
+   * `only`, just those whose handle is in it ("log out this device"); resolves to how many.
+   */
   destroyByUser(userId: unknown, options?: DestroyByUserOptions): Promise<number>
   destroyByUser(
     userId: unknown,

@@ -162,6 +162,31 @@ describe('tiered-session export and import --db', () => {
     expect(await moved.listByUser('u1')).toHaveLength(17)
   })
 
+  it('with maxLifetime, the creation time goes with the session: sessions shows it, export and import keep it', async () => {
+    const dir = makeTempDir()
+    onTestFinished(() => dir.remove())
+    const db = join(dir.path, 'lifetime.db')
+    const clock = new ManualClock(Date.now() - 60_000)
+    const store = new TieredStore({ disk: { path: db }, maxLifetime: 7200, clock })
+    await store.set('created-a-minute-ago', sessionFor(clock.now(), HOUR_MS, { userId: 'u' }))
+    await store.close()
+    const created = clock.now()
+
+    const listed = await cli(['sessions', '--db', db, '--user', 'u', '--json'])
+    expect(listed.code, listed.stderr).toBe(0)
+    expect(json(listed.stdout).sessions).toEqual([expect.objectContaining({ createdAt: created })])
+    const table = await cli(['sessions', '--db', db, '--user', 'u'])
+    expect(table.stdout).toContain(new Date(created).toISOString())
+
+    const exported = await cli(['export', '--db', db])
+    expect(JSON.parse(exported.stdout)).toMatchObject({ createdAt: created, expiresAt: created + HOUR_MS })
+    const target = join(dir.path, 'moved.db')
+    expect((await cli(['import', '--db', target], exported.stdout)).code).toBe(0)
+    const moved = new TieredStore({ disk: { path: target }, maxLifetime: 7200 })
+    onTestFinished(() => moved.close())
+    expect(await moved.listByUser('u')).toEqual([expect.objectContaining({ createdAt: created })])
+  })
+
   it('export --out writes a 0600 file; import --in reads it', async () => {
     const { dir, db } = await seededFile(5, 0)
     const file = join(dir, 'dump.ndjson')

@@ -19,8 +19,11 @@ export interface EncryptionOptions {
 export interface ResolvedAtRest {
   readonly hashIds: boolean
   readonly sealer: PayloadSealer
-  /** Seconds a session may live from its creation, however active; null: no absolute lifetime. */
-  readonly maxLifetimeSeconds: ((session: SessionObject) => number) | null
+  /**
+   * Seconds a session may live from its creation, however active (a function gets the whole stored session);
+   * null: no absolute lifetime.
+   */
+  readonly maxLifetimeSeconds: number | ((session: SessionObject) => number) | null
 }
 
 /** A 32-byte key from a Buffer, a Uint8Array or a base64 (or base64url) string. */
@@ -53,7 +56,7 @@ function resolveMaxLifetime(input: unknown): ResolvedAtRest['maxLifetimeSeconds'
   if (typeof input === 'function') return input as (session: SessionObject) => number
   if (typeof input !== 'number' || !Number.isFinite(input) || input <= 0)
     throw invalid('maxLifetime', 'a number of seconds > 0, or a function')
-  return () => input
+  return input
 }
 
 /**

@@ -10,7 +10,7 @@ import { isValidSid } from '../session-fields.js'
  * One line of an export, as JSON text ending in `\n`:
  *
  * ```json
- * {"key":"…","hashedKey":false,"expiresAt":1767225600000,"userId":"42","session":{"cookie":{…},"userId":42}}
+ * {"key":"…","hashedKey":true,"expiresAt":1767225600000,"createdAt":null,"userId":"42","session":{"cookie":{…},"userId":42}}
  * ```
  *
  * - `key`: the key the store keeps the session under — the stored key, not necessarily a session id. With
@@ -19,6 +19,8 @@ import { isValidSid } from '../session-fields.js'
  *   itself. A store that hashes ids takes both (a plain id is hashed on import); one that does not (`hashIds:
  *   false`) cannot take a hashed key.
  * - `expiresAt`: absolute expiry in milliseconds since the epoch; an import keeps it (an expired line is skipped).
+ * - `createdAt`: when the session was created (ms since the epoch), known to a store with `maxLifetime`; else
+ *   null. An import keeps it, so the absolute lifetime still counts from the session's creation.
  * - `userId`: the user the exporting store's `userId` option gave the session, or null; an import keeps it.
  * - `session`: the session as the app stored it (JSON), its `cookie` included.
  */
@@ -26,6 +28,7 @@ export interface ExportLine {
   readonly key: string
   readonly hashedKey: boolean
   readonly expiresAt: number
+  readonly createdAt: number | null
   readonly userId: string | null
   readonly session: SessionObject
 }
@@ -36,6 +39,7 @@ export function formatLine(row: ExportedRow, hashedKey: boolean): string {
     key: row.key,
     hashedKey,
     expiresAt: row.expiresAt,
+    createdAt: row.createdAt ?? null,
     userId: row.userId,
     session: row.session,
   }
@@ -57,16 +61,21 @@ export function parseLine(text: string): ParsedLine {
   }
   if (value === null || typeof value !== 'object' || Array.isArray(value))
     return { ok: false, reason: 'not a JSON object' }
-  const { key, hashedKey, expiresAt, userId, session } = value as Record<string, unknown>
+  const { key, hashedKey, expiresAt, createdAt = null, userId, session } = value as Record<string, unknown>
   if (typeof key !== 'string' || key === '') return { ok: false, reason: '"key" is not a non-empty string' }
   if (typeof hashedKey !== 'boolean') return { ok: false, reason: '"hashedKey" is not true or false' }
   if (typeof expiresAt !== 'number' || !Number.isFinite(expiresAt))
     return { ok: false, reason: '"expiresAt" is not a number of milliseconds' }
+  if (createdAt !== null && (typeof createdAt !== 'number' || !Number.isFinite(createdAt)))
+    return { ok: false, reason: '"createdAt" is not a number of milliseconds or null' }
   if (userId !== null && typeof userId !== 'string')
     return { ok: false, reason: '"userId" is not a string or null' }
   if (session === null || typeof session !== 'object' || Array.isArray(session))
     return { ok: false, reason: '"session" is not an object' }
-  return { ok: true, line: { key, hashedKey, expiresAt, userId, session: session as SessionObject } }
+  return {
+    ok: true,
+    line: { key, hashedKey, expiresAt, createdAt, userId, session: session as SessionObject },
+  }
 }
 
 /** A hashed id: SHA-256, base64url without padding. */

@@ -8,6 +8,8 @@ export interface HandleEntry {
   readonly handle: string
   /** Absolute expiry, milliseconds since the epoch. */
   readonly expiresAt: number
+  /** When the session was created (ms since the epoch), known to a store with `maxLifetime`. */
+  readonly createdAt: number | undefined
   readonly session: StoredSession
 }
 
@@ -15,7 +17,12 @@ export interface HandleEntry {
 export async function sessionsOf(store: TieredStore, userId: string): Promise<HandleEntry[]> {
   const entries = await store.listByUser(userId)
   return entries
-    .map((entry) => ({ handle: entry.handle, expiresAt: entry.expiresAt, session: entry.session }))
+    .map((entry) => ({
+      handle: entry.handle,
+      expiresAt: entry.expiresAt,
+      createdAt: entry.createdAt,
+      session: entry.session,
+    }))
     .sort((a, b) => a.expiresAt - b.expiresAt)
 }
 

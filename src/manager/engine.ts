@@ -21,6 +21,8 @@ export interface UserSession<S = SessionObject> {
   readonly session: S
   /** Absolute expiry, milliseconds since the epoch. */
   readonly expiresAt: number
+  /** `maxLifetime`: when the session was created (ms since the epoch), if the store knows. */
+  readonly createdAt?: number | undefined
 }
 
 /** A live session and its absolute expiry. */
@@ -30,6 +32,8 @@ export interface SessionEntry {
   readonly expiresAt: number
   /** The stored version this session was read at (see {@link SessionPatch.whole}). */
   readonly version: number
+  /** `maxLifetime`: when the session was created (ms since the epoch), if the store knows. */
+  readonly createdAt?: number | undefined
 }
 
 /** The changes one request made to a session, as `merge` applies them. */
@@ -54,6 +58,8 @@ export interface ExportedRow {
   readonly expiresAt: number
   /** The user the exporting store's `userId` option gave the session, or null. */
   readonly userId: string | null
+  /** `maxLifetime`: when the session was created (ms since the epoch), if the store knows. */
+  readonly createdAt?: number | undefined
 }
 
 /** Which sessions of a user {@link SessionEngine.destroyByUser} destroys. */
@@ -94,6 +100,8 @@ export interface SessionEngine {
   clear(): Promise<void>
   listByUser(userId: unknown): UserSession[] | Promise<UserSession[]>
   destroyByUser(userId: unknown, filter?: DestroyByUserFilter): Promise<number>
+  /** The handle of the session with this id. */
+  handleOf(sid: string): string
   /** Destroys the session with this handle; resolves to whether there was one (scans: for tools). */
   destroyByHandle(handle: string): Promise<boolean>
   flush(): Promise<SpillResult>
@@ -115,4 +123,6 @@ export interface SessionEngine {
   importRow(row: ExportedRow): Promise<boolean>
   now(): number
   lifetimeMs(session: SessionObject): number
+  /** `maxLifetime` of this session in ms, or null without the option. */
+  maxLifetimeMs(session: SessionObject): number | null
 }

@@ -34,10 +34,12 @@ export function userSessions(rows: readonly TierRow[], decode: Decode, withIds: 
     const session = decode(row)
     if (session === undefined) continue
     const handle = handleOf(row.sid)
+    // NB: the creation time is known only for sessions written with `maxLifetime`.
+    const created = row.createdAt === undefined ? {} : { createdAt: row.createdAt }
     out.push(
       withIds
-        ? { handle, sid: row.sid, session, expiresAt: row.expiresAt }
-        : { handle, session, expiresAt: row.expiresAt },
+        ? { handle, sid: row.sid, session, expiresAt: row.expiresAt, ...created }
+        : { handle, session, expiresAt: row.expiresAt, ...created },
     )
   }
   return out

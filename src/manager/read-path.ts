@@ -71,7 +71,7 @@ export class ReadPath {
       ctx.events.promote({ bytes: promoted.bytes })
       ctx.afterMemoryGrew()
     }
-    return { session, expiresAt: record.expiresAt, version: record.version }
+    return { session, expiresAt: record.expiresAt, version: record.version, createdAt: record.createdAt }
   }
 
   /** Shared mode: asks Redis about a session no trusted copy answers for. */
@@ -153,6 +153,6 @@ export class ReadPath {
         ctx.remember(sid, fresh, current ? now : undefined)
       if (diskCopy) ctx.dropCacheCopy(sid)
     }
-    return { session, expiresAt: fresh.expiresAt, version: fresh.version }
+    return { session, expiresAt: fresh.expiresAt, version: fresh.version, createdAt: fresh.createdAt }
   }
 }

@@ -8,7 +8,7 @@ import { setImmediate as nextTurn } from 'node:timers/promises'
 import { handleOf, SessionKeys } from '../at-rest/session-key.js'
 import type { SessionObject } from '../codec.js'
 import { encodeSession } from '../codec.js'
-import { ErrorCodes, isTieredSessionError, TieredSessionError, wrapError } from '../errors.js'
+import { ErrorCodes, TieredSessionError, wrapError } from '../errors.js'
 import type { Budget } from '../redis/budget.js'
 import type { RedisTier } from '../redis/redis-tier.js'
 import { assertValidSid, normalizeUserId } from '../session-fields.js'
@@ -431,7 +431,13 @@ export class TierManager implements SessionEngine {
     for (const row of rows) {
       const session = ctx.decode(row)
       if (session !== undefined)
-        out.push({ key: row.sid, session, expiresAt: row.expiresAt, userId: row.userId })
+        out.push({
+          key: row.sid,
+          session,
+          expiresAt: row.expiresAt,
+          userId: row.userId,
+          createdAt: row.createdAt,
+        })
     }
     return out
   }
@@ -447,7 +453,12 @@ export class TierManager implements SessionEngine {
       assertValidSid(row.key)
       const { payload, bytes } = encodeSession(row.session)
       this.#plan.checkSize(bytes)
-      return { payload, expiresAt: row.expiresAt, userId: normalizeUserId(row.userId) }
+      return {
+        payload,
+        expiresAt: row.expiresAt,
+        userId: normalizeUserId(row.userId),
+        createdAt: row.createdAt,
+      }
     }, 'the session could not be imported')
     if (record.expiresAt <= ctx.now()) return false
     try {
@@ -474,6 +485,16 @@ export class TierManager implements SessionEngine {
   /** The lifetime (ms) a write of `session` would get: its cookie's remaining life, or the ttl. */
   lifetimeMs(session: SessionObject): number {
     return this.#writes.lifetimeMs(session)
+  }
+
+  /** The handle of the session with this id (what listByUser shows and `destroyByUser({ only })` takes). */
+  handleOf(sid: string): string {
+    return handleOf(this.#keys.keyOf(sid))
+  }
+
+  /** `maxLifetime` of this session in ms, or null without the option. */
+  maxLifetimeMs(session: SessionObject): number | null {
+    return this.#writes.maxLifetimeMs(session)
   }
 
   /** True while Redis is connected and answering (shared mode). */

@@ -9,7 +9,14 @@ import { ErrorCodes, isTieredSessionError } from '../errors.js'
 import type { Budget } from '../redis/budget.js'
 import { isSpent } from '../redis/budget.js'
 import { assertValidSid, isValidSid } from '../session-fields.js'
-import type { MaybePromise, StoredRecord, UpdateOptions, UpdateResult, WriteOptions } from '../tiers/tier.js'
+import type {
+  MaybePromise,
+  RecordInput,
+  StoredRecord,
+  UpdateOptions,
+  UpdateResult,
+  WriteOptions,
+} from '../tiers/tier.js'
 import { TOUCH_COMMIT_MS } from '../tiers/tier.js'
 import type { EngineContext } from './context.js'
 import type { SessionPatch } from './engine.js'
@@ -47,7 +54,13 @@ export class WritePath {
     const ctx = this.#ctx
     ctx.checkOpen()
     const now = ctx.now()
-    const record = ctx.prepare(() => this.#plan.write(sid, session, now))
+    const prepared = ctx.prepare(() => this.#plan.write(sid, session, now))
+    const record = this.#plan.limitsLifetime
+      ? ctx.prepare(() => ({
+          ...this.#plan.withLifetime(prepared, this.#createdAt(sid, now), now, session),
+          maxLifetimeMs: this.#plan.maxLifetimeMs(session, prepared.payload) as number,
+        }))
+      : prepared
     // NB: a session already expired is a delete, as connect-redis does; storing it would only waste space.
     if (record.expiresAt <= now) return this.destroy(sid, budget)
     if (this.#setIsTouch(sid, record, now)) return
@@ -78,6 +91,7 @@ export class WritePath {
                 previousUser: ctx.memory.peek(sid)?.userId,
                 onCommit,
                 budget,
+                ...(record.maxLifetimeMs === undefined ? {} : { maxLifetimeMs: record.maxLifetimeMs }),
               }
         return ctx.authority.write(sid, record, options)
       },
@@ -119,7 +133,12 @@ export class WritePath {
     // NB: two requests that change different keys both keep their change (the same key: the last one wins).
     const limit = this.#begin(sid, budget)
     try {
-      return await this.#update(sid, (current) => this.#plan.applyPatch(current, prepared, now), limit)
+      return await this.#update(
+        sid,
+        (current) =>
+          this.#plan.withLifetime(this.#plan.applyPatch(current, prepared, now), current.createdAt, now),
+        limit,
+      )
     } finally {
       this.#end(sid, limit)
     }
@@ -146,12 +165,7 @@ export class WritePath {
     if (cached !== undefined && this.#touchInMemory(sid, cached, touch, now)) return
     const limit = this.#run(budget)
     try {
-      await this.#update(
-        sid,
-        (current) =>
-          this.#plan.throttled(current, touch, now) ? undefined : this.#plan.applyTouch(current, touch),
-        limit,
-      )
+      await this.#update(sid, (current) => this.#touched(current, touch, now), limit)
     } catch (error) {
       // NB: a stored copy that does not decode was reported by #update; touching it is no one's loss.
       if (isTieredSessionError(error) && error.code === ErrorCodes.DECODE_FAILED) return
@@ -159,6 +173,29 @@ export class WritePath {
     } finally {
       limit?.pause()
     }
+  }
+
+  /** The durable touch of `current`: its new cookie and expiry (capped by `maxLifetime`), or undefined. */
+  #touched(current: StoredRecord, touch: PreparedTouch, now: number): RecordInput | undefined {
+    if (this.#plan.throttled(current, touch, now)) return undefined
+    const next = this.#plan.applyTouch(current, touch)
+    if (next === undefined || !this.#plan.limitsLifetime) return next
+    const capped = this.#plan.withLifetime(next, current.createdAt, now)
+    // NB: a touch never shortens a session (a legacy record is converted by it all the same).
+    return capped.expiresAt > current.expiresAt || current.legacy !== undefined ? capped : undefined
+  }
+
+  /**
+   * `maxLifetime`: when the session being set was created — its copy in memory, else on disk (the authority in
+   * local mode, the spill cache in shared mode, where Redis keeps the creation time it holds over this one).
+   * Undefined for a new session.
+   */
+  #createdAt(sid: string, now: number): number | undefined {
+    const ctx = this.#ctx
+    const cached = ctx.memory.peek(sid)
+    if (cached !== undefined && cached.expiresAt > now) return cached.createdAt
+    const stored = ctx.readDisk(sid)
+    return stored !== undefined && stored.expiresAt > now ? stored.createdAt : undefined
   }
 
   /**
@@ -192,6 +229,24 @@ export class WritePath {
     // old expiry, and meanwhile another instance (or a read from disk after a spill) would find it expired.
     if (cached.expiresAt - now <= 2 * TOUCH_COMMIT_MS) return false
     if (shared !== null && (!shared.connection.up || shared.outbox?.has(sid))) return false
+    if (this.#plan.limitsLifetime) {
+      // NB: a copy written before `maxLifetime` has no creation time: the durable path stamps one.
+      if (cached.createdAt === undefined) return false
+      const maxMs = this.#plan.maxLifetimeMs(undefined, cached.payload) as number
+      return this.#touchCopy(
+        sid,
+        cached,
+        { ...touch, expiresAt: Math.min(touch.expiresAt, cached.createdAt + maxMs) },
+        now,
+      )
+    }
+    return this.#touchCopy(sid, cached, touch, now)
+  }
+
+  /** The rest of {@link #touchInMemory}, with the touch's expiry capped by `maxLifetime`. */
+  #touchCopy(sid: string, cached: StoredRecord, touch: PreparedTouch, now: number): boolean {
+    const ctx = this.#ctx
+    const shared = ctx.shared
     // NB: never shorter: a later write may have given the session a longer life than this request's cookie.
     // In shared mode only a trusted copy can say so; Redis's own copy may expire sooner.
     if (cached.expiresAt >= touch.expiresAt) return shared === null || shared.coherence.trusted(cached, now)
@@ -205,6 +260,7 @@ export class WritePath {
       payload,
       expiresAt: touch.expiresAt,
       userId: cached.userId,
+      createdAt: cached.createdAt,
       version: cached.version,
     })
     shared?.coherence.carryTrust(cached, touched)
@@ -242,6 +298,11 @@ export class WritePath {
   /** Shared mode: `budget` (or one of its own), running; local mode: none. */
   #run(budget: Budget | undefined): Budget | undefined {
     return (budget ?? this.#ctx.shared?.connection.budget())?.run()
+  }
+
+  /** `maxLifetime` of this session in ms, or null without the option. */
+  maxLifetimeMs(session: SessionObject): number | null {
+    return this.#plan.maxLifetimeMs(session, '')
   }
 
   /** The lifetime (ms) a write of `session` would get: its cookie's remaining life, or the ttl. */

@@ -284,18 +284,23 @@ export class RedisTier implements Tier, DeferredTouches {
           this.#channel,
           this.#origin,
           sid,
+          record.createdAt ?? '',
+          options.maxLifetimeMs ?? '',
         ],
         budget,
       ),
-    ])) as [unknown, unknown, [number, string]]
+    ])) as [unknown, unknown, [number, string, string, string]]
     const version = Number(reply[0])
+    // NB: `maxLifetime`: a live session kept its creation time, and its expiry may have been capped by it.
+    const expiresAt = reply[2] === undefined ? record.expiresAt : Number(reply[2])
+    const createdAt = reply[3] === undefined || reply[3] === '' ? record.createdAt : Number(reply[3])
     const previousUser = reply[1]
     // NB: the caller's copy was stale (another instance changed the user): add the entry now, after the write.
     if (skipped && previousUser !== (record.userId ?? ''))
       await this.#index.add(sid, record.userId, record.expiresAt, budget)
     if (previousUser !== '' && previousUser !== record.userId)
       await this.#index.remove(sid, previousUser, budget)
-    const stored = { payload: record.payload, expiresAt: record.expiresAt, userId: record.userId, version }
+    const stored = { payload: record.payload, expiresAt, userId: record.userId, createdAt, version }
     options.onCommit?.(stored)
     return stored
   }
@@ -368,6 +373,7 @@ export class RedisTier implements Tier, DeferredTouches {
           this.#channel,
           this.#origin,
           sid,
+          record.createdAt ?? '',
         ],
         budget,
       ),
@@ -382,6 +388,7 @@ export class RedisTier implements Tier, DeferredTouches {
         payload: record.payload,
         expiresAt: record.expiresAt,
         userId: record.userId,
+        createdAt: record.createdAt,
         version: Number(reply[1]),
       },
     }
@@ -416,8 +423,8 @@ export class RedisTier implements Tier, DeferredTouches {
     ])
     if (reply.status === 'gone') return { ok: false, gone: true }
     if (reply.status === 'changed') return { ok: false, gone: false }
-    const { payload, expiresAt, userId } = next
-    return { ok: true, record: { payload, expiresAt, userId, version: reply.version } }
+    const { payload, expiresAt, userId, createdAt } = next
+    return { ok: true, record: { payload, expiresAt, userId, createdAt, version: reply.version } }
   }
 
   /** Replicas that must confirm a write (`redis.waitForReplicas`). */
@@ -476,6 +483,7 @@ export class RedisTier implements Tier, DeferredTouches {
         this.#channel,
         this.#origin,
         sid,
+        record.createdAt ?? '',
       ],
     )
     return Number(written) >= 1

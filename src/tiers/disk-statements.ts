@@ -12,6 +12,7 @@ export interface RawRow {
   expiresAt: unknown
   version: unknown
   userId: unknown
+  createdAt?: unknown
 }
 
 /**
@@ -31,10 +32,11 @@ export function toRecord(row: RawRow, sealer: PayloadSealer): StoredRecord {
       'a session row on disk has columns of the wrong type',
     )
   }
-  return { payload: sealer.open(String(row.sid), stored), expiresAt, version, userId }
+  const createdAt = typeof row.createdAt === 'number' ? row.createdAt : undefined
+  return { payload: sealer.open(String(row.sid), stored), expiresAt, version, userId, createdAt }
 }
 
-const COLUMNS = 'sid, payload, expiresAt, version, userId'
+const COLUMNS = 'sid, payload, expiresAt, version, userId, createdAt'
 
 type Statement<P extends unknown[] | object, R = unknown> = Database.Statement<P, R>
 
@@ -72,12 +74,13 @@ export function prepareStatements(db: Database.Database, sealer: PayloadSealer):
     any: db.prepare<[], { one: number }>('SELECT 1 AS one FROM sessions LIMIT 1'),
     // NB: with @version the row gets exactly it; without, one more than the old one.
     put: db.prepare<Record<string, unknown>, { version: number }>(
-      `INSERT INTO sessions (sid, payload, expiresAt, version, userId)
-       VALUES (@sid, @payload, @expiresAt, COALESCE(@version, 1), @userId)
+      `INSERT INTO sessions (sid, payload, expiresAt, version, userId, createdAt)
+       VALUES (@sid, @payload, @expiresAt, COALESCE(@version, 1), @userId, @createdAt)
        ON CONFLICT (sid) DO UPDATE SET
          payload = excluded.payload,
          expiresAt = excluded.expiresAt,
          userId = excluded.userId,
+         createdAt = excluded.createdAt,
          version = COALESCE(@version, sessions.version + 1)
        RETURNING version`,
     ),
@@ -88,12 +91,13 @@ export function prepareStatements(db: Database.Database, sealer: PayloadSealer):
     ),
     // NB: one more than both the old version and @after (a version the caller knows of elsewhere).
     putAfter: db.prepare<Record<string, unknown>, { version: number }>(
-      `INSERT INTO sessions (sid, payload, expiresAt, version, userId)
-       VALUES (@sid, @payload, @expiresAt, @after + 1, @userId)
+      `INSERT INTO sessions (sid, payload, expiresAt, version, userId, createdAt)
+       VALUES (@sid, @payload, @expiresAt, @after + 1, @userId, @createdAt)
        ON CONFLICT (sid) DO UPDATE SET
          payload = excluded.payload,
          expiresAt = excluded.expiresAt,
          userId = excluded.userId,
+         createdAt = excluded.createdAt,
          version = MAX(sessions.version, @after) + 1
        RETURNING version`,
     ),
@@ -111,8 +115,8 @@ export function prepareStatements(db: Database.Database, sealer: PayloadSealer):
       'SELECT sid FROM sessions WHERE expiresAt <= ? LIMIT ?',
     ),
     outboxInsert: db.prepare<Record<string, unknown>>(
-      `INSERT INTO outbox (sid, op, payload, expiresAt, version, userId)
-       VALUES (@sid, @op, @payload, @expiresAt, @version, @userId)`,
+      `INSERT INTO outbox (sid, op, payload, expiresAt, version, userId, createdAt)
+       VALUES (@sid, @op, @payload, @expiresAt, @version, @userId, @createdAt)`,
     ),
     outboxAll: db.prepare<[], RawRow & { seq: number; op: string }>(
       `SELECT seq, ${COLUMNS}, op FROM outbox ORDER BY seq`,

@@ -53,11 +53,18 @@ export function putRow(
   version: number | null = record.version ?? null,
 ): StoredRecord {
   const payload = stmt.sealer.seal(sid, record.payload)
-  const params = { sid, payload, expiresAt: record.expiresAt, version, userId: record.userId }
+  const createdAt = record.createdAt ?? null
+  const params = { sid, payload, expiresAt: record.expiresAt, version, userId: record.userId, createdAt }
   const row = (
     version === null && after > 0 ? stmt.putAfter.get({ ...params, after }) : stmt.put.get(params)
   ) as { version: number }
-  return { payload: record.payload, expiresAt: record.expiresAt, version: row.version, userId: record.userId }
+  return {
+    payload: record.payload,
+    expiresAt: record.expiresAt,
+    version: row.version,
+    userId: record.userId,
+    createdAt: record.createdAt,
+  }
 }
 
 function update(
@@ -107,6 +114,7 @@ export function applyOp(stmt: DiskStatements, op: DiskOp, now: number): DiskResu
           sid: op.sid,
           op: 'set',
           ...op.record,
+          createdAt: op.record.createdAt ?? null,
           payload: stmt.sealer.seal(op.sid, op.record.payload),
         }).lastInsertRowid,
       )
@@ -120,6 +128,7 @@ export function applyOp(stmt: DiskStatements, op: DiskOp, now: number): DiskResu
           expiresAt: 0,
           version: op.version,
           userId: null,
+          createdAt: null,
         }).lastInsertRowid,
       )
   }

@@ -78,6 +78,7 @@ export class MemoryTier implements Tier {
       expiresAt: input.expiresAt,
       version,
       userId: input.userId,
+      createdAt: input.createdAt,
       bytes: payloadBytes(input.payload),
     }
     this.#lru.set(sid, record)
@@ -120,6 +121,7 @@ export class MemoryTier implements Tier {
           expiresAt: record.expiresAt,
           version: record.version,
           userId: record.userId,
+          createdAt: record.createdAt,
         })
       }
     }

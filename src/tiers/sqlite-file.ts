@@ -16,7 +16,7 @@ export interface SqliteFileOptions {
   readonly hashIds?: boolean | undefined
 }
 
-/** 3: the `meta` table (how ids are keyed). */
+/** 3: the `meta` table (how ids are keyed) and `createdAt` columns (`maxLifetime`). */
 const SCHEMA_VERSION = 3
 
 /**
@@ -57,6 +57,12 @@ function migrate(db: Database.Database): void {
     );
     CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY NOT NULL, value TEXT NOT NULL);
   `)
+  // NB: schema 3: when each session was created (`maxLifetime`); null for rows written without it.
+  for (const table of ['sessions', 'outbox']) {
+    const columns = db.prepare<[], { name: string }>(`PRAGMA table_info(${table})`).all()
+    if (!columns.some((column) => column.name === 'createdAt'))
+      db.exec(`ALTER TABLE ${table} ADD COLUMN createdAt INTEGER`)
+  }
   db.pragma(`user_version = ${SCHEMA_VERSION}`)
 }
 

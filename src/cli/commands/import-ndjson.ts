@@ -54,8 +54,10 @@ export async function importNdjson(input: Readable, opened: OpenedStore, json: b
       const parsed = parseLine(text)
       const stored = parsed.ok ? storedKeyOf(parsed.line, opened.hashIds) : parsed
       if (!stored.ok) bad(lineNo, stored.reason)
-      else if (parsed.ok)
-        pending.push(importOne(engine, { ...parsed.line, key: stored.key }, lineNo, counts, bad))
+      else if (parsed.ok) {
+        const row = { ...parsed.line, key: stored.key, createdAt: parsed.line.createdAt ?? undefined }
+        pending.push(importOne(engine, row, lineNo, counts, bad))
+      }
       if (pending.length >= BATCH) {
         await Promise.all(pending)
         progress.add(pending.length)

@@ -33,10 +33,10 @@ export async function sessions(argv: readonly string[]): Promise<void> {
   } finally {
     await opened.store.close()
   }
-  // NB: the store does not record when a session was created (yet): the column stays empty.
+  // NB: a store records when a session was created only with `maxLifetime`: otherwise the column stays empty.
   const rows = entries.map((entry) => ({
     handle: entry.handle,
-    createdAt: null,
+    createdAt: entry.createdAt ?? null,
     expiresAt: entry.expiresAt,
     ...(showData ? { session: entry.session } : {}),
   }))
@@ -46,7 +46,7 @@ export async function sessions(argv: readonly string[]): Promise<void> {
       showData ? ['handle', 'created', 'expires', 'data'] : ['handle', 'created', 'expires'],
       rows.map((row) => [
         row.handle,
-        '',
+        row.createdAt === null ? '' : new Date(row.createdAt).toISOString(),
         new Date(row.expiresAt).toISOString(),
         ...(showData ? [JSON.stringify(row.session)] : []),
       ]),
