@@ -304,6 +304,36 @@ describe('an encrypted store (encryption.keys)', () => {
   })
 })
 
+describe('tiered-session rekey --db', () => {
+  it('rewrites every session under the first key, the ones written before encryption too; the old key can go', async () => {
+    const dir = makeTempDir()
+    onTestFinished(() => dir.remove())
+    const db = join(dir.path, 'sealed.db')
+    const [k1, k2] = [randomBytes(32).toString('base64'), randomBytes(32).toString('base64')]
+    const plain = new TieredStore({ disk: { path: db } })
+    await plain.set('before-encryption', sessionFor(Date.now(), HOUR_MS, { marker: 'PLAIN-MARKER' }))
+    await plain.close()
+    const old = new TieredStore({ disk: { path: db }, encryption: { keys: [k1] } })
+    for (let i = 0; i < 5; i++) await old.set(`old-key-${i}`, sessionFor(Date.now(), HOUR_MS, { i }))
+    await old.close()
+
+    const missingKeys = await cli(['rekey', '--db', db])
+    expect(missingKeys.code).toBe(2)
+    expect(missingKeys.stderr).toMatch(/rekey needs the keys in TIERED_SESSION_KEYS/)
+    const run = await cli(['rekey', '--db', db, '--json'], undefined, { TIERED_SESSION_KEYS: `${k2},${k1}` })
+    expect(run.code, run.stderr).toBe(0)
+    expect(json(run.stdout)).toEqual({ rewritten: 6, gone: 0, undecodable: 0 })
+
+    const fresh = new TieredStore({ disk: { path: db }, encryption: { keys: [k2] } })
+    onTestFinished(() => fresh.close())
+    const errors: unknown[] = []
+    fresh.on('error', (error) => errors.push(error))
+    expect(await fresh.get('before-encryption')).toMatchObject({ marker: 'PLAIN-MARKER' })
+    for (let i = 0; i < 5; i++) expect(await fresh.get(`old-key-${i}`)).toMatchObject({ i })
+    expect(errors).toEqual([])
+  })
+})
+
 describe('tiered-session sessions, logout and destroy --db', () => {
   it("lists a user's sessions by handle without their data unless --show-data, destroys one by handle, logs out the rest but one", async () => {
     const { db } = await seededFile(12, 0)
@@ -363,7 +393,17 @@ describe('tiered-session sessions, logout and destroy --db', () => {
       expect(run.stderr.trim().split('\n'), args.join(' ')).toHaveLength(1)
       expect(run.stderr).toMatch(line)
     }
-    for (const command of ['stats', 'sessions', 'logout', 'destroy', 'sweep', 'backup', 'export', 'import']) {
+    for (const command of [
+      'stats',
+      'sessions',
+      'logout',
+      'destroy',
+      'sweep',
+      'backup',
+      'export',
+      'import',
+      'rekey',
+    ]) {
       const help = await cli([command, '--help'])
       expect(help.code, command).toBe(0)
       expect(help.stdout).toMatch(new RegExp(`^Usage: tiered-session ${command} `))

@@ -1,6 +1,7 @@
 // bin `tiered-session` as a real child process against a real redis-server (shared mode): stats, sweep,
 // sessions, logout, destroy, and export/import into the other mode both ways, every session with its expiry.
 
+import { randomBytes } from 'node:crypto'
 import { join } from 'node:path'
 import { describe, expect, it, onTestFinished } from 'vitest'
 import { TieredStore } from '../src/store.js'
@@ -163,6 +164,32 @@ describe('tiered-session on Redis (--redis)', () => {
     expect(await snapshot(local)).toEqual(before)
     expect(await local.listByUser('u0')).toHaveLength(50)
     expect(await local.get('s-7')).toMatchObject({ cart: ['item-7'] })
+  })
+
+  it('rekey rewrites every session under the first key of TIERED_SESSION_KEYS', async () => {
+    const prefix = uniquePrefix('rk')
+    const [k1, k2] = [randomBytes(32).toString('base64'), randomBytes(32).toString('base64')]
+    const old = new TieredStore({
+      redis: { url: redis.url },
+      prefix,
+      disk: false,
+      encryption: { keys: [k1] },
+    })
+    onTestFinished(() => old.close())
+    await fill(await ready(old), 30)
+    const run = await cli(['rekey', '--redis', redis.url, '--prefix', prefix, '--json'], undefined, {
+      TIERED_SESSION_KEYS: `${k2},${k1}`,
+    })
+    expect(run.code, run.stderr).toBe(0)
+    expect(json(run.stdout)).toEqual({ rewritten: 30, gone: 0, undecodable: 0 })
+    const fresh = new TieredStore({
+      redis: { url: redis.url },
+      prefix,
+      disk: false,
+      encryption: { keys: [k2] },
+    })
+    onTestFinished(() => fresh.close())
+    for (let i = 0; i < 30; i++) expect(await fresh.get(`s-${i}`)).toMatchObject({ cart: [`item-${i}`] })
   })
 
   it('unreachable Redis is one clear line and exit 1, for every command', async () => {

@@ -10,6 +10,7 @@ import { exportSessions, exportSpec } from './commands/export.js'
 import { importSessions, importSpec } from './commands/import.js'
 import { logout, logoutSpec } from './commands/logout.js'
 import { migrate, migrateSpec } from './commands/migrate.js'
+import { rekey, rekeySpec } from './commands/rekey.js'
 import { sessions, sessionsSpec } from './commands/sessions.js'
 import { stats, statsSpec } from './commands/stats.js'
 import { sweep, sweepSpec } from './commands/sweep.js'
@@ -24,6 +25,7 @@ const COMMANDS = {
   export: { spec: exportSpec, run: exportSessions },
   import: { spec: importSpec, run: importSessions },
   migrate: { spec: migrateSpec, run: migrate },
+  rekey: { spec: rekeySpec, run: rekey },
 } as const
 
 function usage(): string {

@@ -7,6 +7,7 @@ import type { SpillResult } from '../spiller.js'
 import type { StoreStats } from '../stats.js'
 import type { Inventory } from '../tiers/inventory.js'
 import type { BackupProgress } from '../tiers/sqlite-backup.js'
+import type { RekeyCounts } from './rekey.js'
 
 /** A session of one user, as listByUser returns it. */
 export interface UserSession<S = SessionObject> {
@@ -121,6 +122,8 @@ export interface SessionEngine {
    * resolves to false for a row already expired (nothing is written).
    */
   importRow(row: ExportedRow): Promise<boolean>
+  /** Rewrites every stored session so it is sealed with the first encryption key; `onBatch` hears progress. */
+  rekey(onBatch: (handled: number) => void): Promise<RekeyCounts>
   now(): number
   lifetimeMs(session: SessionObject): number
   /** `maxLifetime` of this session in ms, or null without the option. */

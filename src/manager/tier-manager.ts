@@ -32,6 +32,8 @@ import type {
 import { ForeignCommits } from './foreign-commits.js'
 import { sessionsById, userSessions } from './listings.js'
 import { ReadPath } from './read-path.js'
+import type { RekeyCounts } from './rekey.js'
+import { rekeyAll } from './rekey.js'
 import { Sweeper } from './sweeper.js'
 import { WritePath } from './write-path.js'
 import { WritePlan } from './write-plan.js'
@@ -468,6 +470,15 @@ export class TierManager implements SessionEngine {
     }
     ctx.counters.writes++
     return true
+  }
+
+  /**
+   * Rewrites every stored session as it is, atomically on its latest version, so its payload is sealed with the
+   * first encryption key (`tiered-session rekey`); `onBatch` hears progress.
+   */
+  rekey(onBatch: (handled: number) => void): Promise<RekeyCounts> {
+    this.#ctx.checkOpen()
+    return rekeyAll(this.#ctx, onBatch)
   }
 
   /** Local mode: looks for commits by other connections now; resolves to how many memory copies it dropped. */
