@@ -7,6 +7,10 @@
 import { setImmediate as nextTurn } from 'node:timers/promises'
 import type { SessionObject } from '../codec.js'
 import { ErrorCodes, wrapError } from '../errors.js'
+import type { StoreHealth } from '../health.js'
+import { healthOf } from '../health.js'
+import type { LatencyHistograms } from '../histogram.js'
+import type { DestroyReason } from '../lifecycle.js'
 import type { Budget } from '../redis/budget.js'
 import type { RedisTier } from '../redis/redis-tier.js'
 import { normalizeUserId } from '../session-fields.js'
@@ -14,6 +18,7 @@ import type { SpillResult } from '../spiller.js'
 import type { StoreStats } from '../stats.js'
 import { statsSnapshot } from '../stats.js'
 import type { MaybePromise, TierRow } from '../tiers/tier.js'
+import { traced } from '../tracing.js'
 import { EngineContext } from './context.js'
 import type { ManagerEvents, SessionEngine, SessionEntry, SessionPatch, UserSession } from './engine.js'
 import { sessionsById, userSessions } from './listings.js'
@@ -27,11 +32,13 @@ export class TierManager implements SessionEngine {
   readonly #reads: ReadPath
   readonly #writes: WritePath
   readonly #sweeper: Sweeper
+  readonly #mode: 'local' | 'shared'
   #diskEntries = 0
 
   constructor(options: EngineContext['options'], events: ManagerEvents) {
     const ctx = new EngineContext(options, events)
     this.#ctx = ctx
+    this.#mode = ctx.shared === null ? 'local' : 'shared'
     this.#reads = new ReadPath(ctx)
     this.#writes = new WritePath(ctx)
     this.#sweeper = new Sweeper({
@@ -43,6 +50,10 @@ export class TierManager implements SessionEngine {
       onSwept: (removed) => {
         ctx.counters.expired += removed
       },
+      // NB: in shared mode the file is a cache: its expired copies are no lifecycle step (Redis expires its own).
+      ...(ctx.shared === null
+        ? { onExpired: (userId: string | null) => ctx.step({ type: 'expired', userId, reason: 'sweep' }) }
+        : {}),
       report: (error) => ctx.report(error),
     })
     ctx.spiller.start()
@@ -51,30 +62,32 @@ export class TierManager implements SessionEngine {
 
   // ---- one session ----------------------------------------------------------------------------------
 
+  // NB: each operation runs inside its `tiered-session:<op>` tracing channel (src/tracing.ts): one check when
+  // nobody subscribes.
   getEntry(sid: string, budget?: Budget): MaybePromise<SessionEntry | undefined> {
-    return this.#reads.getEntry(sid, budget)
+    return traced('get', this.#mode, () => this.#reads.getEntry(sid, budget))
   }
 
   /** The session of a live entry, or undefined. */
   get(sid: string): MaybePromise<SessionObject | undefined> {
-    const entry = this.#reads.getEntry(sid)
+    const entry = this.getEntry(sid)
     return entry instanceof Promise ? entry.then((found) => found?.session) : entry?.session
   }
 
   set(sid: string, session: SessionObject, budget?: Budget): Promise<void> {
-    return this.#writes.set(sid, session, budget)
+    return traced('set', this.#mode, () => this.#writes.set(sid, session, budget)) as Promise<void>
   }
 
   merge(sid: string, patch: SessionPatch, budget?: Budget): Promise<boolean> {
-    return this.#writes.merge(sid, patch, budget)
+    return traced('merge', this.#mode, () => this.#writes.merge(sid, patch, budget)) as Promise<boolean>
   }
 
   touch(sid: string, session: SessionObject, budget?: Budget): Promise<void> {
-    return this.#writes.touch(sid, session, budget)
+    return traced('touch', this.#mode, () => this.#writes.touch(sid, session, budget)) as Promise<void>
   }
 
-  destroy(sid: string, budget?: Budget): Promise<void> {
-    return this.#writes.destroy(sid, budget)
+  destroy(sid: string, budget?: Budget, reason: DestroyReason = 'destroy'): Promise<void> {
+    return traced('destroy', this.#mode, () => this.#writes.destroy(sid, budget, reason)) as Promise<void>
   }
 
   /** Shared mode: a budget of one command timeout for the store calls of one request (local mode: none). */
@@ -148,7 +161,7 @@ export class TierManager implements SessionEngine {
   async destroyByUser(userId: unknown, except: readonly string[] = []): Promise<number> {
     const keep = new Set(except)
     const sids = (await this.#rowsOfUser(userId)).map((row) => row.sid).filter((sid) => !keep.has(sid))
-    await Promise.all(sids.map((sid) => this.#writes.destroy(sid)))
+    await Promise.all(sids.map((sid) => this.destroy(sid, undefined, 'logout')))
     return sids.length
   }
 
@@ -235,6 +248,34 @@ export class TierManager implements SessionEngine {
           ? null
           : { connected: ctx.shared.connection.up, invalidation: ctx.shared.coherence.mode },
       outbox: ctx.shared?.outbox?.depth() ?? 0,
+      outboxOldestAgeMs: ctx.shared?.outbox?.oldestAgeMs() ?? null,
+    })
+  }
+
+  /** The latency histograms of the operations and the spiller. */
+  get latency(): LatencyHistograms {
+    return this.#ctx.latency
+  }
+
+  /** The health view: Redis, the outbox, the disk, memory, and whether all is well. Synchronous, no I/O but a count. */
+  health(): StoreHealth {
+    const ctx = this.#ctx
+    const shared = ctx.shared
+    const outbox = shared?.outbox ?? null
+    return healthOf({
+      closed: ctx.closed,
+      redis:
+        shared === null
+          ? null
+          : {
+              connected: shared.connection.up,
+              invalidationLive: shared.coherence.live,
+              invalidation: shared.coherence.mode,
+            },
+      hasOutbox: outbox !== null,
+      outbox: { depth: outbox?.depth() ?? 0, oldestAgeMs: outbox?.oldestAgeMs() ?? null },
+      disk: ctx.disk === null ? null : ctx.diskFailures.view(ctx.disk.transactions, ctx.now()),
+      memory: { bytes: ctx.memory.bytes, maxBytes: ctx.memory.maxBytes },
     })
   }
 

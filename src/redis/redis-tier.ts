@@ -281,7 +281,7 @@ export class RedisTier implements Tier, DeferredTouches {
         ],
         budget,
       ),
-    ])) as [unknown, unknown, [number, string]]
+    ])) as [unknown, unknown, [number, string, number?]]
     const version = Number(reply[0])
     const previousUser = reply[1]
     // NB: the caller's copy was stale (another instance changed the user): add the entry now, after the write.
@@ -290,6 +290,7 @@ export class RedisTier implements Tier, DeferredTouches {
     if (previousUser !== '' && previousUser !== record.userId)
       await this.#index.remove(sid, previousUser, budget)
     const stored = { payload: record.payload, expiresAt: record.expiresAt, userId: record.userId, version }
+    if (Number(reply[2]) === 1) options.onCreated?.()
     options.onCommit?.(stored)
     return stored
   }

@@ -38,7 +38,8 @@ const MIRROR = `if KEYS[2] then
 end`
 
 /** Unconditional write. KEYS: key. ARGV: payload, expiresAt, userId, proposedVersion, channel, origin, sid.
- * Version = max(old + 1, proposed); overwrites a tombstone. Returns { version, previous userId }. */
+ * Version = max(old + 1, proposed); overwrites a tombstone. Returns { version, previous userId, created (1 when
+ * no live session was there) }. */
 export const SET_SCRIPT = `${PROLOGUE}
 local v = string.format('%d', math.max(oldv + 1, tonumber(ARGV[4]) or 0))
 if dead then redis.call('HDEL', KEYS[1], 'd') end
@@ -47,8 +48,8 @@ redis.call('PEXPIREAT', KEYS[1], ARGV[2])
 ${MIRROR}
 redis.call('PUBLISH', ARGV[5], 'I|' .. ARGV[6] .. '|' .. v .. '|' .. ARGV[7])
 ${TRACK}
-if dead then return {v, ''} end
-return {v, old[2] or ''}
+if dead or old[1] == false then return {v, '', 1} end
+return {v, old[2] or '', 0}
 `
 
 /** Compare-and-set: writes only if the stored version is still ARGV[4] (merge and touch retry on a miss).
