@@ -105,6 +105,7 @@ export function contenders({ proxy, baseline = null }) {
     if (c.server !== undefined) {
       c.label += ' (baseline)'
       c.short += ' (baseline)'
+      c.storeLabel += ' (baseline)'
     }
   }
   return list

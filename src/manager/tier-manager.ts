@@ -18,7 +18,7 @@ import type { SpillResult } from '../spiller.js'
 import type { StoreStats } from '../stats.js'
 import { statsSnapshot } from '../stats.js'
 import type { MaybePromise, TierRow } from '../tiers/tier.js'
-import { traced } from '../tracing.js'
+import { traced, tracingChannels } from '../tracing.js'
 import { EngineContext } from './context.js'
 import type { ManagerEvents, SessionEngine, SessionEntry, SessionPatch, UserSession } from './engine.js'
 import { sessionsById, userSessions } from './listings.js'
@@ -62,9 +62,10 @@ export class TierManager implements SessionEngine {
 
   // ---- one session ----------------------------------------------------------------------------------
 
-  // NB: each operation runs inside its `tiered-session:<op>` tracing channel (src/tracing.ts): one check when
-  // nobody subscribes.
+  // NB: each operation runs inside its `tiered-session:<op>` tracing channel (src/tracing.ts); with nobody
+  // subscribed, one check and no closure.
   getEntry(sid: string, budget?: Budget): MaybePromise<SessionEntry | undefined> {
+    if (!tracingChannels.get.hasSubscribers) return this.#reads.getEntry(sid, budget)
     return traced('get', this.#mode, () => this.#reads.getEntry(sid, budget))
   }
 
@@ -75,18 +76,22 @@ export class TierManager implements SessionEngine {
   }
 
   set(sid: string, session: SessionObject, budget?: Budget): Promise<void> {
+    if (!tracingChannels.set.hasSubscribers) return this.#writes.set(sid, session, budget)
     return traced('set', this.#mode, () => this.#writes.set(sid, session, budget)) as Promise<void>
   }
 
   merge(sid: string, patch: SessionPatch, budget?: Budget): Promise<boolean> {
+    if (!tracingChannels.merge.hasSubscribers) return this.#writes.merge(sid, patch, budget)
     return traced('merge', this.#mode, () => this.#writes.merge(sid, patch, budget)) as Promise<boolean>
   }
 
   touch(sid: string, session: SessionObject, budget?: Budget): Promise<void> {
+    if (!tracingChannels.touch.hasSubscribers) return this.#writes.touch(sid, session, budget)
     return traced('touch', this.#mode, () => this.#writes.touch(sid, session, budget)) as Promise<void>
   }
 
   destroy(sid: string, budget?: Budget, reason: DestroyReason = 'destroy'): Promise<void> {
+    if (!tracingChannels.destroy.hasSubscribers) return this.#writes.destroy(sid, budget, reason)
     return traced('destroy', this.#mode, () => this.#writes.destroy(sid, budget, reason)) as Promise<void>
   }
 
