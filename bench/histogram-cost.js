@@ -1,6 +1,6 @@
 // What the latency histograms, lifecycle events and tracing-channel checks cost per store operation: this
 // checkout's dist/ against another checkout's (--baseline DIR, e.g. the commit before them), in one process,
-// interleaved rounds (ours, theirs, theirs, ours, ...), median ns per operation. Local mode, express-session's
+// interleaved rounds (ours, theirs, theirs, ours, ...), median CPU ns per operation. Local mode, express-session's
 // TieredStore API, no listener and no subscriber (the default).
 //
 //   npm run build && node bench/histogram-cost.js --baseline /tmp/base [--rounds 9]
@@ -32,11 +32,15 @@ const stores = {
 }
 for (const store of Object.values(stores)) for (let i = 0; i < 100; i++) await store.set(`s${i}`, session(i))
 
-/** ns per operation of `op` on `store`, over `n` operations. */
+/**
+ * CPU ns per operation of `op` on `store`, over `n` operations: process CPU time (user + system), not wall
+ * time, so that other processes taking the cores away (a shared machine) do not count.
+ */
 async function measure(store, op, n) {
-  const start = process.hrtime.bigint()
+  const start = process.cpuUsage()
   for (let i = 0; i < n; i++) await op(store, i)
-  return Number(process.hrtime.bigint() - start) / n
+  const used = process.cpuUsage(start)
+  return ((used.user + used.system) * 1000) / n
 }
 
 const OPS = {
@@ -66,7 +70,7 @@ for (const store of Object.values(stores)) await store.close()
 rmSync(tmp, { recursive: true, force: true })
 
 console.log(
-  `| operation (local mode, ${ROUNDS} interleaved rounds, median) | baseline ns/op | this ns/op | difference |`,
+  `| operation (local mode, ${ROUNDS} interleaved rounds, median) | baseline CPU ns/op | this CPU ns/op | difference |`,
 )
 console.log('|---|---:|---:|---:|')
 for (const [name, { ours, theirs }] of Object.entries(results)) {
