@@ -69,8 +69,11 @@ export const SCENARIOS = {
   new: { label: 'every request a new visitor', writeRatio: null },
 }
 
-/** The contender list; `net` is null (no Redis), 'lo' (loopback) or 'proxy'. */
-export function contenders({ proxy }) {
+/**
+ * The contender list; `net` is null (no Redis), 'lo' (loopback) or 'proxy'. With `baseline` (a checkout with a
+ * built dist/), es-local-base and ts-local-base run that checkout's server instead of ours.
+ */
+export function contenders({ proxy, baseline = null }) {
   const list = [
     { id: 'es-memory', middleware: 'es', store: 'memory', net: null },
     { id: 'es-memorystore', middleware: 'es', store: 'memorystore', net: null },
@@ -107,6 +110,11 @@ export function contenders({ proxy }) {
       })
     }
   }
+  if (baseline !== null) {
+    const server = join(baseline, 'bench', 'http-server.js')
+    list.push({ id: 'es-local-base', middleware: 'es', store: 'local', net: null, server })
+    list.push({ id: 'ts-local-base', middleware: 'ts', store: 'local', net: null, server })
+  }
   for (const c of list) {
     const net = c.net === null ? '' : c.net === 'lo' ? ', Redis on loopback' : ', Redis +1 ms each way'
     c.label =
@@ -117,6 +125,11 @@ export function contenders({ proxy }) {
     c.storeLabel = STORE_SHORT[c.store]
     c.netLabel = c.net === null ? '–' : c.net === 'lo' ? 'loopback' : '+1 ms each way'
     c.short = c.middleware === 'ts' ? `tieredSession() ${c.store}` : STORE_SHORT[c.store]
+    if (c.server !== undefined) {
+      c.label += ' (baseline)'
+      c.short += ' (baseline)'
+      c.storeLabel += ' (baseline)'
+    }
   }
   return list
 }
@@ -164,7 +177,10 @@ async function startServer(c, { tmpRoot, redisUrl, memorystoreMax, profileDir })
     memorystoreMax,
   }
   const child = track(
-    fork(SERVER, [JSON.stringify(arg)], { execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }),
+    fork(c.server ?? SERVER, [JSON.stringify(arg)], {
+      execArgv,
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    }),
   )
   const { port } = await nextMessage(child, 'listening')
   return { child, port }
@@ -445,7 +461,7 @@ function problemsOf(run, connections) {
 // The section
 
 export async function runHttp(cfg, ctx) {
-  const list = contenders({ proxy: cfg.proxy !== null }).filter((c) =>
+  const list = contenders({ proxy: cfg.proxy !== null, baseline: cfg.baseline ?? null }).filter((c) =>
     cfg.only ? cfg.only.includes(c.id) : !c.optional,
   )
   const needsRedis = list.some((c) => c.net !== null)

@@ -19,7 +19,9 @@
 //
 // Options: --quick, --only store,http,memory,spill, --rounds N and --duration S (HTTP), --sessions N
 // (section 3/4), --http-only <id,id> (HTTP contenders), --scenarios read,write,new,paced (HTTP), --profile <http contender id> (that server runs
-// under --cpu-prof; its profile lands in bench/results/), --no-proxy.
+// under --cpu-prof; its profile lands in bench/results/), --no-proxy, --baseline DIR (HTTP: adds es-local-base and
+// ts-local-base, the same apps run from another checkout's bench/http-server.js and built dist/, e.g. a git
+// worktree of an earlier commit, to measure what a change costs in the same run).
 
 import { execFileSync } from 'node:child_process'
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
@@ -48,6 +50,7 @@ const { values: args } = parseArgs({
     scenarios: { type: 'string' },
     profile: { type: 'string' },
     'no-proxy': { type: 'boolean', default: false },
+    baseline: { type: 'string' },
   },
 })
 
@@ -93,6 +96,7 @@ const CONFIG = {
     memorystoreMax: Math.floor((64 * MiB) / 1024),
     only: args['http-only'] ? args['http-only'].split(',') : null,
     profile: args.profile,
+    baseline: args.baseline ?? null,
   },
   memory: {
     sessions: bigSessions,

@@ -7,6 +7,8 @@ import type { Callback } from './callback.js'
 import { withCallback } from './callback.js'
 import type { SessionObject } from './codec.js'
 import type { TieredSessionError } from './errors.js'
+import type { StoreHealth } from './health.js'
+import type { LifecycleStep } from './lifecycle.js'
 import type { SessionEngine, SessionPatch, UserSession } from './manager/engine.js'
 import { TierManager } from './manager/tier-manager.js'
 import type { TieredStoreOptions } from './options.js'
@@ -35,6 +37,9 @@ interface ExpressSessionStore extends EventEmitter {
   load(sid: string, callback: (err: any, session?: any) => any): void
   // biome-ignore lint/suspicious/noExplicitAny: mirrors express-session's signature (returns its Session).
   createSession(req: any, session: any): any
+  /** Set by express-session on its store: gives `req` a new session id and Session. */
+  // biome-ignore lint/suspicious/noExplicitAny: mirrors express-session's signature (Express's Request).
+  generate?: (req: any) => void
 }
 
 /** express-session's Store class (the runtime base of TieredStore). */
@@ -51,7 +56,10 @@ export interface DestroyByUserOptions {
 /**
  * A session store for express-session: a byte-budgeted memory tier over a SQLite disk tier.
  *
- * Events: `spill` ({@link SpillResult}), `promote` (`{ bytes }`), `error` ({@link TieredSessionError}).
+ * Events: `spill` ({@link SpillResult}), `promote` (`{ bytes }`), `error` ({@link TieredSessionError});
+ * lifecycle events `created` (`{ userId }`), `destroyed` (`{ userId, reason: 'destroy' | 'logout' |
+ * 'regenerate' }`) and `expired` (`{ userId, reason: 'read' | 'sweep' }`), once per step, by the instance that
+ * made it — never a session id or data.
  * Every method takes an optional callback, called exactly once; without one it returns a Promise.
  */
 export class TieredStore extends ExpressSessionStoreBase {
@@ -76,6 +84,14 @@ export class TieredStore extends ExpressSessionStoreBase {
       disconnect: () => this.#emitSafely('disconnect', undefined),
       invalidation: () => this.#emitSafely('invalidation', undefined),
       coherence: (live: boolean) => this.#emitSafely('coherence', { live }),
+      lifecycle: (step: LifecycleStep) => {
+        // NB: a new object per event, without `type`: listeners get `{ userId, reason }` at most.
+        if (this.listenerCount(step.type) === 0) return
+        this.#emitSafely(
+          step.type,
+          step.type === 'created' ? { userId: step.userId } : { userId: step.userId, reason: step.reason },
+        )
+      },
     }
     this.#manager = new TierManager(resolved, events)
   }
@@ -120,6 +136,25 @@ export class TieredStore extends ExpressSessionStoreBase {
   set(sid: string, session: StorableSession, callback: (err?: unknown) => void): void
   set(sid: string, session: StorableSession, callback?: Callback<void>): Promise<void> | void {
     return withCallback(() => this.#manager.set(sid, session as unknown as SessionObject), callback)
+  }
+
+  /**
+   * express-session's regenerate (`req.session.regenerate()`): destroys the old session (its `destroyed` event
+   * says 'regenerate') and gives `req` a new one.
+   */
+  // biome-ignore lint/suspicious/noExplicitAny: mirrors express-session's signature (Express's Request).
+  override regenerate(req: any, callback: (err?: any) => any): void {
+    this.#manager.destroy(req.sessionID, undefined, 'regenerate').then(
+      () => {
+        this.generate?.(req)
+        callback()
+      },
+      (error: unknown) => {
+        // NB: as express-session's own Store.regenerate: a new session all the same, and the error.
+        this.generate?.(req)
+        callback(error)
+      },
+    )
   }
 
   /** Removes the session from every tier. */
@@ -273,8 +308,16 @@ export class TieredStore extends ExpressSessionStoreBase {
     return this.#manager.stats()
   }
 
-  /** The stats as Prometheus text exposition. */
+  /** The stats and the latency histograms as Prometheus text exposition. */
   metrics(): string {
-    return toPrometheus(this.stats())
+    return toPrometheus(this.stats(), 'tiered_session', this.#manager.latency)
+  }
+
+  /**
+   * Synchronous health view for a readiness probe: `ok` is false when the store is closed, the disk is failing,
+   * or Redis is down while writes wait in the outbox (or, with `disk: false`, cannot go anywhere).
+   */
+  health(): StoreHealth {
+    return this.#manager.health()
   }
 }

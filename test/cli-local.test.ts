@@ -406,7 +406,7 @@ describe('tiered-session sessions, logout and destroy --db', () => {
     ]) {
       const help = await cli([command, '--help'])
       expect(help.code, command).toBe(0)
-      expect(help.stdout).toMatch(new RegExp(`^Usage: tiered-session ${command} `))
+      expect(help.stdout).toMatch(new RegExp(`^Usage: (\\S+=\\S+ )?tiered-session ${command} `))
     }
   })
 })

@@ -6,7 +6,7 @@ import { existsSync, statSync } from 'node:fs'
 import { ErrorCodes } from '../errors.js'
 import type { TieredStoreOptions } from '../options.js'
 import { TieredStore } from '../store.js'
-import { idKeysOf } from '../tiers/sqlite-file.js'
+import { storedIdMode } from '../tiers/sqlite-file.js'
 import type { CommandSpec } from './args.js'
 import { CliError } from './cli-error.js'
 import { closeRedis, connectRedis } from './redis-client.js'
@@ -83,14 +83,15 @@ export async function openStore(
     const exists = existsSync(path)
     if (options.mustExist && !exists) throw new CliError(`no such file: ${path}`)
     if (exists && !statSync(path).isFile()) throw new CliError(`not a file: ${path}`)
-    let hashIds: boolean
+    let stored: 'sha256' | 'plain' | undefined
     try {
       // NB: an existing file is opened keyed as it is, so the tool never moves a running app's rows.
-      hashIds = exists ? idKeysOf(path) === 'sha256' : !plainIds
+      stored = storedIdMode(path)
     } catch (error) {
       throw new CliError(`cannot read ${path}: ${String((error as Error).message).split('\n')[0]}`)
     }
-    if (exists && hashIds && plainIds)
+    const hashIds = stored === undefined ? !plainIds : stored === 'sha256'
+    if (stored === 'sha256' && plainIds)
       throw new CliError(`${path} keys its sessions by hashed ids: drop --plain-ids`, 2)
     const sweepBatchSize = options.sweepBatchSize
     const store = newStore({

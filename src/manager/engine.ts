@@ -2,6 +2,9 @@
 
 import type { PatchInput, SessionObject } from '../codec.js'
 import type { TieredSessionError } from '../errors.js'
+import type { StoreHealth } from '../health.js'
+import type { LatencyHistograms } from '../histogram.js'
+import type { DestroyReason, LifecycleStep } from '../lifecycle.js'
 import type { Budget } from '../redis/budget.js'
 import type { SpillResult } from '../spiller.js'
 import type { StoreStats } from '../stats.js'
@@ -82,6 +85,8 @@ export interface ManagerEvents {
   invalidation?(): void
   /** The invalidation channel went live (true) or was lost (false) (shared mode). */
   coherence?(live: boolean): void
+  /** A session was created, destroyed or found expired by this instance (once per step). */
+  lifecycle?(step: LifecycleStep): void
 }
 
 /** What the store and the middleware ask of the engine, in either mode. */
@@ -92,7 +97,8 @@ export interface SessionEngine {
   set(sid: string, session: SessionObject, budget?: Budget): Promise<void>
   merge(sid: string, patch: SessionPatch, budget?: Budget): Promise<boolean>
   touch(sid: string, session: SessionObject, budget?: Budget): Promise<void>
-  destroy(sid: string, budget?: Budget): Promise<void>
+  /** `reason` (default 'destroy') goes into the `destroyed` event. */
+  destroy(sid: string, budget?: Budget, reason?: DestroyReason): Promise<void>
   /** Shared mode: one command timeout for all the store calls of one request; local mode: undefined. */
   budget(): Budget | undefined
   all(): Record<string, SessionObject> | Promise<Record<string, SessionObject>>
@@ -110,6 +116,10 @@ export interface SessionEngine {
   /** Deletes expired sessions now, in batches; `onBatch` hears how many each removed. */
   sweep(onBatch?: (removed: number) => void): Promise<number>
   stats(): StoreStats
+  /** The health view (see `TieredStore.health()`). */
+  health(): StoreHealth
+  /** The latency histograms `metrics()` exposes. */
+  readonly latency: LatencyHistograms
   close(): Promise<void>
   /** An online, consistent copy of the SQLite file (TS_NO_DISK_TIER without one, TS_BACKUP_FAILED). */
   backup(path: string, onProgress: (progress: BackupProgress) => void): Promise<BackupProgress>

@@ -9,6 +9,10 @@ import { handleOf, SessionKeys } from '../at-rest/session-key.js'
 import type { SessionObject } from '../codec.js'
 import { encodeSession } from '../codec.js'
 import { ErrorCodes, TieredSessionError, wrapError } from '../errors.js'
+import type { StoreHealth } from '../health.js'
+import { healthOf } from '../health.js'
+import type { LatencyHistograms } from '../histogram.js'
+import type { DestroyReason } from '../lifecycle.js'
 import type { Budget } from '../redis/budget.js'
 import type { RedisTier } from '../redis/redis-tier.js'
 import { assertValidSid, normalizeUserId } from '../session-fields.js'
@@ -19,6 +23,7 @@ import type { Inventory } from '../tiers/inventory.js'
 import { rowsInventory } from '../tiers/inventory.js'
 import type { BackupProgress } from '../tiers/sqlite-backup.js'
 import type { MaybePromise, TierRow } from '../tiers/tier.js'
+import { traced, tracingChannels } from '../tracing.js'
 import { EngineContext } from './context.js'
 import type {
   DestroyByUserFilter,
@@ -56,6 +61,7 @@ export class TierManager implements SessionEngine {
    * `hashIds: false`): a miss looks there too and moves what it finds. (Local mode moves them at open.)
    */
   readonly #plainMayExist: boolean
+  readonly #mode: 'local' | 'shared'
   #diskEntries = 0
 
   constructor(options: EngineContext['options'], events: ManagerEvents) {
@@ -63,6 +69,7 @@ export class TierManager implements SessionEngine {
     this.#ctx = ctx
     this.#keys = new SessionKeys(options.atRest.hashIds)
     this.#plainMayExist = options.atRest.hashIds && ctx.shared !== null
+    this.#mode = ctx.shared === null ? 'local' : 'shared'
     this.#reads = new ReadPath(ctx)
     this.#writes = new WritePath(ctx)
     this.#plan = new WritePlan(options)
@@ -75,6 +82,10 @@ export class TierManager implements SessionEngine {
       onSwept: (removed) => {
         ctx.counters.expired += removed
       },
+      // NB: in shared mode the file is a cache: its expired copies are no lifecycle step (Redis expires its own).
+      ...(ctx.shared === null
+        ? { onExpired: (userId: string | null) => ctx.step({ type: 'expired', userId, reason: 'sweep' }) }
+        : {}),
       report: (error) => ctx.report(error),
     })
     this.#foreign =
@@ -96,7 +107,14 @@ export class TierManager implements SessionEngine {
 
   // ---- one session ----------------------------------------------------------------------------------
 
+  // NB: each operation runs inside its `tiered-session:<op>` tracing channel (src/tracing.ts); with nobody
+  // subscribed, one check and no closure.
   getEntry(sid: string, budget?: Budget): MaybePromise<SessionEntry | undefined> {
+    if (!tracingChannels.get.hasSubscribers) return this.#getEntry(sid, budget)
+    return traced('get', this.#mode, () => this.#getEntry(sid, budget))
+  }
+
+  #getEntry(sid: string, budget?: Budget): MaybePromise<SessionEntry | undefined> {
     const key = this.#keys.keyOf(sid)
     const entry = this.#reads.getEntry(key, budget)
     if (!this.#plainMayExist || key === sid) return entry
@@ -140,22 +158,34 @@ export class TierManager implements SessionEngine {
   }
 
   set(sid: string, session: SessionObject, budget?: Budget): Promise<void> {
-    return this.#writes.set(this.#keys.keyOf(sid), session, budget)
+    const key = this.#keys.keyOf(sid)
+    if (!tracingChannels.set.hasSubscribers) return this.#writes.set(key, session, budget)
+    return traced('set', this.#mode, () => this.#writes.set(key, session, budget)) as Promise<void>
   }
 
   merge(sid: string, patch: SessionPatch, budget?: Budget): Promise<boolean> {
-    return this.#writes.merge(this.#keys.keyOf(sid), patch, budget)
+    const key = this.#keys.keyOf(sid)
+    if (!tracingChannels.merge.hasSubscribers) return this.#writes.merge(key, patch, budget)
+    return traced('merge', this.#mode, () => this.#writes.merge(key, patch, budget)) as Promise<boolean>
   }
 
   touch(sid: string, session: SessionObject, budget?: Budget): Promise<void> {
-    return this.#writes.touch(this.#keys.keyOf(sid), session, budget)
+    const key = this.#keys.keyOf(sid)
+    if (!tracingChannels.touch.hasSubscribers) return this.#writes.touch(key, session, budget)
+    return traced('touch', this.#mode, () => this.#writes.touch(key, session, budget)) as Promise<void>
   }
 
-  async destroy(sid: string, budget?: Budget): Promise<void> {
+  async destroy(sid: string, budget?: Budget, reason: DestroyReason = 'destroy'): Promise<void> {
     const key = this.#keys.keyOf(sid)
-    if (!this.#plainMayExist || key === sid) return this.#writes.destroy(key, budget)
+    if (!this.#plainMayExist || key === sid) return this.#destroyStored(key, budget, reason)
     // NB: a session still under its plain id (never read since hashIds was turned on) goes too.
-    await Promise.all([this.#writes.destroy(key, budget), this.#destroyPlain(sid)])
+    await Promise.all([this.#destroyStored(key, budget, reason), this.#destroyPlain(sid)])
+  }
+
+  /** Destroys the session stored under `key` (a stored key, not a session id). */
+  #destroyStored(key: string, budget: Budget | undefined, reason: DestroyReason): Promise<void> {
+    if (!tracingChannels.destroy.hasSubscribers) return this.#writes.destroy(key, budget, reason)
+    return traced('destroy', this.#mode, () => this.#writes.destroy(key, budget, reason)) as Promise<void>
   }
 
   /** Shared mode, `hashIds`: deletes a session kept under its plain id, if Redis is reachable (best effort). */
@@ -255,7 +285,7 @@ export class TierManager implements SessionEngine {
     const keys = (await this.#rowsOfUser(userId))
       .map((row) => row.sid)
       .filter((key) => !keep.has(key) && (only === undefined || only.has(handleOf(key))))
-    await Promise.all(keys.map((key) => this.#writes.destroy(key)))
+    await Promise.all(keys.map((key) => this.#destroyStored(key, undefined, 'logout')))
     return keys.length
   }
 
@@ -268,7 +298,7 @@ export class TierManager implements SessionEngine {
     )
     const key = keys.find((stored) => handleOf(stored) === handle)
     if (key === undefined) return false
-    await this.#writes.destroy(key)
+    await this.#destroyStored(key, undefined, 'destroy')
     return true
   }
 
@@ -355,6 +385,34 @@ export class TierManager implements SessionEngine {
           ? null
           : { connected: ctx.shared.connection.up, invalidation: ctx.shared.coherence.mode },
       outbox: ctx.shared?.outbox?.depth() ?? 0,
+      outboxOldestAgeMs: ctx.shared?.outbox?.oldestAgeMs() ?? null,
+    })
+  }
+
+  /** The latency histograms of the operations and the spiller. */
+  get latency(): LatencyHistograms {
+    return this.#ctx.latency
+  }
+
+  /** The health view: Redis, the outbox, the disk, memory, and whether all is well. Synchronous, no I/O but a count. */
+  health(): StoreHealth {
+    const ctx = this.#ctx
+    const shared = ctx.shared
+    const outbox = shared?.outbox ?? null
+    return healthOf({
+      closed: ctx.closed,
+      redis:
+        shared === null
+          ? null
+          : {
+              connected: shared.connection.up,
+              invalidationLive: shared.coherence.live,
+              invalidation: shared.coherence.mode,
+            },
+      hasOutbox: outbox !== null,
+      outbox: { depth: outbox?.depth() ?? 0, oldestAgeMs: outbox?.oldestAgeMs() ?? null },
+      disk: ctx.disk === null ? null : ctx.diskFailures.view(ctx.disk.transactions, ctx.now()),
+      memory: { bytes: ctx.memory.bytes, maxBytes: ctx.memory.maxBytes },
     })
   }
 

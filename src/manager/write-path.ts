@@ -6,6 +6,7 @@ import type { SessionObject } from '../codec.js'
 import { splitCookie, withCookie } from '../codec.js'
 import type { InflightRead } from '../coherence.js'
 import { ErrorCodes, isTieredSessionError } from '../errors.js'
+import type { DestroyReason } from '../lifecycle.js'
 import type { Budget } from '../redis/budget.js'
 import { isSpent } from '../redis/budget.js'
 import { assertValidSid, isValidSid } from '../session-fields.js'
@@ -63,7 +64,8 @@ export class WritePath {
       : prepared
     // NB: a session already expired is a delete, as connect-redis does; storing it would only waste space.
     if (record.expiresAt <= now) return this.destroy(sid, budget)
-    if (this.#setIsTouch(sid, record, now)) return
+    const started = performance.now()
+    if (this.#setIsTouch(sid, record, now)) return ctx.latency.observe('set', 'memory', started)
     const limit = this.#begin(sid, budget)
     try {
       // NB: no await unless there is an outbox entry to settle: a write is queued within the call, so writes
@@ -81,7 +83,13 @@ export class WritePath {
     return this.#onAuthority(
       sid,
       (tracked) => {
-        const onCommit = (stored: StoredRecord) => this.#wrote(sid, stored, tracked)
+        let created = false
+        const onCommit = (stored: StoredRecord) => {
+          this.#wrote(sid, stored, tracked)
+          // NB: local mode: an inserted row gets version 1 (an upsert of an existing one raises its version).
+          if (ctx.shared === null ? stored.version === 1 : created)
+            ctx.step({ type: 'created', userId: stored.userId })
+        }
         // NB: ordering after other writers' versions and the user-index hint matter only to a shared authority.
         const options: WriteOptions =
           ctx.shared === null
@@ -90,12 +98,22 @@ export class WritePath {
                 after: this.#offline.knownVersion(sid),
                 previousUser: ctx.memory.peek(sid)?.userId,
                 onCommit,
+                onCreated: () => {
+                  created = true
+                },
                 budget,
                 ...(record.maxLifetimeMs === undefined ? {} : { maxLifetimeMs: record.maxLifetimeMs }),
               }
-        return ctx.authority.write(sid, record, options)
+        const started = performance.now()
+        return ctx.latency.time('set', ctx.authority.kind, started, ctx.authority.write(sid, record, options))
       },
-      () => this.#offline.queue(sid, record),
+      async () => {
+        // NB: Redis down: a session this instance knows nothing of is taken as created (Redis cannot say).
+        const created = this.#offline.knownVersion(sid) === 0
+        const started = performance.now()
+        await ctx.latency.time('set', 'disk', started, this.#offline.queue(sid, record))
+        if (created) ctx.step({ type: 'created', userId: record.userId })
+      },
       (stored) => stored,
       budget,
     )
@@ -132,6 +150,7 @@ export class WritePath {
     })
     // NB: two requests that change different keys both keep their change (the same key: the last one wins).
     const limit = this.#begin(sid, budget)
+    const started = performance.now()
     try {
       return await this.#update(
         sid,
@@ -140,6 +159,7 @@ export class WritePath {
         limit,
       )
     } finally {
+      ctx.latency.observe('merge', ctx.authority.kind, started)
       this.#end(sid, limit)
     }
   }
@@ -160,9 +180,12 @@ export class WritePath {
     const now = ctx.now()
     const touch = ctx.prepare(() => this.#plan.touch(session, now), 'the session cookie could not be stored')
     if (touch.expiresAt <= now) return this.destroy(sid, budget)
+    const started = performance.now()
     const cached = ctx.memory.peek(sid)
-    if (cached !== undefined && cached.expiresAt > now && this.#plan.throttled(cached, touch, now)) return
-    if (cached !== undefined && this.#touchInMemory(sid, cached, touch, now)) return
+    if (cached !== undefined && cached.expiresAt > now && this.#plan.throttled(cached, touch, now))
+      return ctx.latency.observe('touch', 'memory', started)
+    if (cached !== undefined && this.#touchInMemory(sid, cached, touch, now))
+      return ctx.latency.observe('touch', 'memory', started)
     const limit = this.#run(budget)
     try {
       await this.#update(sid, (current) => this.#touched(current, touch, now), limit)
@@ -172,6 +195,7 @@ export class WritePath {
       throw error
     } finally {
       limit?.pause()
+      ctx.latency.observe('touch', ctx.authority.kind, started)
     }
   }
 
@@ -275,23 +299,61 @@ export class WritePath {
     return true
   }
 
-  /** Removes a session from every tier; resolves once the authority (or, Redis down, the outbox) has it. */
-  async destroy(sid: string, budget?: Budget): Promise<void> {
+  /**
+   * Removes a session from every tier; resolves once the authority (or, Redis down, the outbox) has it. `reason`
+   * goes into the `destroyed` event, emitted when a live session was there.
+   */
+  async destroy(sid: string, budget?: Budget, reason: DestroyReason = 'destroy'): Promise<void> {
     const ctx = this.#ctx
     ctx.checkOpen()
     if (!isValidSid(sid)) return
+    const userId = this.#knownUser(sid)
     // NB: no settle first: a live destroy wins over the outbox entries before it (they are dropped, not replayed).
     const limit = this.#begin(sid, budget)
+    const started = performance.now()
     try {
       await this.#onAuthority(
         sid,
-        () => ctx.authority.delete(sid, { onCommit: () => this.#destroyed(sid), budget: limit }),
-        () => this.#offline.queue(sid, null),
+        () =>
+          ctx.authority.delete(sid, {
+            onCommit: (existed) => {
+              this.#destroyed(sid)
+              if (existed) ctx.step({ type: 'destroyed', userId: userId ?? null, reason })
+            },
+            budget: limit,
+          }),
+        async () => {
+          await this.#offline.queue(sid, null)
+          // NB: Redis down: destroyed if this instance held a live copy (Redis cannot say).
+          if (userId !== undefined) ctx.step({ type: 'destroyed', userId, reason })
+        },
         (existed) => (existed ? null : undefined),
         limit,
       )
     } finally {
       this.#end(sid, limit)
+      ctx.latency.observe('destroy', ctx.authority.kind, started)
+    }
+  }
+
+  /**
+   * The user of the live copy of `sid` this instance holds (memory, outbox, the file), or undefined when it holds
+   * none: what the `destroyed` event reports (in local mode the file is the authority; in shared mode Redis
+   * removes a session without saying whose it was).
+   */
+  #knownUser(sid: string): string | null | undefined {
+    const ctx = this.#ctx
+    const now = ctx.now()
+    const pending = ctx.shared?.outbox?.get(sid)
+    if (pending !== undefined)
+      return pending.op === 'set' && pending.record.expiresAt > now ? pending.record.userId : undefined
+    const cached = ctx.memory.peek(sid)
+    if (cached !== undefined && cached.expiresAt > now) return cached.userId
+    try {
+      return ctx.disk?.get(sid)?.userId
+    } catch {
+      // NB: an unreadable copy only means the event cannot name the user; the destroy itself goes on.
+      return null
     }
   }
 

@@ -162,7 +162,7 @@ export class SessionContext implements SessionController {
         if (copy !== undefined) kept[key] = copy
       }
     }
-    if (!this.#isNew) await this.#manager.destroy(old.id, this.#budget)
+    if (!this.#isNew) await this.#manager.destroy(old.id, this.#budget, 'regenerate')
     this.#attachNew(kept)
   }
 

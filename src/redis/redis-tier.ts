@@ -289,11 +289,11 @@ export class RedisTier implements Tier, DeferredTouches {
         ],
         budget,
       ),
-    ])) as [unknown, unknown, [number, string, string, string]]
+    ])) as [unknown, unknown, [number, string, number, string, string]]
     const version = Number(reply[0])
     // NB: `maxLifetime`: a live session kept its creation time, and its expiry may have been capped by it.
-    const expiresAt = reply[2] === undefined ? record.expiresAt : Number(reply[2])
-    const createdAt = reply[3] === undefined || reply[3] === '' ? record.createdAt : Number(reply[3])
+    const expiresAt = reply[3] === undefined ? record.expiresAt : Number(reply[3])
+    const createdAt = reply[4] === undefined || reply[4] === '' ? record.createdAt : Number(reply[4])
     const previousUser = reply[1]
     // NB: the caller's copy was stale (another instance changed the user): add the entry now, after the write.
     if (skipped && previousUser !== (record.userId ?? ''))
@@ -301,6 +301,7 @@ export class RedisTier implements Tier, DeferredTouches {
     if (previousUser !== '' && previousUser !== record.userId)
       await this.#index.remove(sid, previousUser, budget)
     const stored = { payload: record.payload, expiresAt, userId: record.userId, createdAt, version }
+    if (Number(reply[2]) === 1) options.onCreated?.()
     options.onCommit?.(stored)
     return stored
   }

@@ -45,7 +45,7 @@ const CREATED = (n: number) =>
 /** Unconditional write. KEYS: key. ARGV: payload, expiresAt, userId, proposedVersion, channel, origin, sid,
  * createdAt, maxLifetimeMs ('' for none: `maxLifetime`). Version = max(old + 1, proposed); overwrites a
  * tombstone. A live session keeps its creation time, and the expiry is capped at creation + maxLifetimeMs.
- * Returns { version, previous userId, expiresAt, createdAt }. */
+ * Returns { version, previous userId, created (1 when no live session was there), expiresAt, createdAt }. */
 export const SET_SCRIPT = `${PROLOGUE}
 local v = string.format('%d', math.max(oldv + 1, tonumber(ARGV[4]) or 0))
 local a = ARGV[8] or ''
@@ -61,8 +61,8 @@ redis.call('PEXPIREAT', KEYS[1], e)
 ${MIRROR}
 redis.call('PUBLISH', ARGV[5], 'I|' .. ARGV[6] .. '|' .. v .. '|' .. ARGV[7])
 ${TRACK}
-if dead then return {v, '', e, a} end
-return {v, old[2] or '', e, a}
+if dead or old[1] == false then return {v, '', 1, e, a} end
+return {v, old[2] or '', 0, e, a}
 `
 
 /** Compare-and-set: writes only if the stored version is still ARGV[4] (merge and touch retry on a miss).

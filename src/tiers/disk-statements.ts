@@ -58,7 +58,7 @@ export interface DiskStatements {
   readonly ids: Statement<[number], { sid: string }>
   readonly all: Statement<[number], RawRow>
   readonly byUser: Statement<[string, number], RawRow>
-  readonly expired: Statement<[number, number], { sid: string }>
+  readonly expired: Statement<[number, number], { sid: string; userId: string | null }>
   readonly outboxInsert: Statement<Record<string, unknown>>
   readonly outboxAll: Statement<[], RawRow & { seq: number; op: string }>
   readonly outboxRemove: Statement<[number]>
@@ -111,8 +111,8 @@ export function prepareStatements(db: Database.Database, sealer: PayloadSealer):
     byUser: db.prepare<[string, number], RawRow>(
       `SELECT ${COLUMNS} FROM sessions WHERE userId = ? AND expiresAt > ?`,
     ),
-    expired: db.prepare<[number, number], { sid: string }>(
-      'SELECT sid FROM sessions WHERE expiresAt <= ? LIMIT ?',
+    expired: db.prepare<[number, number], { sid: string; userId: string | null }>(
+      'SELECT sid, userId FROM sessions WHERE expiresAt <= ? LIMIT ?',
     ),
     outboxInsert: db.prepare<Record<string, unknown>>(
       `INSERT INTO outbox (sid, op, payload, expiresAt, version, userId, createdAt)

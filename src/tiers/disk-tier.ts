@@ -295,20 +295,26 @@ export class DiskTier implements Tier, DeferredTouches, SpillCache, OutboxLog {
     return out
   }
 
-  /** Deletes at most `limit` rows expired at `now` in one transaction; returns how many. */
-  sweep(now: number, limit: number): number {
+  /**
+   * Deletes at most `limit` rows expired at `now` in one transaction; returns how many. `onRemoved` hears the
+   * user of each row removed, once the transaction committed.
+   */
+  sweep(now: number, limit: number, onRemoved?: (userId: string | null) => void): number {
     this.#checkOpen()
     // NB: a pending touch may have given an expired-looking row a new life: commit it first.
     if (this.#touches.size > 0) this.commitTouches()
+    let removed: Array<{ sid: string; userId: string | null }>
     try {
-      return this.#file.db.transaction(() => {
+      removed = this.#file.db.transaction(() => {
         const sids = this.#stmt.expired.all(now, limit)
         for (const { sid } of sids) this.#stmt.delete.run(sid)
-        return sids.length
+        return sids
       })()
     } catch (cause) {
       throw wrapError(ErrorCodes.DISK_IO, 'sweeping expired sessions failed', cause)
     }
+    if (onRemoved !== undefined) for (const row of removed) onRemoved(row.userId)
+    return removed.length
   }
 
   /** Queues the removal of every session row (the outbox is kept). */

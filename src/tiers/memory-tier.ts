@@ -26,6 +26,8 @@ export interface MemoryTierOptions {
   /** Hard cap of payload bytes; lru-cache evicts beyond it even if the spiller is late. */
   readonly maxBytes: number
   readonly clock: Clock
+  /** Hears of a record `get` found expired (and dropped); the sweep's drops are not reported. */
+  readonly onExpired?: (sid: string, record: MemoryRecord) => void
 }
 
 /** In-process LRU of serialized sessions. Stores strings, so a caller can never mutate a stored copy. */
@@ -34,10 +36,12 @@ export class MemoryTier implements Tier {
   readonly maxBytes: number
   readonly #clock: Clock
   readonly #lru: LRUCache<string, MemoryRecord>
+  readonly #onExpired: ((sid: string, record: MemoryRecord) => void) | undefined
 
   constructor(options: MemoryTierOptions) {
     this.maxBytes = options.maxBytes
     this.#clock = options.clock
+    this.#onExpired = options.onExpired
     this.#lru = new LRUCache<string, MemoryRecord>({
       maxSize: options.maxBytes,
       sizeCalculation: (record) => Math.max(1, record.bytes),
@@ -60,6 +64,7 @@ export class MemoryTier implements Tier {
     if (record === undefined) return undefined
     if (record.expiresAt <= this.#clock.now()) {
       this.#lru.delete(sid)
+      this.#onExpired?.(sid, record)
       return undefined
     }
     return record

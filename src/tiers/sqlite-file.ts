@@ -95,6 +95,28 @@ function useIdKeys(db: Database.Database, hashIds: boolean): void {
   if (hashIds) db.pragma('wal_checkpoint(TRUNCATE)')
 }
 
+/**
+ * How an existing session database keys its sessions, read without changing it: 'sha256' (hashed ids),
+ * 'plain', or undefined when there is no such file (or it holds no sessions table yet). Tools that open an
+ * app's file (the CLI) use it so as to keep the app's `hashIds`.
+ */
+export function storedIdMode(path: string): 'sha256' | 'plain' | undefined {
+  if (!existsSync(path)) return undefined
+  const db = new Database(path, { readonly: true, fileMustExist: true })
+  try {
+    const tables = db
+      .prepare<[], { name: string }>("SELECT name FROM sqlite_master WHERE type = 'table'")
+      .all()
+      .map((row) => row.name)
+    if (!tables.includes('sessions')) return undefined
+    if (!tables.includes('meta')) return 'plain'
+    const row = db.prepare<[], { value: string }>("SELECT value FROM meta WHERE name = 'ids'").get()
+    return row?.value === 'sha256' ? 'sha256' : 'plain'
+  } finally {
+    db.close()
+  }
+}
+
 /** An open database and the inode of the file it was opened from. */
 export interface OpenedFile {
   readonly db: Database.Database
@@ -163,21 +185,4 @@ export function restoreIfRemoved(opened: OpenedFile, path: string): boolean {
   chmodSync(path, 0o600)
   opened.db.close()
   return true
-}
-
-/**
- * How an existing file keys its sessions, read without changing it (a tool opens a store on it with the same
- * `hashIds`, so it never moves an app's rows): 'sha256', or 'plain' (a file of 0.1.0 has no entry). Throws when
- * the file is not a SQLite database.
- */
-export function idKeysOf(path: string): 'sha256' | 'plain' {
-  const db = new Database(path, { readonly: true, fileMustExist: true })
-  try {
-    const meta = db.prepare("SELECT 1 AS one FROM sqlite_master WHERE type = 'table' AND name = 'meta'").get()
-    if (meta === undefined) return 'plain'
-    const row = db.prepare<[], { value: string }>("SELECT value FROM meta WHERE name = 'ids'").get()
-    return row?.value === 'sha256' ? 'sha256' : 'plain'
-  } finally {
-    db.close()
-  }
 }

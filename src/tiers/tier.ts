@@ -48,6 +48,11 @@ export interface WriteOptions {
   readonly previousUser?: string | null
   /** Called once the write is durable, before the returned value settles: keeps caches in step with commits. */
   readonly onCommit?: (stored: StoredRecord) => void
+  /**
+   * Called before `onCommit` when the write created the session (no live record was there). Only Redis calls
+   * it; in local mode the write path tells a created row by its version (1: inserted).
+   */
+  readonly onCreated?: () => void
   /** Shared mode: what is left of the request's command timeout (other tiers ignore it). */
   readonly budget?: Budget
   /**
