@@ -102,7 +102,7 @@ describe('tiered-session backup --db', () => {
     const run = await cli(['backup', '--db', db, '--out', out, '--json'])
     expect(run.code, run.stderr).toBe(0)
     expect(json(run.stdout)).toMatchObject({ bytes: statSync(out).size })
-    expect(run.stderr).toMatch(/backup: pages copied: \d+/)
+    expect(run.stderr).toMatch(/backup: pages copied: \[#{24}\] 100% (\d+)\/\1\n$/)
     expect(statSync(out).mode & 0o777).toBe(0o600)
     const copy = readBackup(out)
     expect(copy.integrity).toBe('ok')

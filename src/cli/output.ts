@@ -19,17 +19,30 @@ export function printCounts(
   }
 }
 
-/** Progress of long work on stderr: rewritten in place on a terminal, a line every `every` items otherwise. */
+/** Width of the progress bar, in characters. */
+const BAR_WIDTH = 24
+
+/**
+ * Progress of long work on stderr: rewritten in place on a terminal, a line every `every` items otherwise; with
+ * a known `total`, a bar and a percentage.
+ */
 export class Progress {
   readonly #what: string
   readonly #every: number
   readonly #tty = process.stderr.isTTY === true
+  #total: number | undefined
   #done = 0
   #shownAt = 0
 
-  constructor(what: string, every = 1000) {
+  constructor(what: string, every = 1000, total?: number) {
     this.#what = what
     this.#every = every
+    this.#total = total
+  }
+
+  /** Sets (or corrects) how many items there are in all. */
+  set total(total: number) {
+    this.#total = total
   }
 
   add(n: number): void {
@@ -47,7 +60,14 @@ export class Progress {
   }
 
   #show(): void {
-    const line = `${this.#what}: ${this.#done.toLocaleString('en-US')}`
+    const done = this.#done.toLocaleString('en-US')
+    const total = this.#total
+    let line = `${this.#what}: ${done}`
+    if (total !== undefined && total > 0) {
+      const fraction = Math.min(1, this.#done / total)
+      const filled = Math.round(fraction * BAR_WIDTH)
+      line = `${this.#what}: [${'#'.repeat(filled)}${'-'.repeat(BAR_WIDTH - filled)}] ${Math.floor(fraction * 100)}% ${done}/${total.toLocaleString('en-US')}`
+    }
     process.stderr.write(this.#tty ? `\r${line}` : `${line}\n`)
   }
 }

@@ -42,6 +42,7 @@ export async function backup(argv: readonly string[]): Promise<void> {
     const progress = new Progress('backup: pages copied', 1000)
     let copied = 0
     opened.store.on('backup', (step: BackupProgress) => {
+      progress.total = step.totalPages
       const now = step.totalPages - step.remainingPages
       if (now > copied) progress.add(now - copied)
       copied = now

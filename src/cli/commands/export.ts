@@ -47,7 +47,7 @@ export async function exportSessions(argv: readonly string[]): Promise<void> {
   const stream: Writable = toFile ? openOut(flags.out as string) : process.stdout
   const failed = toFile ? once(stream, 'error').then(([error]) => Promise.reject(error)) : undefined
   failed?.catch(() => undefined)
-  const progress = new Progress('export: sessions written')
+  const progress = new Progress('export: sessions written', 1000, rows.length)
   try {
     for (const row of rows) {
       const writing = write(stream, formatLine(row, opened.hashIds))
