@@ -1,7 +1,7 @@
 // store.backup(path): an online, consistent copy of the SQLite file while writes go on, with progress events,
 // 0600 in a 0700 directory, and typed errors without a disk tier or a writable target.
 
-import { statSync, writeFileSync } from 'node:fs'
+import { linkSync, statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { describe, expect, it, onTestFinished } from 'vitest'
 import { hashSid } from '../src/at-rest/session-key.js'
@@ -76,6 +76,18 @@ describe('store.backup(path)', () => {
     expect(String((error as Error).message)).toContain(join(aFile, 'copy.db'))
     // The store goes on working.
     expect(await store.get('one')).toBeDefined()
+  })
+
+  it('refuses to write the backup over the database itself, by any name (TS_BACKUP_FAILED), and loses nothing', async () => {
+    expect.assertions(4)
+    const { store, dir } = localStore()
+    await store.set('kept', sessionFor(Date.now(), HOUR_MS))
+    const path = join(dir, 'data', 'sessions.db')
+    const link = join(dir, 'hard-link.db')
+    linkSync(path, link)
+    for (const target of [path, link, `${path}-wal`])
+      await expect(store.backup(target)).rejects.toMatchObject({ code: 'TS_BACKUP_FAILED' })
+    expect(await store.get('kept')).toBeDefined()
   })
 })
 

@@ -1,7 +1,7 @@
 // The online backup of the SQLite file: SQLite's backup API (through better-sqlite3) into a file created 0600 in
 // a directory created 0700, in steps that let the app's writes go on between them.
 
-import { chmodSync, closeSync, existsSync, mkdirSync, openSync, rmSync } from 'node:fs'
+import { chmodSync, closeSync, existsSync, mkdirSync, openSync, rmSync, statSync } from 'node:fs'
 import { dirname, resolve } from 'node:path'
 import type Database from 'better-sqlite3'
 import { ErrorCodes, TieredSessionError } from '../errors.js'
@@ -32,6 +32,12 @@ export async function backupSqlite(
   onProgress: (progress: BackupProgress) => void,
 ): Promise<BackupProgress> {
   const path = resolve(target)
+  // NB: the copy's file is truncated first: a target that is the database (or its WAL) by any name would wipe it.
+  if ([db.name, `${db.name}-wal`, `${db.name}-shm`].some((file) => sameFile(path, file)))
+    throw new TieredSessionError(
+      ErrorCodes.BACKUP_FAILED,
+      `cannot write the backup to ${path}: it is the database itself`,
+    )
   try {
     const dir = dirname(path)
     if (!existsSync(dir)) mkdirSync(dir, { recursive: true, mode: 0o700 })
@@ -60,6 +66,18 @@ export async function backupSqlite(
     return last
   } catch (cause) {
     throw failed(path, cause)
+  }
+}
+
+/** True when `a` and `b` name the same file (same device and inode; a path that does not exist is no file). */
+function sameFile(a: string, b: string): boolean {
+  if (resolve(a) === resolve(b)) return true
+  try {
+    const [sa, sb] = [statSync(a), statSync(b)]
+    return sa.ino === sb.ino && sa.dev === sb.dev
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return false
+    throw failed(a, error)
   }
 }
 
