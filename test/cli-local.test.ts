@@ -385,6 +385,7 @@ describe('tiered-session sessions, logout and destroy --db', () => {
       [['stats', '--db', db, '--top', 'ten'], 2, /--top must be a whole number >= 0/],
       [['sweep', '--db', db, '--bogus'], 2, /Unknown option '--bogus'/],
       [['export', '--db', db, '--out', join(db, 'x')], 1, /cannot write /],
+      [['export', '--db', db, '--out', db], 2, /--out must not be the --db file/],
       [['stats', '--db', '/'], 1, /not a file: \//],
     ]
     for (const [args, code, line] of cases) {

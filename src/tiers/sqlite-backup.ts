@@ -33,7 +33,7 @@ export async function backupSqlite(
 ): Promise<BackupProgress> {
   const path = resolve(target)
   // NB: the copy's file is truncated first: a target that is the database (or its WAL) by any name would wipe it.
-  if ([db.name, `${db.name}-wal`, `${db.name}-shm`].some((file) => sameFile(path, file)))
+  if (isDatabaseFile(path, db.name))
     throw new TieredSessionError(
       ErrorCodes.BACKUP_FAILED,
       `cannot write the backup to ${path}: it is the database itself`,
@@ -67,6 +67,11 @@ export async function backupSqlite(
   } catch (cause) {
     throw failed(path, cause)
   }
+}
+
+/** True when `target` is the database at `dbPath` or its WAL or shared memory, by any name (path, hard link). */
+export function isDatabaseFile(target: string, dbPath: string): boolean {
+  return [dbPath, `${dbPath}-wal`, `${dbPath}-shm`].some((file) => sameFile(target, file))
 }
 
 /** True when `a` and `b` name the same file (same device and inode; a path that does not exist is no file). */

@@ -5,6 +5,7 @@ import { once } from 'node:events'
 import { createWriteStream, fchmodSync, openSync } from 'node:fs'
 import type { Writable } from 'node:stream'
 import { managerOf } from '../../store.js'
+import { isDatabaseFile } from '../../tiers/sqlite-backup.js'
 import type { CommandSpec } from '../args.js'
 import { JSON_FLAG, parseFlags, STORE_FLAGS } from '../args.js'
 import { CliError } from '../cli-error.js'
@@ -36,6 +37,8 @@ async function write(stream: Writable, text: string): Promise<void> {
 export async function exportSessions(argv: readonly string[]): Promise<void> {
   const flags = parseFlags(exportSpec, argv)
   if (flags.help === true) return
+  if (typeof flags.out === 'string' && typeof flags.db === 'string' && isDatabaseFile(flags.out, flags.db))
+    throw new CliError('--out must not be the --db file (or its WAL)', 2)
   const opened = await openStore(flags, exportSpec, { mustExist: true })
   let rows: Awaited<ReturnType<ReturnType<typeof managerOf>['exportRows']>>
   try {
