@@ -31,8 +31,11 @@ function localStore(): { store: TieredStore; path: string } {
 
 /** Every live session of `store` with its expiry, by the key it is stored under. */
 async function snapshot(store: TieredStore): Promise<Map<string, { session: unknown; expiresAt: number }>> {
-  const rows = await engineOf(store).exportRows()
-  return new Map(rows.map((row) => [row.key, { session: row.session, expiresAt: row.expiresAt }]))
+  const out = new Map<string, { session: unknown; expiresAt: number }>()
+  await engineOf(store).exportRows(async (rows) => {
+    for (const row of rows) out.set(row.key, { session: row.session, expiresAt: row.expiresAt })
+  })
+  return out
 }
 
 /** Sessions with distinct expiries (to the millisecond), users and data. */

@@ -125,8 +125,11 @@ export interface SessionEngine {
   backup(path: string, onProgress: (progress: BackupProgress) => void): Promise<BackupProgress>
   /** What the authority holds, for an operator, with the `top` users by session count. */
   inventory(top: number): Promise<Inventory>
-  /** Every live session under its stored key (stored key, not a session id), for `export`. */
-  exportRows(): Promise<ExportedRow[]>
+  /**
+   * Every live session under its stored key (stored key, not a session id), for `export`, in pages handed to
+   * `onPage` (awaited before the next is read); resolves to how many.
+   */
+  exportRows(onPage: (rows: ExportedRow[]) => Promise<void>): Promise<number>
   /**
    * Stores `row` under `row.key` as it is (stored key, not a session id: never hashed again), keeping its expiry;
    * resolves to false for a row already expired (nothing is written).

@@ -43,6 +43,9 @@ import { Sweeper } from './sweeper.js'
 import { WritePath } from './write-path.js'
 import { WritePlan } from './write-plan.js'
 
+/** Sessions per page of an export. */
+const EXPORT_PAGE = 1000
+
 /** The engine of both modes. All methods are safe to call concurrently. */
 export class TierManager implements SessionEngine {
   readonly #ctx: EngineContext
@@ -480,26 +483,58 @@ export class TierManager implements SessionEngine {
     }
   }
 
-  /** Every live session under its stored key (stored key, not a session id); undecodable rows are reported. */
-  async exportRows(): Promise<ExportedRow[]> {
+  /**
+   * Every live session under its stored key (stored key, not a session id), in pages of EXPORT_PAGE handed to
+   * `onPage`, which is awaited before the next page is read (local mode pages through the file in key order, so
+   * a large store never sits in memory whole); undecodable rows are reported and left out. Resolves to how many.
+   */
+  async exportRows(onPage: (rows: ExportedRow[]) => Promise<void>): Promise<number> {
     const ctx = this.#ctx
+    const toExported = (rows: readonly TierRow[]): ExportedRow[] => {
+      const out: ExportedRow[] = []
+      for (const row of rows) {
+        const session = ctx.decode(row)
+        if (session !== undefined)
+          out.push({
+            key: row.sid,
+            session,
+            expiresAt: row.expiresAt,
+            userId: row.userId,
+            createdAt: row.createdAt,
+          })
+      }
+      return out
+    }
+    let count = 0
+    const disk = ctx.shared === null ? ctx.disk : null
+    if (disk !== null) {
+      ctx.checkOpen()
+      disk.commitTouches()
+      let after: string | undefined = ''
+      while (after !== undefined) {
+        let page: { rows: TierRow[]; last?: string }
+        try {
+          page = disk.rowsAfter(after, EXPORT_PAGE, ctx.onCorrupt)
+        } catch (error) {
+          return ctx.fail(error)
+        }
+        const rows = toExported(page.rows)
+        count += rows.length
+        await onPage(rows)
+        after = page.last
+      }
+      return count
+    }
     const rows = await this.#query(
       () => ctx.authority.rows(ctx.onCorrupt),
       (found) => found,
     )
-    const out: ExportedRow[] = []
-    for (const row of rows) {
-      const session = ctx.decode(row)
-      if (session !== undefined)
-        out.push({
-          key: row.sid,
-          session,
-          expiresAt: row.expiresAt,
-          userId: row.userId,
-          createdAt: row.createdAt,
-        })
+    for (let i = 0; i < rows.length; i += EXPORT_PAGE) {
+      const page = toExported(rows.slice(i, i + EXPORT_PAGE))
+      count += page.length
+      await onPage(page)
     }
-    return out
+    return count
   }
 
   /**

@@ -77,6 +77,8 @@ export class DiskTier implements Tier, DeferredTouches, SpillCache, OutboxLog {
   #touchTimer: NodeJS.Timeout | undefined
   /** SQLite's `data_version` of this connection when last looked at (it moves when another connection commits). */
   #dataVersion = 0
+  /** The statement of {@link DiskTier.rowsAfter}, prepared on first use (on the connection opened last). */
+  #pageQuery: Database.Statement<[string, number, number], RawRow> | undefined
   /** The statement of {@link DiskTier.stampsOf}, prepared on first use (on the connection opened last). */
   #stampsQuery: Database.Statement<[string], { sid: string; version: number; expiresAt: number }> | undefined
 
@@ -115,6 +117,7 @@ export class DiskTier implements Tier, DeferredTouches, SpillCache, OutboxLog {
     this.#mayHoldSessions = this.#stmt.any.get() !== undefined
     this.#dataVersion = this.#readDataVersion()
     this.#stampsQuery = undefined
+    this.#pageQuery = undefined
     this.#transaction = db.transaction((ops: readonly DiskOp[]) => {
       if (ops.some(mayPut)) this.#mayHoldSessions = true
       const now = this.#clock.now()
@@ -281,6 +284,24 @@ export class DiskTier implements Tier, DeferredTouches, SpillCache, OutboxLog {
   /** Live rows of one user. */
   rowsOfUser(userId: string, onCorrupt: OnCorrupt): TierRow[] {
     return this.#collect(() => this.#stmt.byUser.all(userId, this.#clock.now()), onCorrupt)
+  }
+
+  /**
+   * At most `limit` live rows whose keys sort after `afterKey`, in key order (paging through the file, for an
+   * export), and the key of the last row read (a corrupt one included: the next page starts after it).
+   */
+  rowsAfter(afterKey: string, limit: number, onCorrupt: OnCorrupt): { rows: TierRow[]; last?: string } {
+    let last: string | undefined
+    const rows = this.#collect(() => {
+      // NB: every column, as the other listings read them (`toRecord` checks each one's type).
+      this.#pageQuery ??= this.#file.db.prepare<[string, number, number], RawRow>(
+        'SELECT * FROM sessions WHERE sid > ? AND expiresAt > ? ORDER BY sid LIMIT ?',
+      )
+      const raw = this.#pageQuery.all(afterKey, this.#clock.now(), limit)
+      last = raw.length < limit ? undefined : String(raw.at(-1)?.sid)
+      return raw
+    }, onCorrupt)
+    return last === undefined ? { rows } : { rows, last }
   }
 
   #collect(query: () => RawRow[], onCorrupt: OnCorrupt): TierRow[] {

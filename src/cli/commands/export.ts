@@ -40,35 +40,45 @@ export async function exportSessions(argv: readonly string[]): Promise<void> {
   if (typeof flags.out === 'string' && typeof flags.db === 'string' && isDatabaseFile(flags.out, flags.db))
     throw new CliError('--out must not be the --db file (or its WAL)', 2)
   const opened = await openStore(flags, exportSpec, { mustExist: true })
-  let rows: Awaited<ReturnType<ReturnType<typeof managerOf>['exportRows']>>
+  const toFile = typeof flags.out === 'string'
+  let exported: number
   try {
-    rows = await managerOf(opened.store).exportRows()
+    const stream: Writable = toFile ? openOut(flags.out as string) : process.stdout
+    const failed = toFile ? once(stream, 'error').then(([error]) => Promise.reject(error)) : undefined
+    failed?.catch(() => undefined)
+    const engine = managerOf(opened.store)
+    // NB: the total for the bar costs a count in SQLite; in Redis it would cost a second pass over every key.
+    const total = opened.mode === 'local' ? await engine.length() : undefined
+    const progress = new Progress('export: sessions written', 1000, total)
+    exported = await engine.exportRows(async (rows) => {
+      for (const row of rows) await written(write(stream, formatLine(row, opened.hashIds)), failed, flags.out)
+      progress.add(rows.length)
+    })
+    if (toFile) {
+      stream.end()
+      await written(once(stream, 'finish'), failed, flags.out)
+    }
+    progress.end()
   } finally {
     await opened.store.close()
   }
-  const toFile = typeof flags.out === 'string'
-  const stream: Writable = toFile ? openOut(flags.out as string) : process.stdout
-  const failed = toFile ? once(stream, 'error').then(([error]) => Promise.reject(error)) : undefined
-  failed?.catch(() => undefined)
-  const progress = new Progress('export: sessions written', 1000, rows.length)
-  try {
-    for (const row of rows) {
-      const writing = write(stream, formatLine(row, opened.hashIds))
-      await (failed === undefined ? writing : Promise.race([writing, failed]))
-      progress.add(1)
-    }
-    if (toFile) {
-      stream.end()
-      await Promise.race([once(stream, 'finish'), failed])
-    }
-  } catch (error) {
-    throw new CliError(`cannot write ${flags.out}: ${String((error as Error).message).split('\n')[0]}`)
-  }
-  progress.end()
-  const counts = { exported: rows.length }
+  const counts = { exported }
   if (toFile) printCounts(counts, { exported: 'sessions exported' }, flags.json === true)
   else if (flags.json === true) process.stderr.write(`${JSON.stringify(counts)}\n`)
   checkDecoded(opened)
+}
+
+/** Waits for a write (or the end of the file), or a CliError when the --out file failed meanwhile. */
+async function written(
+  writing: Promise<unknown>,
+  failed: Promise<never> | undefined,
+  out: string | boolean | undefined,
+): Promise<void> {
+  try {
+    await (failed === undefined ? writing : Promise.race([writing, failed]))
+  } catch (error) {
+    throw new CliError(`cannot write ${out}: ${String((error as Error).message).split('\n')[0]}`)
+  }
 }
 
 /** The --out file, created (or truncated) 0600: it holds every session. */
