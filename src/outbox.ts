@@ -53,6 +53,8 @@ export class Outbox {
   readonly #queuedAt = new Map<number, number>()
   #replaying: Promise<void> | undefined
   #retryTimer: NodeJS.Timeout | undefined
+  /** replay() was called while a replay ran: run again once it ends. */
+  #again = false
   #retryDelayMs = RETRY_MIN_MS
   #closed = false
 
@@ -171,7 +173,13 @@ export class Outbox {
    * retried a second later; an outage stops the replay until Redis is back.
    */
   replay(): void {
-    if (this.#replaying !== undefined || this.#closed || !this.#options.isUp()) return
+    // NB: an entry queued while a replay runs is not in the list that replay read: it runs once more after it.
+    if (this.#replaying !== undefined) {
+      this.#again = true
+      return
+    }
+    if (this.#closed || !this.#options.isUp()) return
+    this.#again = false
     const { log, isUp, report } = this.#options
     this.#replaying = (async () => {
       let refused = 0
@@ -203,6 +211,7 @@ export class Outbox {
       .catch((error: unknown) => report(wrapError(ErrorCodes.DISK_IO, 'replaying the outbox failed', error)))
       .finally(() => {
         this.#replaying = undefined
+        if (this.#again) this.replay()
       })
   }
 

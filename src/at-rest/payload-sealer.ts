@@ -2,13 +2,31 @@
 // of the key in the envelope (the first key seals, every key opens), and the stored key as additional
 // authenticated data, so a payload copied under another session does not open. Memory holds plaintext.
 
-import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto'
+import { createCipheriv, createDecipheriv, createHash, randomFillSync } from 'node:crypto'
 import { ErrorCodes, TieredSessionError } from '../errors.js'
 
 /** Marks an envelope: `ts1.<key id>.<base64url of iv | tag | ciphertext>`. A JSON payload starts with `{`. */
 const ENVELOPE = 'ts1.'
 const IV_BYTES = 12
 const TAG_BYTES = 16
+/** IVs drawn from the CSPRNG at a time (one randomFillSync per this many writes instead of one per write). */
+const IV_POOL = 256
+
+/** Random 96-bit IVs, drawn in bulk. */
+class IvPool {
+  readonly #pool = Buffer.allocUnsafe(IV_BYTES * IV_POOL)
+  #next = IV_POOL
+
+  /** A fresh random IV (a view into the pool: use it before the next call). */
+  take(): Buffer {
+    if (this.#next === IV_POOL) {
+      randomFillSync(this.#pool)
+      this.#next = 0
+    }
+    const at = this.#next++ * IV_BYTES
+    return this.#pool.subarray(at, at + IV_BYTES)
+  }
+}
 
 /** Seals and opens stored payloads; the identity when encryption is off. */
 export interface PayloadSealer {
@@ -45,6 +63,7 @@ export class AesGcmSealer implements PayloadSealer {
   readonly #sealKey: Buffer
   readonly #sealId: string
   readonly #keys: ReadonlyMap<string, Buffer>
+  readonly #ivs = new IvPool()
 
   constructor(keys: readonly Buffer[]) {
     const first = keys[0]
@@ -55,10 +74,12 @@ export class AesGcmSealer implements PayloadSealer {
   }
 
   seal(key: string, payload: string): string {
-    const iv = randomBytes(IV_BYTES)
+    const iv = this.#ivs.take()
     const cipher = createCipheriv('aes-256-gcm', this.#sealKey, iv)
     cipher.setAAD(Buffer.from(key, 'utf8'))
-    const body = Buffer.concat([cipher.update(payload, 'utf8'), cipher.final()])
+    const body = cipher.update(payload, 'utf8')
+    // NB: GCM is a stream mode: final() adds no bytes, it computes the tag.
+    cipher.final()
     const sealed = Buffer.concat([iv, cipher.getAuthTag(), body])
     return `${ENVELOPE}${this.#sealId}.${sealed.toString('base64url')}`
   }
