@@ -17,9 +17,10 @@ export interface RawRow {
 
 /**
  * Turns a raw row into a record (its payload opened by `sealer`), or throws TS_DECODE_FAILED when a column has
- * the wrong type or the payload does not open.
+ * the wrong type or the payload does not open. `lazy`: an encrypted payload is opened when first read, and a
+ * failure to open is thrown then (a merge whose whole-session shortcut applies never reads it).
  */
-export function toRecord(row: RawRow, sealer: PayloadSealer): StoredRecord {
+export function toRecord(row: RawRow, sealer: PayloadSealer, lazy = false): StoredRecord {
   const { payload: stored, expiresAt, version, userId } = row
   if (
     typeof stored !== 'string' ||
@@ -33,7 +34,20 @@ export function toRecord(row: RawRow, sealer: PayloadSealer): StoredRecord {
     )
   }
   const createdAt = typeof row.createdAt === 'number' ? row.createdAt : undefined
-  return { payload: sealer.open(String(row.sid), stored), expiresAt, version, userId, createdAt }
+  if (!lazy || !sealer.encrypting)
+    return { payload: sealer.open(String(row.sid), stored), expiresAt, version, userId, createdAt }
+  const sid = String(row.sid)
+  let opened: string | undefined
+  return {
+    get payload() {
+      opened ??= sealer.open(sid, stored)
+      return opened
+    },
+    expiresAt,
+    version,
+    userId,
+    createdAt,
+  }
 }
 
 const COLUMNS = 'sid, payload, expiresAt, version, userId, createdAt'

@@ -77,7 +77,8 @@ function update(
   if (raw === undefined) return MISSING
   let next: RecordInput | undefined
   try {
-    const current = toRecord(raw, stmt.sealer)
+    // NB: lazy: `change` runs inside this try, so a payload that does not open is still this update's error.
+    const current = toRecord(raw, stmt.sealer, true)
     if (current.expiresAt <= now) return MISSING
     next = change(current)
   } catch (error) {
