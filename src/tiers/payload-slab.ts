@@ -5,6 +5,7 @@
 /** Bytes per block: a payload takes ceil(bytes / BLOCK_BYTES) blocks (at least one). */
 export const BLOCK_BYTES = 128
 const BLOCK_SHIFT = 7
+const BLOCK_WORDS = BLOCK_BYTES / 4
 /** Blocks per page (a page is 1 MiB). */
 const PAGE_BLOCKS = 8192
 const PAGE_SHIFT = 13
@@ -24,6 +25,8 @@ export function blocksFor(bytes: number): number {
  */
 export class PayloadSlab {
   #pages: Buffer[] = []
+  /** The same pages as 32-bit words: blocks are copied word by word (Buffer#copy allocates a view per call). */
+  #words: Int32Array[] = []
   /** Next block of each block's chain (NO_BLOCK at a chain's end). */
   #next = new Int32Array(0)
   /** Stack of free blocks; the top is the next one handed out. */
@@ -31,6 +34,7 @@ export class PayloadSlab {
   #freeCount = 0
   /** Where chains that are not contiguous are assembled (grows to the largest payload seen). */
   #scratch = Buffer.allocUnsafeSlow(16 * 1024)
+  #scratchWords = new Int32Array(this.#scratch.buffer, this.#scratch.byteOffset, this.#scratch.length / 4)
 
   /** Bytes of the pages allocated (the region's footprint outside the heap). */
   get capacityBytes(): number {
@@ -62,12 +66,15 @@ export class PayloadSlab {
       this.#page(head).write(payload, this.#offset(head), bytes, 'utf8')
       return head
     }
-    const scratch = this.#scratchFor(bytes)
-    scratch.write(payload, 0, bytes, 'utf8')
+    this.#scratchFor(bytes).write(payload, 0, bytes, 'utf8')
+    const scratch = this.#scratchWords
     let block = head
     for (let from = 0; from < bytes; from += BLOCK_BYTES) {
-      const offset = this.#offset(block)
-      scratch.copy(this.#page(block), offset, from, Math.min(bytes, from + BLOCK_BYTES))
+      // NB: whole blocks of words: the bytes past the payload's end are never read.
+      const page = this.#words[block >>> PAGE_SHIFT] as Int32Array
+      const at = (block & (PAGE_BLOCKS - 1)) * BLOCK_WORDS
+      const src = from >>> 2
+      for (let w = 0; w < BLOCK_WORDS; w++) page[at + w] = scratch[src + w] as number
       block = next[block] as number
     }
     return head
@@ -90,10 +97,13 @@ export class PayloadSlab {
     const offset = this.#offset(head)
     if (contiguous) return this.#page(head).toString('utf8', offset, offset + bytes)
     const scratch = this.#scratchFor(bytes)
+    const words = this.#scratchWords
     block = head
     for (let from = 0; from < bytes; from += BLOCK_BYTES) {
-      const at = this.#offset(block)
-      this.#page(block).copy(scratch, from, at, at + Math.min(BLOCK_BYTES, bytes - from))
+      const page = this.#words[block >>> PAGE_SHIFT] as Int32Array
+      const at = (block & (PAGE_BLOCKS - 1)) * BLOCK_WORDS
+      const dst = from >>> 2
+      for (let w = 0; w < BLOCK_WORDS; w++) words[dst + w] = page[at + w] as number
       block = next[block] as number
     }
     return scratch.toString('utf8', 0, bytes)
@@ -117,6 +127,7 @@ export class PayloadSlab {
   /** Drops every page (after the tier released all its records). */
   reset(): void {
     this.#pages = []
+    this.#words = []
     this.#next = new Int32Array(0)
     this.#free = new Int32Array(0)
     this.#freeCount = 0
@@ -130,8 +141,16 @@ export class PayloadSlab {
     return (block & (PAGE_BLOCKS - 1)) << BLOCK_SHIFT
   }
 
+  /** The scratch buffer, grown to whole blocks of at least `bytes`. */
   #scratchFor(bytes: number): Buffer {
-    if (this.#scratch.length < bytes) this.#scratch = Buffer.allocUnsafeSlow(bytes)
+    if (this.#scratch.length < bytes) {
+      this.#scratch = Buffer.allocUnsafeSlow(blocksFor(bytes) * BLOCK_BYTES)
+      this.#scratchWords = new Int32Array(
+        this.#scratch.buffer,
+        this.#scratch.byteOffset,
+        this.#scratch.length / 4,
+      )
+    }
     return this.#scratch
   }
 
@@ -139,7 +158,9 @@ export class PayloadSlab {
     const first = this.#pages.length * PAGE_BLOCKS
     const blocks = first + PAGE_BLOCKS
     // NB: not zero-filled: a block is always written before it is read, and only its written bytes are read.
-    this.#pages.push(Buffer.allocUnsafeSlow(PAGE_BLOCKS * BLOCK_BYTES))
+    const page = Buffer.allocUnsafeSlow(PAGE_BLOCKS * BLOCK_BYTES)
+    this.#pages.push(page)
+    this.#words.push(new Int32Array(page.buffer, page.byteOffset, page.length / 4))
     const next = new Int32Array(blocks)
     next.set(this.#next)
     this.#next = next
