@@ -19,7 +19,9 @@
 //
 // Options: --quick, --only store,http,memory,spill, --rounds N and --duration S (HTTP), --sessions N
 // (section 3/4), --http-only <id,id> (HTTP contenders), --scenarios read,write,new,paced (HTTP), --profile <http contender id> (that server runs
-// under --cpu-prof; its profile lands in bench/results/), --no-proxy.
+// under --cpu-prof; its profile lands in bench/results/), --no-proxy, --baseline DIR (section 3 also runs the
+// flood on another checkout with its dist/ built, alternated with ours, and compares sets/s and RSS), --ab-rounds N
+// (pairs of that comparison; default 2).
 
 import { execFileSync } from 'node:child_process'
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
@@ -48,6 +50,8 @@ const { values: args } = parseArgs({
     scenarios: { type: 'string' },
     profile: { type: 'string' },
     'no-proxy': { type: 'boolean', default: false },
+    baseline: { type: 'string' },
+    'ab-rounds': { type: 'string' },
   },
 })
 
@@ -100,6 +104,8 @@ const CONFIG = {
     checkpoint: bigSessions / 10,
     samples: 10_000,
     maxBytes: 64 * MiB,
+    baseline: args.baseline,
+    baselineRounds: Number(args['ab-rounds'] ?? 2),
   },
   spill: {
     maxBytes: 64 * MiB,
@@ -178,6 +184,20 @@ function goalsTable(results) {
   if (results.memory) {
     const m = results.memory
     const ours = m.results.local
+    const w = m.goal.rssWorst
+    rows.push([
+      `bounded memory: RSS peak ≤ 2 × maxBytes + idle RSS (= ${fmtMiB(m.goal.rssBudget)}), no Node flags, 0 lost`,
+      `${fmtMiB(w.peakRss)}, ${fmtInt(w.sessionsLost + w.readBack.lost + w.readBack.different)} lost`,
+      `≤ ${fmtMiB(m.goal.rssBudget)}`,
+      verdict(m.goal.metRss),
+    ])
+    if (m.baseline)
+      rows.push([
+        `bounded memory: sets/s ≥ 0.9× the baseline (commit ${m.baseline.commit}), median of ${m.baseline.ours.length} alternated runs`,
+        `${m.baseline.setsRatio.toFixed(2)}×`,
+        '≥ 0.90×',
+        verdict(m.goal.metSets),
+      ])
     rows.push([
       `bounded memory: peak heap ≤ 1.5 × maxBytes + idle heap (= ${fmtMiB(m.goal.heapBudget)}), 0 lost — sampled peak heapUsed`,
       `${fmtMiB(ours.peakHeapUsed)}, ${fmtInt(ours.sessionsLost + ours.readBack.lost + ours.readBack.different)} lost`,
