@@ -143,7 +143,7 @@ export class Spiller {
   #spill(memory: MemoryTier): SpillResult {
     const victims: Array<readonly [string, MemoryRecord]> = []
     let remaining = memory.bytes
-    // NB: spillCandidates() does not hand the records out (peek() would): their payloads are read in this step.
+    // NB: spillCandidates() makes no copies (peek() would decode every payload); moveDown reads them in this step.
     for (const victim of memory.spillCandidates()) {
       if (remaining <= this.#lowBytes || victims.length >= STEP_SESSIONS) break
       victims.push(victim)

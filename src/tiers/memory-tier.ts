@@ -125,11 +125,6 @@ export class MemoryTier implements Tier {
     })
   }
 
-  /** Bytes of the payload region outside the V8 heap (its pages; each payload rounded up to 128-byte blocks). */
-  get regionBytes(): number {
-    return this.#slab.capacityBytes
-  }
-
   /** Payload bytes held now. */
   get bytes(): number {
     return this.#lru.calculatedSize
