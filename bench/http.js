@@ -47,6 +47,10 @@ const STORE_SHORT = {
   shared: 'TieredStore shared',
   cr9: 'connect-redis 9 (node-redis)',
   cr8: 'connect-redis 8 (ioredis)',
+  'local+plain': 'TieredStore local, hashIds off',
+  'local+enc': 'TieredStore local, encrypted',
+  'shared+plain': 'TieredStore shared, hashIds off',
+  'shared+enc': 'TieredStore shared, encrypted',
 }
 
 export const SCENARIOS = {
@@ -65,8 +69,11 @@ export const SCENARIOS = {
   new: { label: 'every request a new visitor', writeRatio: null },
 }
 
-/** The contender list; `net` is null (no Redis), 'lo' (loopback) or 'proxy'. */
-export function contenders({ proxy }) {
+/**
+ * The contender list; `net` is null (no Redis), 'lo' (loopback) or 'proxy'. With `baseline` (a checkout with a
+ * built dist/), es-local-base and ts-local-base run that checkout's server instead of ours.
+ */
+export function contenders({ proxy, baseline = null }) {
   const list = [
     { id: 'es-memory', middleware: 'es', store: 'memory', net: null },
     { id: 'es-memorystore', middleware: 'es', store: 'memorystore', net: null },
@@ -84,6 +91,30 @@ export function contenders({ proxy }) {
       list.push({ id: `${mw}-${store}@${net}`, middleware: mw, store, net })
     }
   }
+  // The at-rest variants (hashed ids off, encryption on): run only when named with --http-only.
+  for (const variant of ['plain', 'enc']) {
+    for (const mw of ['es', 'ts']) {
+      list.push({
+        id: `${mw}-local+${variant}`,
+        middleware: mw,
+        store: `local+${variant}`,
+        net: null,
+        optional: true,
+      })
+      list.push({
+        id: `${mw}-shared+${variant}@lo`,
+        middleware: mw,
+        store: `shared+${variant}`,
+        net: 'lo',
+        optional: true,
+      })
+    }
+  }
+  if (baseline !== null) {
+    const server = join(baseline, 'bench', 'http-server.js')
+    list.push({ id: 'es-local-base', middleware: 'es', store: 'local', net: null, server })
+    list.push({ id: 'ts-local-base', middleware: 'ts', store: 'local', net: null, server })
+  }
   for (const c of list) {
     const net = c.net === null ? '' : c.net === 'lo' ? ', Redis on loopback' : ', Redis +1 ms each way'
     c.label =
@@ -94,6 +125,11 @@ export function contenders({ proxy }) {
     c.storeLabel = STORE_SHORT[c.store]
     c.netLabel = c.net === null ? '–' : c.net === 'lo' ? 'loopback' : '+1 ms each way'
     c.short = c.middleware === 'ts' ? `tieredSession() ${c.store}` : STORE_SHORT[c.store]
+    if (c.server !== undefined) {
+      c.label += ' (baseline)'
+      c.short += ' (baseline)'
+      c.storeLabel += ' (baseline)'
+    }
   }
   return list
 }
@@ -141,7 +177,10 @@ async function startServer(c, { tmpRoot, redisUrl, memorystoreMax, profileDir })
     memorystoreMax,
   }
   const child = track(
-    fork(SERVER, [JSON.stringify(arg)], { execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }),
+    fork(c.server ?? SERVER, [JSON.stringify(arg)], {
+      execArgv,
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    }),
   )
   const { port } = await nextMessage(child, 'listening')
   return { child, port }
@@ -422,7 +461,9 @@ function problemsOf(run, connections) {
 // The section
 
 export async function runHttp(cfg, ctx) {
-  const list = contenders({ proxy: cfg.proxy !== null }).filter((c) => !cfg.only || cfg.only.includes(c.id))
+  const list = contenders({ proxy: cfg.proxy !== null, baseline: cfg.baseline ?? null }).filter((c) =>
+    cfg.only ? cfg.only.includes(c.id) : !c.optional,
+  )
   const needsRedis = list.some((c) => c.net !== null)
   const redis = needsRedis ? await startRedis() : null
   const proxy = needsRedis && cfg.proxy ? await startProxy(redis.port, cfg.proxy.delayMs) : null
@@ -679,6 +720,37 @@ function httpGoals(summary) {
     2.5,
     'read-mostly, shared, +1 ms proxy: express-session + TieredStore ≥ 2.5× connect-redis 9 (req/s)',
   )
+  // At rest (issue 16), when the variants ran: encryption against none, hashed ids against plain ones.
+  for (const [mw, mwLabel] of [
+    ['es', 'express-session + TieredStore'],
+    ['ts', 'tieredSession()'],
+  ]) {
+    for (const [mode, suffix] of [
+      ['local', ''],
+      ['shared', '@lo'],
+    ]) {
+      const base = `${mw}-${mode}${suffix}`
+      for (const [scenario, target] of [
+        ['read', 0.95],
+        ['write', 0.9],
+      ])
+        dropIn(
+          scenario,
+          `${mw}-${mode}+enc${suffix}`,
+          base,
+          target,
+          `${SCENARIO_LABEL[scenario]}, ${mode}: ${mwLabel} encrypted ≥ ${target}× unencrypted (req/s)`,
+        )
+      for (const scenario of ['read', 'write', 'new'])
+        dropIn(
+          scenario,
+          base,
+          `${mw}-${mode}+plain${suffix}`,
+          0.98,
+          `${SCENARIO_LABEL[scenario]}, ${mode}: ${mwLabel} with hashed ids ≥ 0.98× plain ids (req/s)`,
+        )
+    }
+  }
   return out
 }
 

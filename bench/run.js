@@ -19,9 +19,11 @@
 //
 // Options: --quick, --only store,http,memory,spill, --rounds N and --duration S (HTTP), --sessions N
 // (section 3/4), --http-only <id,id> (HTTP contenders), --scenarios read,write,new,paced (HTTP), --profile <http contender id> (that server runs
-// under --cpu-prof; its profile lands in bench/results/), --no-proxy, --baseline DIR (section 3 also runs the
-// flood on another checkout with its dist/ built, alternated with ours, and compares sets/s and RSS), --ab-rounds N
-// (pairs of that comparison; default 2).
+// under --cpu-prof; its profile lands in bench/results/), --no-proxy, --baseline DIR (HTTP: adds es-local-base and
+// ts-local-base, the same apps run from another checkout's bench/http-server.js and built dist/, e.g. a git
+// worktree of an earlier commit, to measure what a change costs in the same run; section 3: the flood also runs
+// on that checkout, alternated with ours, and sets/s and RSS are compared), --ab-rounds N (section 3: pairs of
+// that comparison; default 2).
 
 import { execFileSync } from 'node:child_process'
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
@@ -97,6 +99,7 @@ const CONFIG = {
     memorystoreMax: Math.floor((64 * MiB) / 1024),
     only: args['http-only'] ? args['http-only'].split(',') : null,
     profile: args.profile,
+    baseline: args.baseline ?? null,
   },
   memory: {
     sessions: bigSessions,

@@ -1,4 +1,4 @@
-// /admin/tiers (what is where right now, with a live chart), its JSON, the load button and /metrics.
+// /admin/tiers (what is where right now, with a live chart), its JSON, the load button, /metrics and /healthz.
 // NB: a real app puts these behind authentication; the demo leaves them open so a visitor can look.
 
 import express from 'express'
@@ -198,6 +198,14 @@ export function createAdmin({ store, mode, highWatermark, lowWatermark }) {
   })
   router.get('/metrics', (_req, res) => {
     res.type('text/plain; version=0.0.4; charset=utf-8').send(store.metrics())
+  })
+  // Readiness probe: 200 with the health view while the store is ok, 503 (same body) when it is not.
+  router.get('/healthz', (_req, res) => {
+    const health = store.health()
+    res
+      .status(health.ok ? 200 : 503)
+      .set('Cache-Control', 'no-store')
+      .json(health)
   })
 
   return {

@@ -190,9 +190,12 @@ export function createApp({ store, secret, mode, memory }) {
 
   app.get('/account/sessions', requireUser, async (req, res) => {
     const listed = await req.sessionStore.listByUser(req.session.userId)
+    // NB: the store keeps no session ids (hashIds): sessions are named by handle, safe to put in a page.
+    const mine = req.sessionStore.handleOf(req.sessionID)
     const sessions = listed
-      .map(({ sid, session, expiresAt }) => ({
-        current: sid === req.sessionID,
+      .map(({ handle, session, expiresAt }) => ({
+        handle,
+        current: handle === mine,
         createdAt: session.createdAt,
         lastSeenAt: session.lastSeenAt,
         expiresAt,
@@ -201,6 +204,16 @@ export function createApp({ store, secret, mode, memory }) {
       .sort((a, b) => Number(b.current) - Number(a.current) || (b.lastSeenAt ?? 0) - (a.lastSeenAt ?? 0))
     const ended = /^\d{1,6}$/.test(String(req.query.ended ?? '')) ? Number(req.query.ended) : undefined
     send(res, sessionsPage({ nonce: res.locals.nonce, user: currentUser(req), sessions, ended }))
+  })
+
+  app.post('/account/sessions/logout-device', requireUser, async (req, res) => {
+    const handle = String(req.body.handle ?? '')
+    // NB: only among this user's own sessions, and never this one (that is "Log out").
+    const ended =
+      handle === req.sessionStore.handleOf(req.sessionID)
+        ? 0
+        : await req.sessionStore.destroyByUser(req.session.userId, { only: handle })
+    res.redirect(303, `/account/sessions?ended=${ended}`)
   })
 
   app.post('/account/sessions/logout-others', requireUser, async (req, res) => {

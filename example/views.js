@@ -151,7 +151,7 @@ function when(ms) {
   return `${new Date(ms).toISOString().slice(0, 19).replace('T', ' ')} UTC`
 }
 
-/** The signed-in user's sessions, with "log out everywhere else". */
+/** The signed-in user's sessions, with "log out this device" per session and "log out everywhere else". */
 export function sessionsPage({ nonce, user, sessions, ended }) {
   const others = sessions.filter((s) => !s.current).length
   const rows = sessions.map(
@@ -161,6 +161,11 @@ export function sessionsPage({ nonce, user, sessions, ended }) {
   <td>${when(s.lastSeenAt)}</td>
   <td>${when(s.expiresAt)}</td>
   <td class="ua">${s.userAgent || 'unknown'}</td>
+  <td>${
+    s.current
+      ? ''
+      : html`<form method="post" action="/account/sessions/logout-device"><input type="hidden" name="handle" value="${s.handle}"><button class="secondary logout-device">Log out this device</button></form>`
+  }</td>
 </tr>`,
   )
   return layout({
@@ -171,7 +176,7 @@ export function sessionsPage({ nonce, user, sessions, ended }) {
     body: html`<h1>My sessions</h1>
 ${ended !== undefined && html`<p class="notice" id="ended">Logged out ${ended} other ${ended === 1 ? 'session' : 'sessions'}.</p>`}
 <table id="sessions">
-  <thead><tr><th></th><th>Signed in</th><th>Last seen</th><th>Expires</th><th>Browser</th></tr></thead>
+  <thead><tr><th></th><th>Signed in</th><th>Last seen</th><th>Expires</th><th>Browser</th><th></th></tr></thead>
   <tbody>${rows}</tbody>
 </table>
 <p class="muted">From <code>store.listByUser()</code>. "Last seen" is updated at most once a minute, so browsing does not cost a write per request.</p>

@@ -27,6 +27,10 @@ export const ErrorCodes = {
   SESSION_NOT_FOUND: 'TS_SESSION_NOT_FOUND',
   /** The store was closed; no further operation is accepted. */
   STORE_CLOSED: 'TS_STORE_CLOSED',
+  /** An operation needs the SQLite file and the store has none (`disk: false`). */
+  NO_DISK_TIER: 'TS_NO_DISK_TIER',
+  /** `store.backup(path)` could not create or write the copy at `path`. */
+  BACKUP_FAILED: 'TS_BACKUP_FAILED',
 } as const
 
 /** One of {@link ErrorCodes}. */

@@ -4,6 +4,16 @@ export type { Callback } from './callback.js'
 export type { Clock } from './clock.js'
 export type { ErrorCode } from './errors.js'
 export { ErrorCodes, isTieredSessionError, TieredSessionError } from './errors.js'
+export type { StoreHealth } from './health.js'
+export type { TimedOp, TimedTier } from './histogram.js'
+export type {
+  CreatedEvent,
+  DestroyedEvent,
+  DestroyReason,
+  ExpiredEvent,
+  ExpiredReason,
+  LifecycleCounts,
+} from './lifecycle.js'
 export type { SessionPatch, UserSession } from './manager/engine.js'
 export type { TieredSessionOptions } from './middleware/options.js'
 export type { RegenerateOptions } from './middleware/session.js'
@@ -22,3 +32,5 @@ export type { SpillResult } from './spiller.js'
 export type { StoreStats } from './stats.js'
 export type { DestroyByUserOptions, StorableSession } from './store.js'
 export { TieredStore } from './store.js'
+export type { BackupProgress } from './tiers/sqlite-backup.js'
+export type { TraceContext } from './tracing.js'

@@ -1,6 +1,8 @@
 // User-facing options of TieredStore, their defaults in one place, and resolveOptions(), which validates
 // every option (naming it in the error) and returns a fully resolved configuration.
 
+import type { EncryptionOptions, ResolvedAtRest } from './at-rest/at-rest-options.js'
+import { resolveAtRest } from './at-rest/at-rest-options.js'
 import type { Clock } from './clock.js'
 import { systemClock } from './clock.js'
 import type { SessionObject } from './codec.js'
@@ -171,6 +173,21 @@ export interface TieredStoreOptions {
   clock?: Clock
   /** Shared mode: serve and convert the sessions connect-redis wrote (see {@link MigrateOptions}). */
   migrate?: MigrateOptions
+  /**
+   * Every tier stores and looks up a session under SHA-256 of its id, so a dump (the SQLite file, an RDB file)
+   * holds no id a cookie could carry. Sessions stored under plain ids (0.1.0, or `hashIds: false`) are still
+   * found and moved. Must be false with `migrate`.
+   * @default true (false with `migrate`)
+   */
+  hashIds?: boolean
+  /** AES-256-GCM of the payloads stored in SQLite (sessions and outbox) and Redis. Absent: stored as JSON. */
+  encryption?: EncryptionOptions
+  /**
+   * Absolute lifetime in **seconds** from a session's creation (or a function of the session returning
+   * seconds): however active, a session expires then. Absent: no absolute lifetime.
+   * @default undefined
+   */
+  maxLifetime?: number | ((session: SessionObject) => number)
 }
 
 /** Fully resolved options; every field has its value. */
@@ -206,6 +223,8 @@ export interface ResolvedOptions {
   readonly userId: (session: SessionObject) => unknown
   readonly clock: Clock
   readonly migrate: ResolvedMigrate | null
+  /** `hashIds`, `encryption`, `maxLifetime`. */
+  readonly atRest: ResolvedAtRest
 }
 
 /** Every default, in one place. */
@@ -327,6 +346,9 @@ export function resolveOptions(input: TieredStoreOptions = {}): ResolvedOptions 
       'userId',
       'clock',
       'migrate',
+      'hashIds',
+      'encryption',
+      'maxLifetime',
     ],
     '',
   )
@@ -420,5 +442,6 @@ export function resolveOptions(input: TieredStoreOptions = {}): ResolvedOptions 
     userId: userId as (session: SessionObject) => unknown,
     clock: clock as Clock,
     migrate,
+    atRest: resolveAtRest(options, migrate),
   }
 }

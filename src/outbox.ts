@@ -49,15 +49,24 @@ export class Outbox {
   readonly #options: OutboxOptions
   /** The latest entry of each session that Redis has not acknowledged yet. */
   readonly #pending = new Map<string, OutboxEntry>()
+  /** When (store clock, ms) each entry still in the log was queued, oldest first (seq order); for health. */
+  readonly #queuedAt = new Map<number, number>()
   #replaying: Promise<void> | undefined
   #retryTimer: NodeJS.Timeout | undefined
+  /** replay() was called while a replay ran: run again once it ends. */
+  #again = false
   #retryDelayMs = RETRY_MIN_MS
   #closed = false
 
   /** Loads the entries a previous run left (acknowledged writes that Redis never got). */
   constructor(options: OutboxOptions) {
     this.#options = options
-    for (const entry of options.log.entries(options.report)) this.#pending.set(entry.sid, entry)
+    // NB: the log keeps no time: entries a previous run left count as queued when this store started.
+    const startedAt = options.clock.now()
+    for (const entry of options.log.entries(options.report)) {
+      this.#pending.set(entry.sid, entry)
+      this.#queuedAt.set(entry.seq, startedAt)
+    }
   }
 
   /** The latest entry of `sid` waiting for Redis, if any. */
@@ -103,6 +112,7 @@ export class Outbox {
           record: { payload: '', expiresAt: 0, version, userId: null },
         }
         this.#pending.set(sid, entry)
+        this.#queuedAt.set(seq, this.#options.clock.now())
         onCommit(entry)
       })
       return
@@ -111,6 +121,7 @@ export class Outbox {
     await this.#options.log.appendWrite(sid, stored, (seq) => {
       const entry: OutboxEntry = { seq, sid, op: 'set', record: stored }
       this.#pending.set(sid, entry)
+      this.#queuedAt.set(seq, this.#options.clock.now())
       onCommit(entry)
     })
   }
@@ -124,6 +135,13 @@ export class Outbox {
       this.#options.report(wrapError(ErrorCodes.DISK_IO, 'counting the outbox failed', error))
       return this.#pending.size
     }
+  }
+
+  /** Age of the oldest entry still in the log, in ms (store clock), or null when there is none. */
+  oldestAgeMs(): number | null {
+    if (this.#closed) return null
+    for (const queuedAt of this.#queuedAt.values()) return Math.max(0, this.#options.clock.now() - queuedAt)
+    return null
   }
 
   /**
@@ -155,7 +173,13 @@ export class Outbox {
    * retried a second later; an outage stops the replay until Redis is back.
    */
   replay(): void {
-    if (this.#replaying !== undefined || this.#closed || !this.#options.isUp()) return
+    // NB: an entry queued while a replay runs is not in the list that replay read: it runs once more after it.
+    if (this.#replaying !== undefined) {
+      this.#again = true
+      return
+    }
+    if (this.#closed || !this.#options.isUp()) return
+    this.#again = false
     const { log, isUp, report } = this.#options
     this.#replaying = (async () => {
       let refused = 0
@@ -164,6 +188,7 @@ export class Outbox {
         if (!isUp() || this.#closed) return
         if (this.#pending.get(entry.sid)?.seq !== entry.seq) {
           log.remove(entry.seq)
+          this.#queuedAt.delete(entry.seq)
           continue
         }
         const outcome = await this.#replayEntry(entry)
@@ -186,6 +211,7 @@ export class Outbox {
       .catch((error: unknown) => report(wrapError(ErrorCodes.DISK_IO, 'replaying the outbox failed', error)))
       .finally(() => {
         this.#replaying = undefined
+        if (this.#again) this.replay()
       })
   }
 
@@ -205,6 +231,7 @@ export class Outbox {
       return 'refused'
     }
     log.remove(entry.seq)
+    this.#queuedAt.delete(entry.seq)
     if (this.#pending.get(entry.sid)?.seq === entry.seq) this.#pending.delete(entry.sid)
     return 'done'
   }

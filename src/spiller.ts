@@ -25,6 +25,8 @@ export interface SpillerOptions {
    */
   readonly moveDown?: (records: ReadonlyArray<readonly [string, MemoryRecord]>) => void
   readonly onSpill: (result: SpillResult) => void
+  /** Hears how long (ms, performance.now) each slice or whole cycle that moved sessions took. */
+  readonly onSlice?: (durationMs: number) => void
   readonly onError: (error: unknown) => void
   /** The clock a slice's time budget is measured on, in ms (tests inject one). Default: performance.now. */
   readonly sliceClock?: () => number
@@ -123,6 +125,7 @@ export class Spiller {
     const memory = this.#options.memory
     const clock = this.#options.sliceClock ?? (() => performance.now())
     const started = clock()
+    const startedMs = performance.now()
     let sessions = 0
     let bytes = 0
     try {
@@ -132,6 +135,7 @@ export class Spiller {
         sessions += moved.sessions
         bytes += moved.bytes
       } while (memory.bytes > this.#lowBytes && clock() - started < budgetMs)
+      if (sessions > 0) this.#options.onSlice?.(performance.now() - startedMs)
       if (sessions > 0) this.#options.onSpill({ sessions, bytes })
     } finally {
       this.#running = false

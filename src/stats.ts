@@ -1,6 +1,10 @@
 // Counters of what the store did, the stats() snapshot shape, and its Prometheus text exposition.
 // Never any session data or session ids here.
 
+import type { LatencyHistograms } from './histogram.js'
+import type { LifecycleCounts } from './lifecycle.js'
+import { emptyLifecycleCounts } from './lifecycle.js'
+
 /** The snapshot returned by `TieredStore.stats()`. */
 export interface StoreStats {
   memory: { entries: number; bytes: number; maxBytes: number }
@@ -24,6 +28,10 @@ export interface StoreStats {
   invalidations: number
   /** Errors counted by code. */
   errors: Record<string, number>
+  /** Lifecycle events this instance emitted (`created`, `destroyed` and `expired`), by reason. */
+  lifecycle: LifecycleCounts
+  /** Age of the outbox's oldest entry, in ms (shared mode); null when it is empty. */
+  outboxOldestAgeMs: number | null
 }
 
 /** Mutable counters the tier manager increments. */
@@ -37,6 +45,7 @@ export class Counters {
   expired = 0
   invalidations = 0
   readonly errors = new Map<string, number>()
+  readonly lifecycle = emptyLifecycleCounts()
 
   countError(code: string): void {
     this.errors.set(code, (this.errors.get(code) ?? 0) + 1)
@@ -54,6 +63,7 @@ export interface StatsSources {
   readonly disk: StoreStats['disk']
   readonly redis: StoreStats['redis']
   readonly outbox: number
+  readonly outboxOldestAgeMs?: number | null
 }
 
 /** The `stats()` snapshot: copies of every counter and size, safe to keep. */
@@ -74,6 +84,12 @@ export function statsSnapshot(sources: StatsSources): StoreStats {
     expired: c.expired,
     invalidations: c.invalidations,
     errors: c.errorsByCode(),
+    lifecycle: {
+      created: c.lifecycle.created,
+      destroyed: { ...c.lifecycle.destroyed },
+      expired: { ...c.lifecycle.expired },
+    },
+    outboxOldestAgeMs: sources.outboxOldestAgeMs ?? null,
   }
 }
 
@@ -96,8 +112,14 @@ function metric(
   for (const [value, labels] of samples) out.push(line(name, value, labels))
 }
 
-/** Prometheus text exposition (version 0.0.4) of a stats snapshot. */
-export function toPrometheus(stats: StoreStats, prefix = 'tiered_session'): string {
+/**
+ * Prometheus text exposition (version 0.0.4) of a stats snapshot, with the latency histograms when given.
+ */
+export function toPrometheus(
+  stats: StoreStats,
+  prefix = 'tiered_session',
+  latency?: LatencyHistograms,
+): string {
   const out: string[] = []
   metric(out, `${prefix}_memory_entries`, 'gauge', 'Sessions held in the memory tier.', [
     [stats.memory.entries],
@@ -141,6 +163,28 @@ export function toPrometheus(stats: StoreStats, prefix = 'tiered_session'): stri
     [stats.invalidations],
   ])
   metric(out, `${prefix}_outbox_depth`, 'gauge', 'Writes waiting for Redis.', [[stats.outbox]])
+  metric(out, `${prefix}_outbox_oldest_age_seconds`, 'gauge', 'Age of the oldest write waiting for Redis.', [
+    [(stats.outboxOldestAgeMs ?? 0) / 1000],
+  ])
+  const { lifecycle } = stats
+  metric(
+    out,
+    `${prefix}_lifecycle_events_total`,
+    'counter',
+    'Lifecycle events emitted, by event and reason.',
+    [
+      [lifecycle.created, { event: 'created', reason: 'write' }],
+      ...Object.entries(lifecycle.destroyed).map(([reason, n]): [number, Record<string, string>] => [
+        n,
+        { event: 'destroyed', reason },
+      ]),
+      ...Object.entries(lifecycle.expired).map(([reason, n]): [number, Record<string, string>] => [
+        n,
+        { event: 'expired', reason },
+      ]),
+    ],
+  )
+  latency?.write(out, prefix)
   const errors = Object.entries(stats.errors)
   metric(
     out,

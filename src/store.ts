@@ -7,6 +7,8 @@ import type { Callback } from './callback.js'
 import { withCallback } from './callback.js'
 import type { SessionObject } from './codec.js'
 import type { TieredSessionError } from './errors.js'
+import type { StoreHealth } from './health.js'
+import type { LifecycleStep } from './lifecycle.js'
 import type { SessionEngine, SessionPatch, UserSession } from './manager/engine.js'
 import { TierManager } from './manager/tier-manager.js'
 import type { TieredStoreOptions } from './options.js'
@@ -15,6 +17,7 @@ import type { StoredSession } from './session-data.js'
 import type { SpillResult } from './spiller.js'
 import type { StoreStats } from './stats.js'
 import { toPrometheus } from './stats.js'
+import type { BackupProgress } from './tiers/sqlite-backup.js'
 
 /** Internal: how the middleware (and tests) reach the store's engine. Not exported from the package. */
 export const managerOf: (store: TieredStore) => SessionEngine = (store) => store[kManager]
@@ -34,6 +37,9 @@ interface ExpressSessionStore extends EventEmitter {
   load(sid: string, callback: (err: any, session?: any) => any): void
   // biome-ignore lint/suspicious/noExplicitAny: mirrors express-session's signature (returns its Session).
   createSession(req: any, session: any): any
+  /** Set by express-session on its store: gives `req` a new session id and Session. */
+  // biome-ignore lint/suspicious/noExplicitAny: mirrors express-session's signature (Express's Request).
+  generate?: (req: any) => void
 }
 
 /** express-session's Store class (the runtime base of TieredStore). */
@@ -41,14 +47,19 @@ const ExpressSessionStoreBase = session.Store as unknown as new () => ExpressSes
 
 /** Options of {@link TieredStore.destroyByUser}. */
 export interface DestroyByUserOptions {
-  /** Session ids to keep (e.g. the current one, for "log out everywhere else"). */
+  /** Session ids to keep (e.g. the current one, `req.sessionID`, for "log out everywhere else"). */
   except?: string | readonly string[]
+  /** Handles (from {@link TieredStore.listByUser}) of the only sessions to destroy ("log out this device"). */
+  only?: string | readonly string[]
 }
 
 /**
  * A session store for express-session: a byte-budgeted memory tier over a SQLite disk tier.
  *
- * Events: `spill` ({@link SpillResult}), `promote` (`{ bytes }`), `error` ({@link TieredSessionError}).
+ * Events: `spill` ({@link SpillResult}), `promote` (`{ bytes }`), `error` ({@link TieredSessionError});
+ * lifecycle events `created` (`{ userId }`), `destroyed` (`{ userId, reason: 'destroy' | 'logout' |
+ * 'regenerate' }`) and `expired` (`{ userId, reason: 'read' | 'sweep' }`), once per step, by the instance that
+ * made it — never a session id or data.
  * Every method takes an optional callback, called exactly once; without one it returns a Promise.
  */
 export class TieredStore extends ExpressSessionStoreBase {
@@ -73,6 +84,14 @@ export class TieredStore extends ExpressSessionStoreBase {
       disconnect: () => this.#emitSafely('disconnect', undefined),
       invalidation: () => this.#emitSafely('invalidation', undefined),
       coherence: (live: boolean) => this.#emitSafely('coherence', { live }),
+      lifecycle: (step: LifecycleStep) => {
+        // NB: a new object per event, without `type`: listeners get `{ userId, reason }` at most.
+        if (this.listenerCount(step.type) === 0) return
+        this.#emitSafely(
+          step.type,
+          step.type === 'created' ? { userId: step.userId } : { userId: step.userId, reason: step.reason },
+        )
+      },
     }
     this.#manager = new TierManager(resolved, events)
   }
@@ -117,6 +136,25 @@ export class TieredStore extends ExpressSessionStoreBase {
   set(sid: string, session: StorableSession, callback: (err?: unknown) => void): void
   set(sid: string, session: StorableSession, callback?: Callback<void>): Promise<void> | void {
     return withCallback(() => this.#manager.set(sid, session as unknown as SessionObject), callback)
+  }
+
+  /**
+   * express-session's regenerate (`req.session.regenerate()`): destroys the old session (its `destroyed` event
+   * says 'regenerate') and gives `req` a new one.
+   */
+  // biome-ignore lint/suspicious/noExplicitAny: mirrors express-session's signature (Express's Request).
+  override regenerate(req: any, callback: (err?: any) => any): void {
+    this.#manager.destroy(req.sessionID, undefined, 'regenerate').then(
+      () => {
+        this.generate?.(req)
+        callback()
+      },
+      (error: unknown) => {
+        // NB: as express-session's own Store.regenerate: a new session all the same, and the error.
+        this.generate?.(req)
+        callback(error)
+      },
+    )
   }
 
   /** Removes the session from every tier. */
@@ -185,7 +223,18 @@ export class TieredStore extends ExpressSessionStoreBase {
     )
   }
 
-  /** Destroys every session of a user but those in `except` ("log out everywhere"); resolves to how many. */
+  /**
+   * The handle of the session with this id: what {@link TieredStore.listByUser} entries carry and
+   * `destroyByUser(userId, { only })` takes (e.g. to mark "this browser" in a list of sessions).
+   */
+  handleOf(sid: string): string {
+    return this.#manager.handleOf(sid)
+  }
+
+  /**
+   * Destroys every session of a user but those whose id is in `except` ("log out everywhere else"), or with
+   * `only`, just those whose handle is in it ("log out this device"); resolves to how many.
+   */
   destroyByUser(userId: unknown, options?: DestroyByUserOptions): Promise<number>
   destroyByUser(
     userId: unknown,
@@ -200,8 +249,12 @@ export class TieredStore extends ExpressSessionStoreBase {
   ): Promise<number> | void {
     const cb = typeof optionsOrCallback === 'function' ? optionsOrCallback : callback
     const options = typeof optionsOrCallback === 'function' ? {} : (optionsOrCallback ?? {})
-    const except = options.except === undefined ? [] : ([] as string[]).concat(options.except)
-    return withCallback(() => this.#manager.destroyByUser(userId, except), cb)
+    const except = options.except === undefined ? undefined : ([] as string[]).concat(options.except)
+    const only = options.only === undefined ? undefined : ([] as string[]).concat(options.only)
+    return withCallback(
+      () => this.#manager.destroyByUser(userId, { ...(except && { except }), ...(only && { only }) }),
+      cb,
+    )
   }
 
   /**
@@ -228,6 +281,21 @@ export class TieredStore extends ExpressSessionStoreBase {
     return withCallback(() => this.#manager.sweep(), callback)
   }
 
+  /**
+   * Copies the SQLite file to `path` online (writes go on meanwhile) as one consistent state holding every write
+   * acknowledged before the call; the copy is 0600, its directory created 0700 if missing. Emits `backup`
+   * (`{ totalPages, remainingPages }`) after each step; resolves to the last. Rejects with TS_NO_DISK_TIER
+   * (`disk: false`) or TS_BACKUP_FAILED (the copy cannot be written).
+   */
+  backup(path: string): Promise<BackupProgress>
+  backup(path: string, callback: (err: unknown, progress?: BackupProgress) => void): void
+  backup(path: string, callback?: Callback<BackupProgress>): Promise<BackupProgress> | void {
+    return withCallback(
+      () => this.#manager.backup(path, (progress) => this.#emitSafely('backup', progress)),
+      callback,
+    )
+  }
+
   /** Commits everything, stops the timers and closes the database. Idempotent. */
   close(): Promise<void>
   close(callback: (err?: unknown) => void): void
@@ -240,8 +308,16 @@ export class TieredStore extends ExpressSessionStoreBase {
     return this.#manager.stats()
   }
 
-  /** The stats as Prometheus text exposition. */
+  /** The stats and the latency histograms as Prometheus text exposition. */
   metrics(): string {
-    return toPrometheus(this.stats())
+    return toPrometheus(this.stats(), 'tiered_session', this.#manager.latency)
+  }
+
+  /**
+   * Synchronous health view for a readiness probe: `ok` is false when the store is closed, the disk is failing,
+   * or Redis is down while writes wait in the outbox (or, with `disk: false`, cannot go anywhere).
+   */
+  health(): StoreHealth {
+    return this.#manager.health()
   }
 }

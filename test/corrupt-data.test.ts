@@ -1,6 +1,7 @@
 import Database from 'better-sqlite3'
 import { describe, expect, it } from 'vitest'
 import type { TieredSessionError } from '../src/errors.js'
+import { handlesFor, storedKey } from './helpers/handles.js'
 import { createStore, sessionFor } from './helpers/stores.js'
 
 const HOUR = 3_600_000
@@ -8,7 +9,7 @@ const HOUR = 3_600_000
 function corrupt(dbPath: string, sid: string, payload: unknown): void {
   const db = new Database(dbPath)
   try {
-    db.prepare('UPDATE sessions SET payload = ? WHERE sid = ?').run(payload, sid)
+    db.prepare('UPDATE sessions SET payload = ? WHERE sid = ?').run(payload, storedKey(sid))
   } finally {
     db.close()
   }
@@ -39,7 +40,7 @@ describe('corrupt rows on disk', () => {
       expect(store.metrics()).toContain('tiered_session_errors_total{code="TS_DECODE_FAILED"} 1')
 
       // Listing skips it (and reports it), the good session is served, and a new write replaces the bad row.
-      expect(Object.keys(await store.all())).toEqual(['good'])
+      expect(Object.keys(await store.all())).toEqual(handlesFor('good'))
       expect(await store.get('good')).toMatchObject({ v: 2 })
       await store.touch('bad', sessionFor(clock.now(), 2 * HOUR, {}))
       await store.set('bad', sessionFor(clock.now(), HOUR, { v: 3 }))

@@ -12,6 +12,7 @@ import Database from 'better-sqlite3'
 import { describe, expect, it, onTestFinished } from 'vitest'
 import type { TieredSessionError } from '../src/errors.js'
 import { TieredStore } from '../src/store.js'
+import { storedKey } from './helpers/handles.js'
 import { makeTempDir } from './helpers/temp-dir.js'
 
 const SESSIONS = 200
@@ -152,7 +153,7 @@ describe('deferred touches under kill -9 (local mode)', () => {
 
       const problems: string[] = []
       for (let i = 0; i < SESSIONS; i++) {
-        const row = rows.find((r) => r.sid === `s${i}`)
+        const row = rows.find((r) => r.sid === storedKey(`s${i}`))
         const acked = report.acked.get(i) as Acked
         if (row === undefined) {
           problems.push(`s${i}: missing`)

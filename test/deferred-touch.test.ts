@@ -9,6 +9,7 @@ import { join } from 'node:path'
 import Database from 'better-sqlite3'
 import { describe, expect, it, onTestFinished } from 'vitest'
 import { TieredStore } from '../src/store.js'
+import { storedKey } from './helpers/handles.js'
 import { commandCalls, redisCommand, useRedis } from './helpers/redis-server.js'
 import { sharedStores } from './helpers/shared-stores.js'
 import { createStore, sessionFor } from './helpers/stores.js'
@@ -37,7 +38,7 @@ interface Row {
 function rowOf(dbPath: string, sid: string): Row | undefined {
   const db = new Database(dbPath, { readonly: true, fileMustExist: true })
   try {
-    return db.prepare('SELECT expiresAt, version, payload FROM sessions WHERE sid = ?').get(sid) as
+    return db.prepare('SELECT expiresAt, version, payload FROM sessions WHERE sid = ?').get(storedKey(sid)) as
       | Row
       | undefined
   } finally {
@@ -427,7 +428,7 @@ describe('deferred touches, shared mode', () => {
     const { open, clock, prefix } = sharedStores(() => ({ url: proxy.url }))
     const a = await open('a')
     await a.set('s', sessionFor(clock.now(), HOUR, { user: 'ann', cart: ['tea'] }))
-    const before = await hashOf(redis.port, `${prefix}s`)
+    const before = await hashOf(redis.port, `${prefix}${storedKey('s')}`)
     expect(before.e).toBe(clock.now() + HOUR)
 
     clock.advance(5 * SECOND)
@@ -436,17 +437,17 @@ describe('deferred touches, shared mode', () => {
     proxy.hold()
     await a.touch('s', touched)
     expect((await read(a, 's'))?.cookie.expires).toBe(touched.cookie.expires)
-    expect(await hashOf(redis.port, `${prefix}s`)).toEqual(before)
+    expect(await hashOf(redis.port, `${prefix}${storedKey('s')}`)).toEqual(before)
     proxy.release()
 
     await a.flush()
-    const after = await hashOf(redis.port, `${prefix}s`)
+    const after = await hashOf(redis.port, `${prefix}${storedKey('s')}`)
     expect(after.e).toBe(Date.parse(touched.cookie.expires))
     expect(after.v).toBe(before.v)
     expect(after.p).toBe(before.p)
     expect(JSON.parse(after.c ?? 'null')).toEqual(touched.cookie)
     expect(after.t).toBe(before.v)
-    const expireTime = Number(await redisCommand(redis.port, ['PEXPIRETIME', `${prefix}s`]))
+    const expireTime = Number(await redisCommand(redis.port, ['PEXPIRETIME', `${prefix}${storedKey('s')}`]))
     expect(expireTime).toBe(Date.parse(touched.cookie.expires))
     const fresh = await open('fresh')
     expect(await read(fresh, 's')).toEqual(touched)
@@ -456,7 +457,7 @@ describe('deferred touches, shared mode', () => {
     const { open, clock, prefix } = sharedStores(() => ({ url: redis.url }))
     const a = await open('a')
     await a.set('s', sessionFor(clock.now(), HOUR, { n: 1 }))
-    const before = await hashOf(redis.port, `${prefix}s`)
+    const before = await hashOf(redis.port, `${prefix}${storedKey('s')}`)
     const scripts = await scriptCalls(redis.port)
     let last = ''
     for (let i = 0; i < 50; i++) {
@@ -467,7 +468,7 @@ describe('deferred touches, shared mode', () => {
     }
     await a.flush()
     expect((await scriptCalls(redis.port)) - scripts).toBeLessThanOrEqual(3)
-    const after = await hashOf(redis.port, `${prefix}s`)
+    const after = await hashOf(redis.port, `${prefix}${storedKey('s')}`)
     expect(after.e).toBe(Date.parse(last))
     expect(after.v).toBe(before.v)
     expect(after.p).toBe(before.p)
@@ -478,13 +479,13 @@ describe('deferred touches, shared mode', () => {
       const { open, clock, prefix } = sharedStores(() => ({ url: redis.url }))
       const a = await open('a')
       await a.set('s', sessionFor(clock.now(), HOUR, { cart: ['tea'] }))
-      const v1 = Number((await hashOf(redis.port, `${prefix}s`)).v)
+      const v1 = Number((await hashOf(redis.port, `${prefix}${storedKey('s')}`)).v)
       clock.advance(SECOND)
       await a.touch('s', sessionFor(clock.now(), 2 * HOUR, { cart: ['tea'] }))
       const written = sessionFor(clock.now(), HOUR, { cart: ['tea', 'milk'] })
       await a.set('s', written)
       await a.flush()
-      const hash = await hashOf(redis.port, `${prefix}s`)
+      const hash = await hashOf(redis.port, `${prefix}${storedKey('s')}`)
       expect(Number(hash.v)).toBeGreaterThan(v1)
       expect(JSON.parse(hash.p ?? 'null')).toEqual(written)
       expect(hash.e).toBe(clock.now() + HOUR)
@@ -496,13 +497,13 @@ describe('deferred touches, shared mode', () => {
       const { open, clock, prefix } = sharedStores(() => ({ url: redis.url }))
       const a = await open('a')
       await a.set('s', sessionFor(clock.now(), HOUR, { cart: ['tea'] }))
-      const v1 = Number((await hashOf(redis.port, `${prefix}s`)).v)
+      const v1 = Number((await hashOf(redis.port, `${prefix}${storedKey('s')}`)).v)
       clock.advance(SECOND)
       const touched = sessionFor(clock.now(), HOUR, { cart: ['tea'] })
       await a.touch('s', touched)
       expect(await a.merge('s', { set: { cart: '["tea","milk"]' }, unset: [] })).toBe(true)
       await a.flush()
-      const hash = await hashOf(redis.port, `${prefix}s`)
+      const hash = await hashOf(redis.port, `${prefix}${storedKey('s')}`)
       expect(Number(hash.v)).toBeGreaterThan(v1)
       const expected = { ...touched, cart: ['tea', 'milk'] }
       expect(await read(a, 's')).toEqual(expected)
@@ -517,7 +518,7 @@ describe('deferred touches, shared mode', () => {
       await a.touch('s', sessionFor(clock.now(), HOUR, { cart: ['tea'] }))
       await a.destroy('s')
       await a.flush()
-      const hash = await hashOf(redis.port, `${prefix}s`)
+      const hash = await hashOf(redis.port, `${prefix}${storedKey('s')}`)
       expect(hash.p).toBeNull()
       expect(hash.c).toBeNull()
       expect(await read(a, 's')).toBeUndefined()
@@ -536,13 +537,13 @@ describe('deferred touches, shared mode', () => {
       const written = sessionFor(clock.now(), HOUR, { cart: ['coffee'] })
       const invalidated = once(a, 'invalidation')
       await b.set('s', written)
-      const theirs = await hashOf(redis.port, `${prefix}s`)
+      const theirs = await hashOf(redis.port, `${prefix}${storedKey('s')}`)
       proxy.release()
       await a.flush()
       // NB: B's invalidation reaches A on its own connection, maybe after the touch's reply.
       await invalidated
       // A's touch was made on the version B replaced: it is dropped.
-      expect(await hashOf(redis.port, `${prefix}s`)).toEqual(theirs)
+      expect(await hashOf(redis.port, `${prefix}${storedKey('s')}`)).toEqual(theirs)
       expect(theirs.c).toBeNull()
       expect(JSON.parse(theirs.p ?? 'null')).toEqual(written)
       expect(await read(a, 's')).toEqual(written)
@@ -570,12 +571,12 @@ describe('deferred touches, shared mode', () => {
       const { open, clock, prefix } = sharedStores(() => ({ url: redis.url }))
       const a = await open('a')
       await a.set('s', sessionFor(clock.now(), MINUTE, { n: 1 }))
-      const before = await hashOf(redis.port, `${prefix}s`)
+      const before = await hashOf(redis.port, `${prefix}${storedKey('s')}`)
       clock.advance(MINUTE + SECOND)
       await a.touch('s', sessionFor(clock.now(), HOUR, { n: 1 }))
       await a.flush()
       expect(await read(a, 's')).toBeUndefined()
-      const hash = await hashOf(redis.port, `${prefix}s`)
+      const hash = await hashOf(redis.port, `${prefix}${storedKey('s')}`)
       // Gone (Redis's own expiry, or forgotten) or untouched: never moved forward.
       if (hash.v !== null) expect(hash).toEqual(before)
       expect(await read(await open('fresh'), 's')).toBeUndefined()
@@ -586,10 +587,10 @@ describe('deferred touches, shared mode', () => {
       const a = await open('a')
       await a.set('s', sessionFor(clock.now(), HOUR, { n: 1 }))
       await a.destroy('s')
-      const tombstone = await hashOf(redis.port, `${prefix}s`)
+      const tombstone = await hashOf(redis.port, `${prefix}${storedKey('s')}`)
       await a.touch('s', sessionFor(clock.now(), HOUR, { n: 1 }))
       await a.flush()
-      expect(await hashOf(redis.port, `${prefix}s`)).toEqual(tombstone)
+      expect(await hashOf(redis.port, `${prefix}${storedKey('s')}`)).toEqual(tombstone)
       expect(tombstone.p).toBeNull()
       expect(await read(a, 's')).toBeUndefined()
       expect(await read(await open('fresh'), 's')).toBeUndefined()
@@ -604,7 +605,7 @@ describe('deferred touches, shared mode', () => {
       await a.touch('s', sessionFor(clock.now(), HOUR, { n: 1 }))
       await destroying
       await a.flush()
-      const hash = await hashOf(redis.port, `${prefix}s`)
+      const hash = await hashOf(redis.port, `${prefix}${storedKey('s')}`)
       expect(hash.p).toBeNull()
       expect(hash.c).toBeNull()
       expect(await read(a, 's')).toBeUndefined()
@@ -616,12 +617,12 @@ describe('deferred touches, shared mode', () => {
     const { open, clock, prefix } = sharedStores(() => ({ url: redis.url }))
     const a = await open('a')
     await a.set('s', sessionFor(clock.now(), HOUR, { n: 1 }))
-    const before = await hashOf(redis.port, `${prefix}s`)
+    const before = await hashOf(redis.port, `${prefix}${storedKey('s')}`)
     clock.advance(10 * SECOND)
     const touched = sessionFor(clock.now(), HOUR, { n: 1 })
     await a.touch('s', touched)
     await a.close()
-    const after = await hashOf(redis.port, `${prefix}s`)
+    const after = await hashOf(redis.port, `${prefix}${storedKey('s')}`)
     expect(after.e).toBe(Date.parse(touched.cookie.expires))
     expect(after.v).toBe(before.v)
     const fresh = await open('fresh')
@@ -667,7 +668,9 @@ describe('deferred touches, shared mode', () => {
     await probe
     expect(heard).toBe(1)
     expect(b.stats().invalidations).toBe(invalidations + 1)
-    expect((await hashOf(redis.port, `${prefix}s`)).e).toBe(Date.parse(touched.cookie.expires))
+    expect((await hashOf(redis.port, `${prefix}${storedKey('s')}`)).e).toBe(
+      Date.parse(touched.cookie.expires),
+    )
 
     // Past the old expiry, before the new one.
     clock.advance(6 * MINUTE)
@@ -680,20 +683,20 @@ describe('deferred touches, shared mode', () => {
       const a = await open('a', { touchAfter: 0.5 })
       const saved = sessionFor(clock.now(), HOUR, { n: 1 })
       await a.set('s', saved)
-      const before = await hashOf(redis.port, `${prefix}s`)
+      const before = await hashOf(redis.port, `${prefix}${storedKey('s')}`)
 
       clock.advance(20 * MINUTE)
       await a.touch('s', sessionFor(clock.now(), HOUR, { n: 1 }))
       expect((await read(a, 's'))?.cookie.expires).toBe(saved.cookie.expires)
       await a.flush()
-      expect(await hashOf(redis.port, `${prefix}s`)).toEqual(before)
+      expect(await hashOf(redis.port, `${prefix}${storedKey('s')}`)).toEqual(before)
 
       clock.advance(11 * MINUTE)
       const touched = sessionFor(clock.now(), HOUR, { n: 1 })
       await a.touch('s', touched)
       expect((await read(a, 's'))?.cookie.expires).toBe(touched.cookie.expires)
       await a.flush()
-      const after = await hashOf(redis.port, `${prefix}s`)
+      const after = await hashOf(redis.port, `${prefix}${storedKey('s')}`)
       expect(after.e).toBe(Date.parse(touched.cookie.expires))
       expect(after.v).toBe(before.v)
     })
@@ -703,14 +706,14 @@ describe('deferred touches, shared mode', () => {
     const { open, clock, prefix } = sharedStores(() => ({ url: redis.url }))
     const a = await open('a')
     await a.set('s', sessionFor(clock.now(), HOUR, { user: 'ann', cart: ['tea'] }))
-    const v1 = (await hashOf(redis.port, `${prefix}s`)).v
+    const v1 = (await hashOf(redis.port, `${prefix}${storedKey('s')}`)).v
 
     clock.advance(5 * SECOND)
     const resaved = sessionFor(clock.now(), HOUR, { user: 'ann', cart: ['tea'] })
     await a.set('s', resaved)
     expect((await read(a, 's'))?.cookie.expires).toBe(resaved.cookie.expires)
     await a.flush()
-    let hash = await hashOf(redis.port, `${prefix}s`)
+    let hash = await hashOf(redis.port, `${prefix}${storedKey('s')}`)
     expect(hash.v).toBe(v1)
     expect(hash.e).toBe(Date.parse(resaved.cookie.expires))
     expect(await read(await open('fresh'), 's')).toEqual(resaved)
@@ -719,7 +722,7 @@ describe('deferred touches, shared mode', () => {
     const changed = sessionFor(clock.now(), HOUR, { user: 'ann', cart: ['tea', 'milk'] })
     await a.set('s', changed)
     await a.flush()
-    hash = await hashOf(redis.port, `${prefix}s`)
+    hash = await hashOf(redis.port, `${prefix}${storedKey('s')}`)
     expect(Number(hash.v)).toBeGreaterThan(Number(v1))
     expect(JSON.parse(hash.p ?? 'null')).toEqual(changed)
   })
@@ -747,7 +750,7 @@ describe('a touch near the end of a session is durable at once', () => {
     onTestFinished(() => {
       db.close()
     })
-    expect(db.prepare('SELECT expiresAt FROM sessions WHERE sid = ?').get('late')).toEqual({
+    expect(db.prepare('SELECT expiresAt FROM sessions WHERE sid = ?').get(storedKey('late'))).toEqual({
       expiresAt: clock.now() + 60_000,
     })
   })

@@ -3,6 +3,7 @@ import { join } from 'node:path'
 import Database from 'better-sqlite3'
 import { describe, expect, it, onTestFinished } from 'vitest'
 import { TieredStore } from '../src/store.js'
+import { storedKey } from './helpers/handles.js'
 import { createStore, sessionFor } from './helpers/stores.js'
 import { makeTempDir } from './helpers/temp-dir.js'
 
@@ -21,11 +22,14 @@ describe('the SQLite file', () => {
     })
     expect(db.pragma('journal_mode', { simple: true })).toBe('wal')
     const columns = (db.pragma('table_info(sessions)') as Array<{ name: string }>).map((c) => c.name)
-    expect(columns).toEqual(['sid', 'payload', 'expiresAt', 'version', 'userId'])
+    expect(columns).toEqual(['sid', 'payload', 'expiresAt', 'version', 'userId', 'createdAt'])
+    const metaColumns = (db.pragma('table_info(meta)') as Array<{ name: string }>).map((c) => c.name)
+    expect(metaColumns).toEqual(['name', 'value'])
+    expect(db.prepare("SELECT value FROM meta WHERE name = 'ids'").get()).toEqual({ value: 'sha256' })
     const indexes = (db.pragma('index_list(sessions)') as Array<{ name: string }>).map((i) => i.name)
     expect(indexes).toEqual(expect.arrayContaining(['sessions_by_expiry', 'sessions_by_user']))
     expect(db.prepare('SELECT sid, userId, version FROM sessions').all()).toEqual([
-      { sid: 's', userId: 'u', version: 1 },
+      { sid: storedKey('s'), userId: 'u', version: 1 },
     ])
   })
 
@@ -57,13 +61,15 @@ describe('the SQLite file', () => {
     onTestFinished(() => {
       db.close()
     })
-    expect(db.prepare('SELECT version, expiresAt FROM sessions WHERE sid = ?').get('s')).toEqual({
+    expect(db.prepare('SELECT version, expiresAt FROM sessions WHERE sid = ?').get(storedKey('s'))).toEqual({
       version: 3,
       expiresAt: clock.now() + 2 * HOUR,
     })
     await store.merge('s', { set: { i: '9' }, unset: [] })
     await store.flush()
-    expect(db.prepare('SELECT version FROM sessions WHERE sid = ?').get('s')).toEqual({ version: 4 })
+    expect(db.prepare('SELECT version FROM sessions WHERE sid = ?').get(storedKey('s'))).toEqual({
+      version: 4,
+    })
   })
 
   it('a file that is not a SQLite database fails at construction with TS_DISK_OPEN_FAILED', () => {

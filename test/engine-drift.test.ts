@@ -9,6 +9,7 @@ import Database from 'better-sqlite3'
 import { describe, expect, it } from 'vitest'
 import type { TieredSessionError } from '../src/errors.js'
 import type { TieredStore } from '../src/store.js'
+import { storedKey } from './helpers/handles.js'
 import { useRedis } from './helpers/redis-server.js'
 import { engineOf, sharedSession, sharedStores } from './helpers/shared-stores.js'
 import { createStore } from './helpers/stores.js'
@@ -26,7 +27,7 @@ const PAD = 'x'.repeat(200)
 function corrupt(dbPath: string, sid: string): number {
   const db = new Database(dbPath)
   try {
-    return db.prepare("UPDATE sessions SET payload = 'garbage' WHERE sid = ?").run(sid).changes
+    return db.prepare("UPDATE sessions SET payload = 'garbage' WHERE sid = ?").run(storedKey(sid)).changes
   } finally {
     db.close()
   }

@@ -2,6 +2,7 @@ import request from 'supertest'
 import { describe, expect, it, onTestFinished, vi } from 'vitest'
 import { systemClock } from '../src/clock.js'
 import { expressSessionApp } from './helpers/apps.js'
+import { handleFor } from './helpers/handles.js'
 import { createStore } from './helpers/stores.js'
 
 function sidFromCookie(setCookie: string[] | string | undefined): string {
@@ -57,7 +58,7 @@ describe('express-session with TieredStore (Express 5, supertest)', () => {
     expect(after).not.toBe(before)
     expect(await store.get(before)).toBeUndefined()
     await agent.get('/whoami').expect(200, { user: 'alice', cart: ['book'], id: after })
-    expect((await store.listByUser('alice')).map((s) => s.sid)).toEqual([after])
+    expect((await store.listByUser('alice')).map((s) => s.handle)).toEqual([handleFor(after)])
   })
 
   it('destroy on logout removes the session from the store', async () => {

@@ -14,6 +14,7 @@ import request from 'supertest'
 import { afterEach, beforeEach, describe, expect, it, onTestFinished } from 'vitest'
 import { tieredSession } from '../src/middleware/tiered-session.js'
 import type { TieredStore } from '../src/store.js'
+import { storedKey } from './helpers/handles.js'
 import {
   pollDelay,
   type RedisCluster,
@@ -280,7 +281,7 @@ async function failoverUnderLoad(cluster: RedisCluster, waitForReplicas: number)
 
   // The store follows the new master: a write after the failover, to a session in the slots that moved, is
   // on the promoted node.
-  const key = (sid: string) => redisOf(store).key(sid)
+  const key = (sid: string) => redisOf(store).key(storedKey(sid))
   const slotOf = async (sid: string) =>
     Number(await redisCommand(promoted.port, ['CLUSTER', 'KEYSLOT', key(sid)]))
   let moved = -1

@@ -14,6 +14,7 @@ import request from 'supertest'
 import { afterEach, beforeEach, describe, expect, it, onTestFinished } from 'vitest'
 import { tieredSession } from '../src/middleware/tiered-session.js'
 import type { TieredStore } from '../src/store.js'
+import { storedKey } from './helpers/handles.js'
 import { type SentinelSetup, startSentinelSetup } from './helpers/redis-sentinel.js'
 import { pollDelay, type RedisProcess, redisCommand } from './helpers/redis-server.js'
 import { engineOf, ready, redisOf, sharedStores } from './helpers/shared-stores.js'
@@ -250,7 +251,7 @@ async function failoverUnderLoad(setup: SentinelSetup, waitForReplicas: number) 
   expect(store.stats().outbox).toBe(0)
 
   // The store follows the new master: a write after the failover is on the promoted server.
-  const key = (sid: string) => redisOf(store).key(sid)
+  const key = (sid: string) => redisOf(store).key(storedKey(sid))
   const moved = 0
   const sid = sids[moved] as string
   await request(server)

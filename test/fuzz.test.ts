@@ -2,6 +2,7 @@ import Database from 'better-sqlite3'
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { isTieredSessionError } from '../src/errors.js'
+import { storedKey } from './helpers/handles.js'
 import { redisCommand, useRedis } from './helpers/redis-server.js'
 import { sharedStores } from './helpers/shared-stores.js'
 import { createStore, sessionFor } from './helpers/stores.js'
@@ -130,7 +131,7 @@ describe('fuzzing the store (local mode)', () => {
     db.pragma('ignore_check_constraints = ON')
     rows.forEach((row, i) => {
       try {
-        insert.run(`g${i}`, row.payload as never, row.expiresAt as never, row.version as never)
+        insert.run(storedKey(`g${i}`), row.payload as never, row.expiresAt as never, row.version as never)
       } catch {
         // NOT NULL columns refuse some garbage outright; those rows simply do not exist.
       }
@@ -168,7 +169,7 @@ describe('fuzzing garbage values in Redis (shared mode)', () => {
     )
     const samples = fc.sample(value, { numRuns: 150, seed: SEED })
     for (const [i, [command, ...args]] of samples.entries()) {
-      const key = `${prefix}r${i}`
+      const key = `${prefix}${storedKey(`r${i}`)}`
       await redisCommand(redis.port, [command as string, key, ...(args as string[])])
       const got = await store.get(`r${i}`)
       if (got !== undefined) expect(typeof got).toBe('object')

@@ -6,6 +6,7 @@ import { describe, expect, it } from 'vitest'
 import { systemClock } from '../src/clock.js'
 import { tieredSession } from '../src/middleware/tiered-session.js'
 import type { TieredStore } from '../src/store.js'
+import { handleFor } from './helpers/handles.js'
 import { createStore } from './helpers/stores.js'
 import { sidFromSetCookie } from './helpers/tiered-apps.js'
 
@@ -61,7 +62,7 @@ describe('Passport (passport-local) on tieredSession()', () => {
     expect(sid).toBe(login.body.sid)
     await agent.get('/me').expect(200, { user: 'alice' })
     expect(await store.get(sid as string)).toMatchObject({ passport: { user: 'alice' } })
-    expect((await store.listByUser('alice')).map((s) => s.sid)).toEqual([sid])
+    expect((await store.listByUser('alice')).map((s) => s.handle)).toEqual([handleFor(sid as string)])
 
     await agent.post('/logout').expect(200)
     await agent.get('/me').expect(200, { user: null })

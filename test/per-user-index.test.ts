@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest'
+import { handleFor, handlesFor } from './helpers/handles.js'
 import { createStore, sessionFor } from './helpers/stores.js'
 
 const HOUR = 3_600_000
@@ -23,8 +24,8 @@ describe('the per-user index', () => {
     clock.advance(10)
 
     const alice = await store.listByUser('alice')
-    expect(alice.map((s) => s.sid).sort()).toEqual(['alice-laptop', 'alice-phone'])
-    expect(alice.find((s) => s.sid === 'alice-phone')?.session).toMatchObject({ ua: 'phone' })
+    expect(alice.map((s) => s.handle).sort()).toEqual(handlesFor('alice-laptop', 'alice-phone'))
+    expect(alice.find((s) => s.handle === handleFor('alice-phone'))?.session).toMatchObject({ ua: 'phone' })
     expect(alice[0]?.expiresAt).toBe(now + HOUR)
     expect(await store.listByUser('nobody')).toEqual([])
     expect(await store.listByUser(undefined)).toEqual([])
@@ -36,7 +37,7 @@ describe('the per-user index', () => {
     await store.set('s', sessionFor(now, HOUR, { cart: ['a'] }))
     expect(await store.listByUser('carol')).toEqual([])
     await store.set('s', passportSession(now, 'carol', { cart: ['a'] }))
-    expect((await store.listByUser('carol')).map((s) => s.sid)).toEqual(['s'])
+    expect((await store.listByUser('carol')).map((s) => s.handle)).toEqual(handlesFor('s'))
     await store.set('s', sessionFor(now, HOUR, { cart: ['a'] }))
     expect(await store.listByUser('carol')).toEqual([])
   })
@@ -51,7 +52,7 @@ describe('the per-user index', () => {
     expect(await store.get('d3')).toBeUndefined()
     expect(await store.get('d2')).toMatchObject({ passport: { user: 42 } })
     expect(await store.get('other')).toBeDefined()
-    expect((await store.listByUser('42')).map((s) => s.sid)).toEqual(['d2'])
+    expect((await store.listByUser('42')).map((s) => s.handle)).toEqual(handlesFor('d2'))
     expect(await store.destroyByUser(42)).toBe(1)
     expect(await store.listByUser(42)).toEqual([])
   })
@@ -61,7 +62,7 @@ describe('the per-user index', () => {
       userId: (sess) => (sess.account as { id?: string } | undefined)?.id,
     })
     await store.set('s1', sessionFor(clock.now(), HOUR, { account: { id: 'acct-7' }, userId: 'ignored' }))
-    expect((await store.listByUser('acct-7')).map((s) => s.sid)).toEqual(['s1'])
+    expect((await store.listByUser('acct-7')).map((s) => s.handle)).toEqual(handlesFor('s1'))
     expect(await store.listByUser('ignored')).toEqual([])
   })
 })

@@ -1,6 +1,7 @@
 import { inspect } from 'node:util'
 import { describe, expect, it } from 'vitest'
 import type { TieredSessionError } from '../src/errors.js'
+import { handlesFor, storedKey } from './helpers/handles.js'
 import { redisCommand, useRedis } from './helpers/redis-server.js'
 import { engineOf, ready, redisOf, sharedSession, sharedStores } from './helpers/shared-stores.js'
 
@@ -15,11 +16,20 @@ describe('garbage in Redis', () => {
     const errors: TieredSessionError[] = []
     store.on('error', (e) => errors.push(e))
     const sid = 'garbage-sid-4111'
-    await redisCommand(redis.port, ['SET', `${prefix}${sid}`, 'card 4111-1111-1111-1111'])
-    await redisCommand(redis.port, ['HSET', `${prefix}badversion`, 'p', '{}', 'v', 'not-a-number', 'e', 'x'])
+    await redisCommand(redis.port, ['SET', `${prefix}${storedKey(sid)}`, 'card 4111-1111-1111-1111'])
     await redisCommand(redis.port, [
       'HSET',
-      `${prefix}badjson`,
+      `${prefix}${storedKey('badversion')}`,
+      'p',
+      '{}',
+      'v',
+      'not-a-number',
+      'e',
+      'x',
+    ])
+    await redisCommand(redis.port, [
+      'HSET',
+      `${prefix}${storedKey('badjson')}`,
       'p',
       '{"a":',
       'v',
@@ -43,12 +53,12 @@ describe('garbage in Redis', () => {
     await store.set('badjson', sharedSession(clock.now(), HOUR, { fixed: true }))
     expect(await store.get('badjson')).toMatchObject({ fixed: true })
     // A string where a session hash and a user index set should be: both writes replace it.
-    await redisCommand(redis.port, ['SET', `${prefix}overwritten`, 'junk'])
+    await redisCommand(redis.port, ['SET', `${prefix}${storedKey('overwritten')}`, 'junk'])
     await redisCommand(redis.port, ['SET', redisOf(store).userKey('mallory'), 'junk'])
     await store.set('overwritten', sharedSession(clock.now(), HOUR, { passport: { user: 'mallory' } }))
     expect(await store.get('overwritten')).toMatchObject({ passport: { user: 'mallory' } })
-    expect((await store.listByUser('mallory')).map((s) => s.sid)).toEqual(['overwritten'])
-    await redisCommand(redis.port, ['SET', `${prefix}again`, 'junk'])
+    expect((await store.listByUser('mallory')).map((s) => s.handle)).toEqual(handlesFor('overwritten'))
+    await redisCommand(redis.port, ['SET', `${prefix}${storedKey('again')}`, 'junk'])
     await store.clear()
     expect(await store.length()).toBe(0)
   })
@@ -90,6 +100,8 @@ describe('garbage in Redis', () => {
     await ready(store)
     await engineOf(store).replayed()
     expect(store.stats().outbox).toBe(0)
-    expect(await redisCommand(redis.port, ['HGET', `${prefix}during-failover`, 'p'])).toContain('"v":1')
+    expect(
+      await redisCommand(redis.port, ['HGET', `${prefix}${storedKey('during-failover')}`, 'p']),
+    ).toContain('"v":1')
   })
 })

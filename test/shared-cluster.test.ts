@@ -1,6 +1,7 @@
 import { Cluster } from 'ioredis'
 import { describe, expect, it, onTestFinished } from 'vitest'
 import { cli } from './helpers/cli.js'
+import { handlesFor } from './helpers/handles.js'
 import { useCluster } from './helpers/redis-server.js'
 import { sharedSession, sharedStoresWithClients, uniquePrefix } from './helpers/shared-stores.js'
 
@@ -23,12 +24,12 @@ describe('shared mode on a 3-master Redis Cluster', () => {
     expect(await b.get('sid-7')).toMatchObject({ i: 7 })
     expect(await b.length()).toBe(60)
     expect(Object.keys(await b.all())).toHaveLength(60)
-    expect((await b.ids()).sort()).toEqual(Array.from({ length: 60 }, (_, i) => `sid-${i}`).sort())
+    expect((await b.ids()).sort()).toEqual(handlesFor(...Array.from({ length: 60 }, (_, i) => `sid-${i}`)))
 
-    const carol = (await b.listByUser('carol')).map((s) => s.sid).sort()
-    expect(carol).toEqual(Array.from({ length: 20 }, (_, k) => `sid-${k * 3}`).sort())
+    const carol = (await b.listByUser('carol')).map((s) => s.handle).sort()
+    expect(carol).toEqual(handlesFor(...Array.from({ length: 20 }, (_, k) => `sid-${k * 3}`)))
     expect(await b.destroyByUser('carol', { except: 'sid-0' })).toBe(19)
-    expect((await a.listByUser('carol')).map((s) => s.sid)).toEqual(['sid-0'])
+    expect((await a.listByUser('carol')).map((s) => s.handle)).toEqual(handlesFor('sid-0'))
     await a.destroy('sid-1')
     expect(await a.length()).toBe(40)
     expect(await b.get('sid-1')).toBeUndefined()

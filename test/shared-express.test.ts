@@ -5,6 +5,7 @@ import request from 'supertest'
 import { describe, expect, it } from 'vitest'
 import { systemClock } from '../src/clock.js'
 import { expressSessionApp } from './helpers/apps.js'
+import { handlesFor } from './helpers/handles.js'
 import { useRedis } from './helpers/redis-server.js'
 import { sharedStores, sharedStoresWithClients } from './helpers/shared-stores.js'
 import { sidFromSetCookie, tieredApp } from './helpers/tiered-apps.js'
@@ -66,7 +67,7 @@ describe('two Express apps with their own stores on one Redis', () => {
     await a.merge('s5', { set: { v: '2' }, unset: [] })
     await invalidated
     expect(await b.get('s5')).toMatchObject({ v: 2 })
-    expect((await b.listByUser('u5')).map((s) => s.sid)).toEqual(['s5'])
+    expect((await b.listByUser('u5')).map((s) => s.handle)).toEqual(handlesFor('s5'))
     // NB: A holds a copy: it learns of B's destroy through the invalidation, which is asynchronous.
     const destroyed = once(a, 'invalidation')
     await b.destroyByUser('u5')

@@ -1,5 +1,6 @@
 import { once } from 'node:events'
 import { describe, expect, it } from 'vitest'
+import { storedKey } from './helpers/handles.js'
 import { commandCalls, redisCommand, useRedis } from './helpers/redis-server.js'
 import { engineOf, ready, sharedSession, sharedStores } from './helpers/shared-stores.js'
 import { startProxy } from './helpers/tcp-proxy.js'
@@ -112,7 +113,14 @@ describe('the known races of client-side caching', () => {
     expect(await b.get('s')).toMatchObject({ v: 1 })
     const heard = once(b, 'invalidation')
     const newer = JSON.stringify(sharedSession(clock.now(), HOUR, { v: 2 }))
-    await redisCommand(redis.port, ['HSET', `${prefix}s`, 'p', newer, 'v', String((clock.now() + 1) * 1000)])
+    await redisCommand(redis.port, [
+      'HSET',
+      `${prefix}${storedKey('s')}`,
+      'p',
+      newer,
+      'v',
+      String((clock.now() + 1) * 1000),
+    ])
     await heard
     expect(await b.get('s')).toMatchObject({ v: 2 })
   })
@@ -124,7 +132,14 @@ describe('the known races of client-side caching', () => {
     expect(await b.get('s')).toMatchObject({ v: 1 })
     // Another writer whose invalidation never arrives: a newer version lands in Redis with no message.
     const newer = JSON.stringify(sharedSession(clock.now(), HOUR, { v: 2 }))
-    await redisCommand(redis.port, ['HSET', `${prefix}s`, 'p', newer, 'v', String((clock.now() + 1) * 1000)])
+    await redisCommand(redis.port, [
+      'HSET',
+      `${prefix}${storedKey('s')}`,
+      'p',
+      newer,
+      'v',
+      String((clock.now() + 1) * 1000),
+    ])
     clock.advance(999)
     expect(await b.get('s')).toMatchObject({ v: 1 })
     clock.advance(1)
@@ -137,7 +152,14 @@ describe('the known races of client-side caching', () => {
     await b.set('s', sharedSession(clock.now(), HOUR, { v: 1 }))
     expect(await b.get('s')).toMatchObject({ v: 1 })
     const newer = JSON.stringify(sharedSession(clock.now(), HOUR, { v: 2, other: 'kept' }))
-    await redisCommand(redis.port, ['HSET', `${prefix}s`, 'p', newer, 'v', String((clock.now() + 1) * 1000)])
+    await redisCommand(redis.port, [
+      'HSET',
+      `${prefix}${storedKey('s')}`,
+      'p',
+      newer,
+      'v',
+      String((clock.now() + 1) * 1000),
+    ])
 
     expect(await b.merge('s', { set: { mine: '"added"' }, unset: [] })).toBe(true)
     clock.advance(1000)
@@ -165,7 +187,7 @@ describe('the known races of client-side caching', () => {
     const shortened = clock.now() + 10 * 60_000
     await redisCommand(redis.port, [
       'HSET',
-      `${prefix}s`,
+      `${prefix}${storedKey('s')}`,
       'e',
       String(shortened),
       'v',
@@ -173,6 +195,8 @@ describe('the known races of client-side caching', () => {
     ])
     clock.advance(5000)
     await b.touch('s', sharedSession(clock.now(), HOUR, { v: 1 }))
-    expect(Number(await redisCommand(redis.port, ['HGET', `${prefix}s`, 'e']))).toBe(clock.now() + HOUR)
+    expect(Number(await redisCommand(redis.port, ['HGET', `${prefix}${storedKey('s')}`, 'e']))).toBe(
+      clock.now() + HOUR,
+    )
   })
 })

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { encodeSession } from '../src/codec.js'
+import { handlesFor, storedKey } from './helpers/handles.js'
 import { commandCalls, redisCommand, useRedis } from './helpers/redis-server.js'
 import { redisOf, sharedSession, sharedStores } from './helpers/shared-stores.js'
 
@@ -28,7 +29,7 @@ describe('the per-user index in shared mode', () => {
       sharedSession(clock.now(), HOUR, { passport: { user: 'alice' }, ...data })
     await a.set('s', session({ n: 0 }))
     const indexKey = redisOf(a).userKey('alice')
-    const sessionKey = redisOf(a).key('s')
+    const sessionKey = redisOf(a).key(storedKey('s'))
 
     const before = await indexAdds(redis.port)
     for (let n = 1; n <= 10; n++) {
@@ -46,7 +47,7 @@ describe('the per-user index in shared mode', () => {
     await a.flush()
     expect(await indexAdds(redis.port)).toBe(before + 1)
     expect(await pttl(redis.port, indexKey)).toBeGreaterThanOrEqual(await pttl(redis.port, sessionKey))
-    expect((await a.listByUser('alice')).map((s) => s.sid)).toEqual(['s'])
+    expect((await a.listByUser('alice')).map((s) => s.handle)).toEqual(handlesFor('s'))
   })
 
   it('a write made from a copy naming the wrong user still lands in the right index', async () => {
@@ -59,12 +60,12 @@ describe('the per-user index in shared mode', () => {
     // A still believes 's' is alice's (as it would with the invalidation from B not yet delivered).
     const { payload } = encodeSession(sharedSession(clock.now(), HOUR, { passport: { user: 'alice' }, v: 2 }))
     await redisOf(a).write(
-      's',
+      storedKey('s'),
       { payload, expiresAt: clock.now() + HOUR, userId: 'alice' },
       { previousUser: 'alice' },
     )
 
-    expect((await a.listByUser('alice')).map((s) => s.sid)).toEqual(['s'])
+    expect((await a.listByUser('alice')).map((s) => s.handle)).toEqual(handlesFor('s'))
     expect(await a.listByUser('bob')).toEqual([])
   })
 
@@ -79,9 +80,9 @@ describe('the per-user index in shared mode', () => {
     await a.touch('phone', alice(HOUR))
 
     expect(await pttl(redis.port, redisOf(a).userKey('alice'))).toBeGreaterThanOrEqual(
-      await pttl(redis.port, redisOf(a).key('phone')),
+      await pttl(redis.port, redisOf(a).key(storedKey('phone'))),
     )
-    expect((await a.listByUser('alice')).map((s) => s.sid)).toEqual(['phone'])
+    expect((await a.listByUser('alice')).map((s) => s.handle)).toEqual(handlesFor('phone'))
   })
 
   it('a write refused for lack of memory leaves the user index as it was', async () => {
@@ -97,6 +98,6 @@ describe('the per-user index in shared mode', () => {
     } finally {
       await redisCommand(redis.port, ['CONFIG', 'SET', 'maxmemory', '0'])
     }
-    expect((await a.listByUser('alice')).map((s) => s.sid).sort()).toEqual(['one', 'two'])
+    expect((await a.listByUser('alice')).map((s) => s.handle).sort()).toEqual(handlesFor('one', 'two'))
   })
 })

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest'
+import { handleOf, hashSid } from '../src/at-rest/session-key.js'
 import type { TieredStore } from '../src/store.js'
 import { createStore, sessionFor } from './helpers/stores.js'
 
@@ -38,14 +39,16 @@ describe('TieredStore API', () => {
       [[null, sess]].map(([e, s]) => [e, JSON.parse(JSON.stringify(s))]),
     )
     expect(await callbackCalls((cb) => store.touch('s', sess, cb))).toEqual([[null, undefined]])
+    // NB: with hashIds (the default) the store knows no ids: all() and ids() name sessions by handle.
+    const handle = handleOf(hashSid('s'))
     expect(await callbackCalls((cb) => store.all(cb))).toEqual([
-      [null, { s: JSON.parse(JSON.stringify(sess)) }],
+      [null, { [handle]: JSON.parse(JSON.stringify(sess)) }],
     ])
-    expect(await callbackCalls((cb) => store.ids(cb))).toEqual([[null, ['s']]])
+    expect(await callbackCalls((cb) => store.ids(cb))).toEqual([[null, [handle]]])
     expect(await callbackCalls((cb) => store.length(cb))).toEqual([[null, 1]])
     const listed = await callbackCalls((cb) => store.listByUser('u', cb))
     expect(listed).toHaveLength(1)
-    expect(((listed[0]?.[1] ?? []) as Array<{ sid: string }>).map((s) => s.sid)).toEqual(['s'])
+    expect(((listed[0]?.[1] ?? []) as Array<{ handle: string }>).map((s) => s.handle)).toEqual([handle])
     expect(await callbackCalls((cb) => store.flush(cb))).toEqual([[null, { sessions: 0, bytes: 0 }]])
     expect(await callbackCalls((cb) => store.destroyByUser('u', { except: [] }, cb))).toEqual([[null, 1]])
     expect(await callbackCalls((cb) => store.destroy('s', cb))).toEqual([[null, undefined]])
@@ -116,8 +119,8 @@ describe('TieredStore API', () => {
     await expect(store.set('s', { n: 1n } as never)).rejects.toMatchObject({ code: 'TS_ENCODE_FAILED' })
   })
 
-  it('keeps "__proto__" and friends as ordinary ids in all()', async () => {
-    const { store, clock } = createStore()
+  it('keeps "__proto__" and friends as ordinary ids in all() (hashIds: false)', async () => {
+    const { store, clock } = createStore({ hashIds: false })
     for (const sid of ['__proto__', 'constructor', 'prototype'])
       await store.set(sid, sessionFor(clock.now(), HOUR, { sid }))
     const all = await store.all()

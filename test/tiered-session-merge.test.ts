@@ -3,6 +3,7 @@ import request from 'supertest'
 import { describe, expect, it } from 'vitest'
 import { systemClock } from '../src/clock.js'
 import type { TieredStore } from '../src/store.js'
+import { handleFor } from './helpers/handles.js'
 import { useRedis } from './helpers/redis-server.js'
 import { sharedStores } from './helpers/shared-stores.js'
 import { createStore } from './helpers/stores.js'
@@ -38,7 +39,7 @@ async function checkMerges(store: TieredStore): Promise<void> {
     cart: ['tea'],
     views: 2,
   })
-  expect((await store.listByUser('zoe')).map((s) => s.sid)).toEqual([sid])
+  expect((await store.listByUser('zoe')).map((s) => s.handle)).toEqual([handleFor(sid as string)])
 
   await agent.post('/race').expect(200)
   expect(await store.get(sid as string)).toMatchObject({

@@ -3,6 +3,7 @@
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { TieredSessionError } from '../src/errors.js'
+import { storedKey } from './helpers/handles.js'
 import type { RedisProcess } from './helpers/redis-server.js'
 import {
   awaitReplicationLinks,
@@ -40,7 +41,8 @@ describe('redis.waitForReplicas', () => {
     const { open, clock, prefix } = sharedStores(() => ({ url: master.url, waitForReplicas: 1 }))
     const store = await open('a')
     const waits = await commandCalls(master.port, 'wait')
-    const onReplica = (sid: string) => redisCommand(replicaPort(), ['HGET', `${prefix}${sid}`, 'p'])
+    const onReplica = (sid: string) =>
+      redisCommand(replicaPort(), ['HGET', `${prefix}${storedKey(sid)}`, 'p'])
     for (let i = 0; i < 10; i++) {
       await store.set(`s${i}`, sharedSession(clock.now(), HOUR, { i }))
       expect(await onReplica(`s${i}`)).toContain(`"i":${i}`)
@@ -55,7 +57,9 @@ describe('redis.waitForReplicas', () => {
     const before = await commandCalls(master.port, 'wait')
     await store.touch('s2', sharedSession(clock.now(), 2 * HOUR, { i: 2 }))
     await store.flush()
-    expect(await redisCommand(master.port, ['HGET', `${prefix}s2`, 'e'])).toBe(String(clock.now() + 2 * HOUR))
+    expect(await redisCommand(master.port, ['HGET', `${prefix}${storedKey('s2')}`, 'e'])).toBe(
+      String(clock.now() + 2 * HOUR),
+    )
     expect(await commandCalls(master.port, 'wait')).toBe(before)
   })
 
@@ -75,7 +79,7 @@ describe('redis.waitForReplicas', () => {
     await store.destroy('before')
     // The master has them all (it acknowledged each write); the outbox keeps them until a replica confirms.
     expect(store.stats().outbox).toBe(21)
-    expect(await redisCommand(master.port, ['HGET', `${prefix}w7`, 'p'])).toContain('"i":7')
+    expect(await redisCommand(master.port, ['HGET', `${prefix}${storedKey('w7')}`, 'p'])).toContain('"i":7')
     expect(await store.get('w7')).toMatchObject({ i: 7 })
     expect(await store.get('before')).toBeUndefined()
     // After one WAIT the replicas did not answer, the next writes do not block the connection on another.
@@ -87,8 +91,10 @@ describe('redis.waitForReplicas', () => {
       await engineOf(store).replayed()
       await pollDelay()
     }
-    expect(await redisCommand(replicaPort(), ['HGET', `${prefix}w19`, 'p'])).toContain('"i":19')
-    expect(await redisCommand(replicaPort(), ['HGET', `${prefix}before`, 'd'])).toBe('1')
+    expect(await redisCommand(replicaPort(), ['HGET', `${prefix}${storedKey('w19')}`, 'p'])).toContain(
+      '"i":19',
+    )
+    expect(await redisCommand(replicaPort(), ['HGET', `${prefix}${storedKey('before')}`, 'd'])).toBe('1')
     expect(errors.map((e) => e.code)).toContain('TS_REDIS_UNAVAILABLE')
     expect(store.stats().errors.TS_REDIS_UNAVAILABLE).toBeGreaterThanOrEqual(1)
   })

@@ -31,7 +31,10 @@ export const STORE_LABEL = {
   cr8: 'connect-redis 8 + ioredis 5',
 }
 
-export const NEEDS_REDIS = new Set(['shared', 'cr9', 'cr8'])
+export const NEEDS_REDIS = new Set(['shared', 'shared+plain', 'shared+enc', 'cr9', 'cr8'])
+
+/** The encryption key of the `+enc` variants (a fixed one: a benchmark protects nothing). */
+const BENCH_KEY = Buffer.alloc(32, 7)
 
 const MemoryStoreLru = createMemoryStore(session)
 const FileStore = createFileStore(session)
@@ -69,14 +72,25 @@ export async function openStore(kind, options) {
       return { kind, store, stats: () => null, close: async () => {}, path }
     }
     case 'local':
-    case 'shared': {
-      const dir = mkdtempSync(join(tmpRoot, `${kind}-`))
-      const shared = kind === 'shared'
+    case 'shared':
+    case 'local+plain':
+    case 'shared+plain':
+    case 'local+enc':
+    case 'shared+enc': {
+      const dir = mkdtempSync(join(tmpRoot, `${kind.replace('+', '-')}-`))
+      const shared = kind.startsWith('shared')
+      // NB: the at-rest variants (bench/at-rest cost): ids kept plain, or payloads encrypted.
+      const atRest = kind.endsWith('+plain')
+        ? { hashIds: false }
+        : kind.endsWith('+enc')
+          ? { encryption: { keys: [BENCH_KEY] } }
+          : {}
       const store = new TieredStore({
         memory: { maxBytes, ...(options.watermarks ?? {}) },
         disk: { path: join(dir, 'sessions.db') },
         ttl,
         ...(shared ? { prefix, redis: { url: redisUrl } } : {}),
+        ...atRest,
       })
       store.on('error', onError)
       if (shared) {

@@ -19,6 +19,8 @@ export interface CommandSpec {
   readonly summary: string
   readonly usage: string
   readonly flags: Readonly<Record<string, FlagSpec>>
+  /** The one positional argument the command takes (`destroy HANDLE`), kept in the values under `name`. */
+  readonly positional?: { readonly name: string; readonly value: string }
 }
 
 /** The flags of `argv` for `spec`; `--help` is always there. Throws CliError (exit 2) on a bad flag. */
@@ -33,12 +35,13 @@ export function parseFlags(spec: CommandSpec, argv: readonly string[]): Record<s
     const first = String((error as Error).message).split(/\n|\. /)[0]
     throw new CliError(`${first} (see: tiered-session ${spec.name} --help)`, 2)
   }
-  if (parsed.positionals.length > 0)
-    throw new CliError(
-      `unexpected argument '${parsed.positionals[0]}' (see: tiered-session ${spec.name} --help)`,
-      2,
-    )
+  const positional = spec.positional
+  const extra = parsed.positionals.slice(positional === undefined ? 0 : 1)
+  if (extra.length > 0)
+    throw new CliError(`unexpected argument '${extra[0]}' (see: tiered-session ${spec.name} --help)`, 2)
   const values: Record<string, string | boolean> = {}
+  const first = parsed.positionals[0]
+  if (positional !== undefined && first !== undefined) values[positional.name] = first
   for (const [name, flag] of Object.entries(spec.flags)) {
     const value = parsed.values[name] ?? flag.default
     if (value !== undefined) values[name] = value
@@ -85,4 +88,26 @@ export function requireFrom(
 ): void {
   const from = required(values, 'from', spec)
   if (from !== store) throw new CliError(`--from must be ${store}, not '${from}'`, 2)
+}
+
+/**
+ * `--db PATH`, `--redis URL`, `--prefix P` and `--plain-ids`: the store a command works on (see open-store.ts).
+ */
+export const STORE_FLAGS: Readonly<Record<'db' | 'redis' | 'prefix' | 'plain-ids', FlagSpec>> = {
+  db: { type: 'string', value: 'PATH', help: 'the SQLite file of a store in local mode' },
+  redis: { type: 'string', value: 'URL', help: 'the Redis of a store in shared mode' },
+  prefix: { type: 'string', value: 'P', help: 'the key prefix in Redis', default: 'sess:' },
+  'plain-ids': {
+    type: 'boolean',
+    help: 'the apps run with hashIds: false (Redis, or a new --db file; an existing file says itself)',
+  },
+}
+
+/** A whole number flag of at least `min`, or a CliError naming it. */
+export function count(values: Record<string, string | boolean>, name: string, min: number): number {
+  const text = values[name]
+  const value = Number(text)
+  if (typeof text !== 'string' || !Number.isInteger(value) || value < min)
+    throw new CliError(`--${name} must be a whole number >= ${min}`, 2)
+  return value
 }

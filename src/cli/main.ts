@@ -4,12 +4,28 @@
 
 import { helpText } from './args.js'
 import { CliError } from './cli-error.js'
+import { backup, backupSpec } from './commands/backup.js'
+import { destroy, destroySpec } from './commands/destroy.js'
+import { exportSessions, exportSpec } from './commands/export.js'
 import { importSessions, importSpec } from './commands/import.js'
+import { logout, logoutSpec } from './commands/logout.js'
 import { migrate, migrateSpec } from './commands/migrate.js'
+import { rekey, rekeySpec } from './commands/rekey.js'
+import { sessions, sessionsSpec } from './commands/sessions.js'
+import { stats, statsSpec } from './commands/stats.js'
+import { sweep, sweepSpec } from './commands/sweep.js'
 
 const COMMANDS = {
-  migrate: { spec: migrateSpec, run: migrate },
+  stats: { spec: statsSpec, run: stats },
+  sessions: { spec: sessionsSpec, run: sessions },
+  logout: { spec: logoutSpec, run: logout },
+  destroy: { spec: destroySpec, run: destroy },
+  sweep: { spec: sweepSpec, run: sweep },
+  backup: { spec: backupSpec, run: backup },
+  export: { spec: exportSpec, run: exportSessions },
   import: { spec: importSpec, run: importSessions },
+  migrate: { spec: migrateSpec, run: migrate },
+  rekey: { spec: rekeySpec, run: rekey },
 } as const
 
 function usage(): string {

@@ -25,6 +25,8 @@ export async function connectRedis(url: string): Promise<RedisConnection> {
     maxRetriesPerRequest: 0,
     retryStrategy: () => null,
     connectTimeout: CONNECT_TIMEOUT_MS,
+    // NB: a probe that could not connect has nothing to wait for: ioredis's default keeps the tool alive 2 s.
+    disconnectTimeout: 0,
   })
   // NB: the connection's own error (ECONNREFUSED, ENOTFOUND) says more than the rejected connect().
   let lastError: string | undefined

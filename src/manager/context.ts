@@ -6,6 +6,10 @@ import type { SessionObject } from '../codec.js'
 import { decodeSession } from '../codec.js'
 import type { ErrorCode } from '../errors.js'
 import { ErrorCodes, isTieredSessionError, TieredSessionError, wrapError } from '../errors.js'
+import { DiskFailures } from '../health.js'
+import { LatencyHistograms } from '../histogram.js'
+import type { LifecycleStep } from '../lifecycle.js'
+import { countStep } from '../lifecycle.js'
 import type { ResolvedOptions } from '../options.js'
 import { Spiller } from '../spiller.js'
 import { Counters } from '../stats.js'
@@ -25,6 +29,10 @@ export class EngineContext {
   readonly options: ResolvedOptions
   readonly events: ManagerEvents
   readonly counters = new Counters()
+  /** Operation and spill durations (metrics()). */
+  readonly latency = new LatencyHistograms()
+  /** The last disk failure (health()). */
+  readonly diskFailures = new DiskFailures()
   readonly memory: MemoryTier
   readonly spiller: Spiller
   /** The SQLite file: the authority in local mode; the spill cache and the outbox log in shared mode. */
@@ -46,11 +54,24 @@ export class EngineContext {
   constructor(options: ResolvedOptions, events: ManagerEvents) {
     this.options = options
     this.events = events
-    this.memory = new MemoryTier({ maxBytes: options.memory.maxBytes, clock: options.clock })
+    this.memory = new MemoryTier({
+      maxBytes: options.memory.maxBytes,
+      clock: options.clock,
+      // NB: local mode: a copy found expired on read goes from the file too, so the sweep does not count it again.
+      ...(options.redis === null
+        ? { onExpired: (sid: string, record: StoredRecord) => this.#expiredOnRead(sid, record) }
+        : {}),
+    })
     this.disk =
       options.disk === null
         ? null
-        : new DiskTier({ ...options.disk, clock: options.clock, onError: (error) => this.report(error) })
+        : new DiskTier({
+            ...options.disk,
+            clock: options.clock,
+            hashIds: options.atRest.hashIds,
+            sealer: options.atRest.sealer,
+            onError: (error) => this.report(error),
+          })
     this.shared =
       options.redis === null
         ? null
@@ -75,6 +96,7 @@ export class EngineContext {
       intervalMs: options.spillIntervalMs,
       // NB: in local mode every record in memory is already on disk: a spill only drops memory copies.
       ...(cache === null ? {} : { moveDown: (victims) => this.#spillToCache(cache, victims) }),
+      onSlice: (durationMs) => this.latency.spills.observe(0, durationMs / 1000),
       onSpill: (result) => {
         this.counters.spills += result.sessions
         this.events.spill(result)
@@ -97,7 +119,34 @@ export class EngineContext {
   /** Counts an error by code and hands it to the error event. */
   report(error: TieredSessionError): void {
     this.counters.countError(error.code)
+    if (error.code === ErrorCodes.DISK_IO && this.disk !== null)
+      this.diskFailures.failed(error.code, this.now(), this.disk.transactions)
     this.events.error(error)
+  }
+
+  /** Counts a lifecycle step and hands it to the lifecycle event. */
+  step(step: LifecycleStep): void {
+    countStep(this.counters.lifecycle, step)
+    this.events.lifecycle?.(step)
+  }
+
+  /**
+   * Local mode: memory held a copy that a read found expired. Its row goes from the file too (unless a newer
+   * version replaced it), and whoever removes the row emits `expired`: this read or the sweep, once.
+   */
+  #expiredOnRead(sid: string, record: StoredRecord): void {
+    if (this.disk === null || this.closed) return
+    const userId = record.userId
+    this.disk
+      .delete(sid, {
+        upToVersion: record.version,
+        onCommit: (existed) => {
+          if (existed) this.step({ type: 'expired', userId, reason: 'read' })
+        },
+      })
+      .catch((error: unknown) =>
+        this.report(wrapError(ErrorCodes.DISK_IO, 'removing an expired session failed', error)),
+      )
   }
 
   /** Counts an error, emits it as an `error` event, and throws it to the caller. */

@@ -34,17 +34,23 @@ export class ReadPath {
     const pending = shared?.outbox?.get(sid)
     if (pending !== undefined)
       return this.#serve(sid, pending.op === 'delete' ? undefined : pending.record, 'memory')
+    let started = performance.now()
     const cached = ctx.memory.get(sid)
+    ctx.latency.observe('get', 'memory', started)
     // Local mode: every memory copy is current, and the disk tier is the authority: its answer is final.
     if (shared === null) {
-      return cached === undefined
-        ? this.#serve(sid, ctx.readDisk(sid), 'disk')
-        : this.#serve(sid, cached, 'memory')
+      if (cached !== undefined) return this.#serve(sid, cached, 'memory')
+      started = performance.now()
+      const record = ctx.readDisk(sid)
+      ctx.latency.observe('get', 'disk', started)
+      return this.#serve(sid, record, 'disk')
     }
     const now = ctx.now()
     if (cached !== undefined && shared.coherence.trusted(cached, now))
       return this.#serve(sid, cached, 'memory')
+    started = performance.now()
     const local = cached ?? ctx.readDisk(sid)
+    if (cached === undefined && ctx.disk !== null) ctx.latency.observe('get', 'disk', started)
     const tier = cached === undefined ? 'disk' : 'memory'
     return this.#fromRedis(shared, sid, local, tier, now, budget)
   }
@@ -71,7 +77,7 @@ export class ReadPath {
       ctx.events.promote({ bytes: promoted.bytes })
       ctx.afterMemoryGrew()
     }
-    return { session, expiresAt: record.expiresAt, version: record.version }
+    return { session, expiresAt: record.expiresAt, version: record.version, createdAt: record.createdAt }
   }
 
   /** Shared mode: asks Redis about a session no trusted copy answers for. */
@@ -98,6 +104,7 @@ export class ReadPath {
     const read = shared.coherence.beginRead(sid)
     const limit = (budget ?? shared.connection.budget()).run()
     let fresh: StoredRecord | undefined
+    const started = performance.now()
     try {
       if (local !== undefined && (await shared.redis.version(sid, limit)) === local.version) {
         const current = shared.coherence.isCurrent(read, local.version)
@@ -121,6 +128,7 @@ export class ReadPath {
     } finally {
       limit.pause()
       shared.coherence.endRead(sid, read)
+      ctx.latency.observe('get', 'redis', started)
     }
     return this.#fresh(shared, sid, fresh, read, tier === 'disk' && local !== undefined, now)
   }
@@ -153,6 +161,6 @@ export class ReadPath {
         ctx.remember(sid, fresh, current ? now : undefined)
       if (diskCopy) ctx.dropCacheCopy(sid)
     }
-    return { session, expiresAt: fresh.expiresAt, version: fresh.version }
+    return { session, expiresAt: fresh.expiresAt, version: fresh.version, createdAt: fresh.createdAt }
   }
 }

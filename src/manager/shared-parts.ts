@@ -61,6 +61,7 @@ export function connectShared(options: ResolvedOptions, hooks: SharedHooks): Sha
     clock: options.clock,
     replicas: redis.waitForReplicas,
     report,
+    sealer: options.atRest.sealer,
     // NB: below the command timeout: a slow confirmation is a shortfall (the outbox keeps the write), not an outage.
     confirmTimeoutMs: Math.max(1, Math.floor(redis.commandTimeoutMs / 2), redis.commandTimeoutMs - 100),
     legacy:

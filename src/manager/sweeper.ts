@@ -10,7 +10,9 @@ import type { MemoryTier } from '../tiers/memory-tier.js'
 /** Options of {@link Sweeper}. */
 export interface SweeperOptions {
   /** The tier below memory that holds expired rows to remove (the SQLite file), if any. */
-  readonly disk: { sweep(now: number, limit: number): number } | null
+  readonly disk: {
+    sweep(now: number, limit: number, onRemoved?: (userId: string | null) => void): number
+  } | null
   readonly memory: MemoryTier
   /** Most rows removed per batch (one transaction). */
   readonly batchSize: number
@@ -18,6 +20,8 @@ export interface SweeperOptions {
   readonly clock: Clock
   /** Sessions removed by a run (counted even when a later batch failed). */
   readonly onSwept: (removed: number) => void
+  /** Hears the user of each session the sweep removed (local mode: each is an `expired` lifecycle step). */
+  readonly onExpired?: (userId: string | null) => void
   readonly report: (error: TieredSessionError) => void
 }
 
@@ -42,21 +46,25 @@ export class Sweeper {
     this.#timer.unref()
   }
 
-  /** Runs the sweep now, or joins the run in progress; resolves to how many sessions it removed. */
-  run(): Promise<number> {
-    this.#running ??= this.#sweep().finally(() => {
+  /**
+   * Runs the sweep now, or joins the run in progress; resolves to how many sessions it removed. `onBatch` hears
+   * how many each batch removed (a run this call started).
+   */
+  run(onBatch?: (removed: number) => void): Promise<number> {
+    this.#running ??= this.#sweep(onBatch).finally(() => {
       this.#running = undefined
     })
     return this.#running
   }
 
-  async #sweep(): Promise<number> {
+  async #sweep(onBatch: ((removed: number) => void) | undefined): Promise<number> {
     const { disk, memory, batchSize, clock } = this.#options
     let total = 0
     try {
       while (disk !== null && !this.#stopped) {
-        const removed = disk.sweep(clock.now(), batchSize)
+        const removed = disk.sweep(clock.now(), batchSize, this.#options.onExpired)
         total += removed
+        onBatch?.(removed)
         if (removed < batchSize) break
         // NB: yield between batches so a large backlog never blocks requests for long.
         await nextTurn()

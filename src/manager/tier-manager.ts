@@ -5,35 +5,77 @@
 // Knows nothing of Express.
 
 import { setImmediate as nextTurn } from 'node:timers/promises'
+import { handleOf, SessionKeys } from '../at-rest/session-key.js'
 import type { SessionObject } from '../codec.js'
-import { ErrorCodes, wrapError } from '../errors.js'
+import { encodeSession } from '../codec.js'
+import { ErrorCodes, TieredSessionError, wrapError } from '../errors.js'
+import type { StoreHealth } from '../health.js'
+import { healthOf } from '../health.js'
+import type { LatencyHistograms } from '../histogram.js'
+import type { DestroyReason } from '../lifecycle.js'
 import type { Budget } from '../redis/budget.js'
 import type { RedisTier } from '../redis/redis-tier.js'
-import { normalizeUserId } from '../session-fields.js'
+import { assertValidSid, normalizeUserId } from '../session-fields.js'
 import type { SpillResult } from '../spiller.js'
 import type { StoreStats } from '../stats.js'
 import { statsSnapshot } from '../stats.js'
+import type { Inventory } from '../tiers/inventory.js'
+import { rowsInventory } from '../tiers/inventory.js'
+import type { BackupProgress } from '../tiers/sqlite-backup.js'
 import type { MaybePromise, TierRow } from '../tiers/tier.js'
+import { traced, tracingChannels } from '../tracing.js'
 import { EngineContext } from './context.js'
-import type { ManagerEvents, SessionEngine, SessionEntry, SessionPatch, UserSession } from './engine.js'
+import type {
+  DestroyByUserFilter,
+  ExportedRow,
+  ManagerEvents,
+  SessionEngine,
+  SessionEntry,
+  SessionPatch,
+  UserSession,
+} from './engine.js'
+import { ForeignCommits } from './foreign-commits.js'
 import { sessionsById, userSessions } from './listings.js'
 import { ReadPath } from './read-path.js'
+import type { RekeyCounts } from './rekey.js'
+import { rekeyAll } from './rekey.js'
 import { Sweeper } from './sweeper.js'
 import { WritePath } from './write-path.js'
+import { WritePlan } from './write-plan.js'
+
+/** Sessions per page of an export. */
+const EXPORT_PAGE = 1000
 
 /** The engine of both modes. All methods are safe to call concurrently. */
 export class TierManager implements SessionEngine {
   readonly #ctx: EngineContext
   readonly #reads: ReadPath
   readonly #writes: WritePath
+  readonly #plan: WritePlan
   readonly #sweeper: Sweeper
+  /** Local mode: drops memory copies of rows another connection changed (the command line tool). */
+  readonly #foreign: ForeignCommits | null
+  /** Backups under way (close waits for them). */
+  readonly #backups = new Set<Promise<unknown>>()
+  /** Session ids to stored keys (`hashIds`): every method below hashes its id here, once. */
+  readonly #keys: SessionKeys
+  /**
+   * Shared mode with `hashIds`: Redis may still hold sessions under plain ids (written by 0.1.0 or with
+   * `hashIds: false`): a miss looks there too and moves what it finds. (Local mode moves them at open.)
+   */
+  readonly #plainMayExist: boolean
+  readonly #mode: 'local' | 'shared'
   #diskEntries = 0
 
   constructor(options: EngineContext['options'], events: ManagerEvents) {
     const ctx = new EngineContext(options, events)
     this.#ctx = ctx
+    this.#keys = new SessionKeys(options.atRest.hashIds)
+    this.#plainMayExist = options.atRest.hashIds && ctx.shared !== null
+    this.#mode = ctx.shared === null ? 'local' : 'shared'
     this.#reads = new ReadPath(ctx)
     this.#writes = new WritePath(ctx)
+    this.#plan = new WritePlan(options)
     this.#sweeper = new Sweeper({
       disk: ctx.disk,
       memory: ctx.memory,
@@ -43,38 +85,124 @@ export class TierManager implements SessionEngine {
       onSwept: (removed) => {
         ctx.counters.expired += removed
       },
+      // NB: in shared mode the file is a cache: its expired copies are no lifecycle step (Redis expires its own).
+      ...(ctx.shared === null
+        ? { onExpired: (userId: string | null) => ctx.step({ type: 'expired', userId, reason: 'sweep' }) }
+        : {}),
       report: (error) => ctx.report(error),
     })
+    this.#foreign =
+      ctx.shared === null && ctx.disk !== null
+        ? new ForeignCommits({
+            disk: ctx.disk,
+            memory: ctx.memory,
+            onDropped: (count) => {
+              ctx.counters.invalidations += count
+              ctx.events.invalidation?.()
+            },
+            report: (error) => ctx.report(error),
+          })
+        : null
     ctx.spiller.start()
     this.#sweeper.start()
+    this.#foreign?.start()
   }
 
   // ---- one session ----------------------------------------------------------------------------------
 
+  // NB: each operation runs inside its `tiered-session:<op>` tracing channel (src/tracing.ts); with nobody
+  // subscribed, one check and no closure.
   getEntry(sid: string, budget?: Budget): MaybePromise<SessionEntry | undefined> {
-    return this.#reads.getEntry(sid, budget)
+    if (!tracingChannels.get.hasSubscribers) return this.#getEntry(sid, budget)
+    return traced('get', this.#mode, () => this.#getEntry(sid, budget))
+  }
+
+  #getEntry(sid: string, budget?: Budget): MaybePromise<SessionEntry | undefined> {
+    const key = this.#keys.keyOf(sid)
+    const entry = this.#reads.getEntry(key, budget)
+    if (!this.#plainMayExist || key === sid) return entry
+    return entry instanceof Promise
+      ? entry.then((found) => found ?? this.#adoptPlain(sid, key, budget))
+      : (entry ?? this.#adoptPlain(sid, key, budget))
+  }
+
+  /**
+   * Shared mode, `hashIds`: a session Redis holds under its plain id (0.1.0, `hashIds: false`) is moved to its
+   * hashed key (written there, then deleted under the plain id) and served from there.
+   */
+  async #adoptPlain(sid: string, key: string, budget?: Budget): Promise<SessionEntry | undefined> {
+    const ctx = this.#ctx
+    const redis = ctx.shared?.redis
+    if (redis === undefined || !ctx.shared?.connection.usable) return undefined
+    let plain: TierRow | undefined
+    try {
+      const record = await redis.get(sid)
+      plain = record === undefined ? undefined : { sid, ...record }
+    } catch (error) {
+      ctx.report(
+        wrapError(ErrorCodes.REDIS_UNAVAILABLE, 'reading a session under its plain id failed', error),
+      )
+      return undefined
+    }
+    if (plain === undefined || plain.expiresAt <= ctx.now()) return undefined
+    const session = ctx.decode(plain)
+    if (session === undefined) return undefined
+    await this.#writes.set(key, session, budget)
+    await this.#destroyPlain(sid)
+    // NB: the miss under the hashed key was counted; the session was found after all.
+    ctx.counters.misses--
+    return this.#reads.getEntry(key, budget)
   }
 
   /** The session of a live entry, or undefined. */
   get(sid: string): MaybePromise<SessionObject | undefined> {
-    const entry = this.#reads.getEntry(sid)
+    const entry = this.getEntry(sid)
     return entry instanceof Promise ? entry.then((found) => found?.session) : entry?.session
   }
 
   set(sid: string, session: SessionObject, budget?: Budget): Promise<void> {
-    return this.#writes.set(sid, session, budget)
+    const key = this.#keys.keyOf(sid)
+    if (!tracingChannels.set.hasSubscribers) return this.#writes.set(key, session, budget)
+    return traced('set', this.#mode, () => this.#writes.set(key, session, budget)) as Promise<void>
   }
 
   merge(sid: string, patch: SessionPatch, budget?: Budget): Promise<boolean> {
-    return this.#writes.merge(sid, patch, budget)
+    const key = this.#keys.keyOf(sid)
+    if (!tracingChannels.merge.hasSubscribers) return this.#writes.merge(key, patch, budget)
+    return traced('merge', this.#mode, () => this.#writes.merge(key, patch, budget)) as Promise<boolean>
   }
 
   touch(sid: string, session: SessionObject, budget?: Budget): Promise<void> {
-    return this.#writes.touch(sid, session, budget)
+    const key = this.#keys.keyOf(sid)
+    if (!tracingChannels.touch.hasSubscribers) return this.#writes.touch(key, session, budget)
+    return traced('touch', this.#mode, () => this.#writes.touch(key, session, budget)) as Promise<void>
   }
 
-  destroy(sid: string, budget?: Budget): Promise<void> {
-    return this.#writes.destroy(sid, budget)
+  async destroy(sid: string, budget?: Budget, reason: DestroyReason = 'destroy'): Promise<void> {
+    const key = this.#keys.keyOf(sid)
+    if (!this.#plainMayExist || key === sid) return this.#destroyStored(key, budget, reason)
+    // NB: a session still under its plain id (never read since hashIds was turned on) goes too.
+    await Promise.all([this.#destroyStored(key, budget, reason), this.#destroyPlain(sid)])
+  }
+
+  /** Destroys the session stored under `key` (a stored key, not a session id). */
+  #destroyStored(key: string, budget: Budget | undefined, reason: DestroyReason): Promise<void> {
+    if (!tracingChannels.destroy.hasSubscribers) return this.#writes.destroy(key, budget, reason)
+    return traced('destroy', this.#mode, () => this.#writes.destroy(key, budget, reason)) as Promise<void>
+  }
+
+  /** Shared mode, `hashIds`: deletes a session kept under its plain id, if Redis is reachable (best effort). */
+  async #destroyPlain(sid: string): Promise<void> {
+    const ctx = this.#ctx
+    const redis = ctx.shared?.redis
+    if (redis === undefined || !ctx.shared?.connection.usable) return
+    try {
+      await redis.purge(sid)
+    } catch (error) {
+      ctx.report(
+        wrapError(ErrorCodes.REDIS_UNAVAILABLE, 'deleting a session under its plain id failed', error),
+      )
+    }
   }
 
   /** Shared mode: a budget of one command timeout for the store calls of one request (local mode: none). */
@@ -99,20 +227,23 @@ export class TierManager implements SessionEngine {
     return value instanceof Promise ? value.then(then, (error: unknown) => ctx.fail(error)) : then(value)
   }
 
-  /** Every live session by id. */
+  /** Every live session by id (with `hashIds`: by handle, the store knows no ids). */
   all(): MaybePromise<Record<string, SessionObject>> {
     const ctx = this.#ctx
+    const named = this.#keys.hashed
     return this.#query(
       () => ctx.authority.rows(ctx.onCorrupt),
-      (rows) => sessionsById(rows, ctx.decode),
+      (rows) =>
+        sessionsById(named ? rows.map((row) => ({ ...row, sid: handleOf(row.sid) })) : rows, ctx.decode),
     )
   }
 
-  /** Ids of every live session. */
+  /** Ids of every live session (with `hashIds`: their handles). */
   ids(): MaybePromise<string[]> {
+    const named = this.#keys.hashed
     return this.#query(
       () => this.#ctx.authority.ids(),
-      (ids) => ids,
+      (keys) => (named ? keys.map(handleOf) : keys),
     )
   }
 
@@ -135,21 +266,43 @@ export class TierManager implements SessionEngine {
     )
   }
 
-  /** The live sessions of one user. */
+  /** The live sessions of one user, each with its handle (and, without `hashIds`, its id). */
   listByUser(userId: unknown): MaybePromise<UserSession[]> {
     const decode = this.#ctx.decode
+    const withIds = !this.#keys.hashed
     const rows = this.#rowsOfUser(userId)
     return rows instanceof Promise
-      ? rows.then((found) => userSessions(found, decode))
-      : userSessions(rows, decode)
+      ? rows.then((found) => userSessions(found, decode, withIds))
+      : userSessions(rows, decode, withIds)
   }
 
-  /** Destroys every session of one user except the ids in `except`; resolves to how many. */
-  async destroyByUser(userId: unknown, except: readonly string[] = []): Promise<number> {
-    const keep = new Set(except)
-    const sids = (await this.#rowsOfUser(userId)).map((row) => row.sid).filter((sid) => !keep.has(sid))
-    await Promise.all(sids.map((sid) => this.#writes.destroy(sid)))
-    return sids.length
+  /**
+   * Destroys every session of one user but those whose id is in `except`, or, with `only`, just those whose
+   * handle is in it; resolves to how many.
+   */
+  async destroyByUser(userId: unknown, filter: DestroyByUserFilter = {}): Promise<number> {
+    // NB: a session still under its plain id (shared mode) is listed under it: both forms of an id are kept.
+    const keep = new Set(filter.except ?? [])
+    for (const sid of filter.except ?? []) keep.add(this.#keys.keyOf(sid))
+    const only = filter.only === undefined ? undefined : new Set(filter.only)
+    const keys = (await this.#rowsOfUser(userId))
+      .map((row) => row.sid)
+      .filter((key) => !keep.has(key) && (only === undefined || only.has(handleOf(key))))
+    await Promise.all(keys.map((key) => this.#destroyStored(key, undefined, 'logout')))
+    return keys.length
+  }
+
+  /** Destroys the session with this handle (a scan of every stored key: for tools, not requests). */
+  async destroyByHandle(handle: string): Promise<boolean> {
+    const ctx = this.#ctx
+    const keys = await this.#query(
+      () => ctx.authority.ids(),
+      (found) => found,
+    )
+    const key = keys.find((stored) => handleOf(stored) === handle)
+    if (key === undefined) return false
+    await this.#destroyStored(key, undefined, 'destroy')
+    return true
   }
 
   /** Removes every session from every tier (and the outbox's entries). */
@@ -203,9 +356,9 @@ export class TierManager implements SessionEngine {
   }
 
   /** Deletes expired sessions from disk (in transactions of `sweepBatchSize` rows) and memory now. */
-  sweep(): Promise<number> {
+  sweep(onBatch?: (removed: number) => void): Promise<number> {
     this.#ctx.checkOpen()
-    return this.#sweeper.run()
+    return this.#sweeper.run(onBatch)
   }
 
   /** A snapshot of the counters and tier sizes; the disk's row count is refreshed unless closed. */
@@ -235,6 +388,34 @@ export class TierManager implements SessionEngine {
           ? null
           : { connected: ctx.shared.connection.up, invalidation: ctx.shared.coherence.mode },
       outbox: ctx.shared?.outbox?.depth() ?? 0,
+      outboxOldestAgeMs: ctx.shared?.outbox?.oldestAgeMs() ?? null,
+    })
+  }
+
+  /** The latency histograms of the operations and the spiller. */
+  get latency(): LatencyHistograms {
+    return this.#ctx.latency
+  }
+
+  /** The health view: Redis, the outbox, the disk, memory, and whether all is well. Synchronous, no I/O but a count. */
+  health(): StoreHealth {
+    const ctx = this.#ctx
+    const shared = ctx.shared
+    const outbox = shared?.outbox ?? null
+    return healthOf({
+      closed: ctx.closed,
+      redis:
+        shared === null
+          ? null
+          : {
+              connected: shared.connection.up,
+              invalidationLive: shared.coherence.live,
+              invalidation: shared.coherence.mode,
+            },
+      hasOutbox: outbox !== null,
+      outbox: { depth: outbox?.depth() ?? 0, oldestAgeMs: outbox?.oldestAgeMs() ?? null },
+      disk: ctx.disk === null ? null : ctx.diskFailures.view(ctx.disk.transactions, ctx.now()),
+      memory: { bytes: ctx.memory.bytes, maxBytes: ctx.memory.maxBytes },
     })
   }
 
@@ -244,6 +425,8 @@ export class TierManager implements SessionEngine {
     if (ctx.closed) return
     ctx.spiller.stop()
     await this.#sweeper.stop()
+    await this.#foreign?.stop()
+    await Promise.allSettled([...this.#backups])
     await ctx.authority.commitTouches()
     await ctx.shared?.outbox?.close()
     ctx.closed = true
@@ -252,6 +435,148 @@ export class TierManager implements SessionEngine {
     await ctx.shared?.connection.close()
     await nextTurn()
     ctx.memory.close()
+  }
+
+  // ---- operating it (the command line tool) --------------------------------------------------------
+
+  /**
+   * An online, consistent copy of the SQLite file at `path`, with every write acknowledged before the call in
+   * it. TS_NO_DISK_TIER without a file (`disk: false`); TS_BACKUP_FAILED when `path` cannot be written.
+   */
+  async backup(path: string, onProgress: (progress: BackupProgress) => void): Promise<BackupProgress> {
+    const ctx = this.#ctx
+    ctx.checkOpen()
+    if (typeof path !== 'string' || path === '')
+      throw new TieredSessionError(ErrorCodes.BACKUP_FAILED, 'the backup path must be a non-empty string')
+    if (ctx.disk === null)
+      throw new TieredSessionError(
+        ErrorCodes.NO_DISK_TIER,
+        'backup copies the SQLite file, and this store has none (disk: false)',
+      )
+    // NB: the disk tier commits the queued writes (group commit) before the copy starts.
+    const running = ctx.disk.backup(path, onProgress)
+    this.#backups.add(running)
+    try {
+      return await running
+    } finally {
+      this.#backups.delete(running)
+    }
+  }
+
+  /** What the authority holds, for an operator: by SQL on the file (local mode), or over Redis's rows. */
+  async inventory(top: number): Promise<Inventory> {
+    const ctx = this.#ctx
+    ctx.checkOpen()
+    try {
+      if (ctx.shared === null && ctx.disk !== null) {
+        ctx.disk.commitTouches()
+        return ctx.disk.inventory(ctx.now(), top)
+      }
+      const rows = await ctx.authority.rows(ctx.onCorrupt)
+      return {
+        ...rowsInventory(rows, top),
+        expiredNotSwept: null,
+        outboxDepth: ctx.disk === null ? null : ctx.disk.size(),
+      }
+    } catch (error) {
+      return ctx.fail(error)
+    }
+  }
+
+  /**
+   * Every live session under its stored key (stored key, not a session id), in pages of EXPORT_PAGE handed to
+   * `onPage`, which is awaited before the next page is read (local mode pages through the file in key order, so
+   * a large store never sits in memory whole); undecodable rows are reported and left out. Resolves to how many.
+   */
+  async exportRows(onPage: (rows: ExportedRow[]) => Promise<void>): Promise<number> {
+    const ctx = this.#ctx
+    const toExported = (rows: readonly TierRow[]): ExportedRow[] => {
+      const out: ExportedRow[] = []
+      for (const row of rows) {
+        const session = ctx.decode(row)
+        if (session !== undefined)
+          out.push({
+            key: row.sid,
+            session,
+            expiresAt: row.expiresAt,
+            userId: row.userId,
+            createdAt: row.createdAt,
+          })
+      }
+      return out
+    }
+    let count = 0
+    const disk = ctx.shared === null ? ctx.disk : null
+    if (disk !== null) {
+      ctx.checkOpen()
+      disk.commitTouches()
+      let after: string | undefined = ''
+      while (after !== undefined) {
+        let page: { rows: TierRow[]; last?: string }
+        try {
+          page = disk.rowsAfter(after, EXPORT_PAGE, ctx.onCorrupt)
+        } catch (error) {
+          return ctx.fail(error)
+        }
+        const rows = toExported(page.rows)
+        count += rows.length
+        await onPage(rows)
+        after = page.last
+      }
+      return count
+    }
+    const rows = await this.#query(
+      () => ctx.authority.rows(ctx.onCorrupt),
+      (found) => found,
+    )
+    for (let i = 0; i < rows.length; i += EXPORT_PAGE) {
+      const page = toExported(rows.slice(i, i + EXPORT_PAGE))
+      count += page.length
+      await onPage(page)
+    }
+    return count
+  }
+
+  /**
+   * Stores `row.session` under `row.key` as it is (stored key, not a session id: never hashed again) with its
+   * expiry, replacing what was there; local copies are dropped at the commit. False for an expired row.
+   */
+  async importRow(row: ExportedRow): Promise<boolean> {
+    const ctx = this.#ctx
+    ctx.checkOpen()
+    const record = ctx.prepare(() => {
+      assertValidSid(row.key)
+      const { payload, bytes } = encodeSession(row.session)
+      this.#plan.checkSize(bytes)
+      return {
+        payload,
+        expiresAt: row.expiresAt,
+        userId: normalizeUserId(row.userId),
+        createdAt: row.createdAt,
+      }
+    }, 'the session could not be imported')
+    if (record.expiresAt <= ctx.now()) return false
+    try {
+      await ctx.authority.write(row.key, record, { onCommit: () => ctx.forget(row.key) })
+    } catch (error) {
+      return ctx.fail(error)
+    }
+    ctx.counters.writes++
+    return true
+  }
+
+  /**
+   * Rewrites every stored session as it is, atomically on its latest version, so its payload is sealed with the
+   * first encryption key (`tiered-session rekey`); `onBatch` hears progress.
+   */
+  rekey(onBatch: (handled: number) => void): Promise<RekeyCounts> {
+    this.#ctx.checkOpen()
+    return rekeyAll(this.#ctx, onBatch)
+  }
+
+  /** Local mode: looks for commits by other connections now; resolves to how many memory copies it dropped. */
+  async checkForeignCommits(): Promise<number> {
+    return (await this.#foreign?.check()) ?? 0
   }
 
   // ---- time and state -------------------------------------------------------------------------------
@@ -264,6 +589,16 @@ export class TierManager implements SessionEngine {
   /** The lifetime (ms) a write of `session` would get: its cookie's remaining life, or the ttl. */
   lifetimeMs(session: SessionObject): number {
     return this.#writes.lifetimeMs(session)
+  }
+
+  /** The handle of the session with this id (what listByUser shows and `destroyByUser({ only })` takes). */
+  handleOf(sid: string): string {
+    return handleOf(this.#keys.keyOf(sid))
+  }
+
+  /** `maxLifetime` of this session in ms, or null without the option. */
+  maxLifetimeMs(session: SessionObject): number | null {
+    return this.#writes.maxLifetimeMs(session)
   }
 
   /** True while Redis is connected and answering (shared mode). */

@@ -6,10 +6,18 @@ import type { SessionObject } from '../codec.js'
 import { splitCookie, withCookie } from '../codec.js'
 import type { InflightRead } from '../coherence.js'
 import { ErrorCodes, isTieredSessionError } from '../errors.js'
+import type { DestroyReason } from '../lifecycle.js'
 import type { Budget } from '../redis/budget.js'
 import { isSpent } from '../redis/budget.js'
 import { assertValidSid, isValidSid } from '../session-fields.js'
-import type { MaybePromise, StoredRecord, UpdateOptions, UpdateResult, WriteOptions } from '../tiers/tier.js'
+import type {
+  MaybePromise,
+  RecordInput,
+  StoredRecord,
+  UpdateOptions,
+  UpdateResult,
+  WriteOptions,
+} from '../tiers/tier.js'
 import { TOUCH_COMMIT_MS } from '../tiers/tier.js'
 import type { EngineContext } from './context.js'
 import type { SessionPatch } from './engine.js'
@@ -47,10 +55,17 @@ export class WritePath {
     const ctx = this.#ctx
     ctx.checkOpen()
     const now = ctx.now()
-    const record = ctx.prepare(() => this.#plan.write(sid, session, now))
+    const prepared = ctx.prepare(() => this.#plan.write(sid, session, now))
+    const record = this.#plan.limitsLifetime
+      ? ctx.prepare(() => ({
+          ...this.#plan.withLifetime(prepared, this.#createdAt(sid, now), now, session),
+          maxLifetimeMs: this.#plan.maxLifetimeMs(session, prepared.payload) as number,
+        }))
+      : prepared
     // NB: a session already expired is a delete, as connect-redis does; storing it would only waste space.
     if (record.expiresAt <= now) return this.destroy(sid, budget)
-    if (this.#setIsTouch(sid, record, now)) return
+    const started = performance.now()
+    if (this.#setIsTouch(sid, record, now)) return ctx.latency.observe('set', 'memory', started)
     const limit = this.#begin(sid, budget)
     try {
       // NB: no await unless there is an outbox entry to settle: a write is queued within the call, so writes
@@ -68,7 +83,13 @@ export class WritePath {
     return this.#onAuthority(
       sid,
       (tracked) => {
-        const onCommit = (stored: StoredRecord) => this.#wrote(sid, stored, tracked)
+        let created = false
+        const onCommit = (stored: StoredRecord) => {
+          this.#wrote(sid, stored, tracked)
+          // NB: local mode: an inserted row gets version 1 (an upsert of an existing one raises its version).
+          if (ctx.shared === null ? stored.version === 1 : created)
+            ctx.step({ type: 'created', userId: stored.userId })
+        }
         // NB: ordering after other writers' versions and the user-index hint matter only to a shared authority.
         const options: WriteOptions =
           ctx.shared === null
@@ -77,11 +98,22 @@ export class WritePath {
                 after: this.#offline.knownVersion(sid),
                 previousUser: ctx.memory.peek(sid)?.userId,
                 onCommit,
+                onCreated: () => {
+                  created = true
+                },
                 budget,
+                ...(record.maxLifetimeMs === undefined ? {} : { maxLifetimeMs: record.maxLifetimeMs }),
               }
-        return ctx.authority.write(sid, record, options)
+        const started = performance.now()
+        return ctx.latency.time('set', ctx.authority.kind, started, ctx.authority.write(sid, record, options))
       },
-      () => this.#offline.queue(sid, record),
+      async () => {
+        // NB: Redis down: a session this instance knows nothing of is taken as created (Redis cannot say).
+        const created = this.#offline.knownVersion(sid) === 0
+        const started = performance.now()
+        await ctx.latency.time('set', 'disk', started, this.#offline.queue(sid, record))
+        if (created) ctx.step({ type: 'created', userId: record.userId })
+      },
       (stored) => stored,
       budget,
     )
@@ -118,9 +150,16 @@ export class WritePath {
     })
     // NB: two requests that change different keys both keep their change (the same key: the last one wins).
     const limit = this.#begin(sid, budget)
+    const started = performance.now()
     try {
-      return await this.#update(sid, (current) => this.#plan.applyPatch(current, prepared, now), limit)
+      return await this.#update(
+        sid,
+        (current) =>
+          this.#plan.withLifetime(this.#plan.applyPatch(current, prepared, now), current.createdAt, now),
+        limit,
+      )
     } finally {
+      ctx.latency.observe('merge', ctx.authority.kind, started)
       this.#end(sid, limit)
     }
   }
@@ -141,24 +180,46 @@ export class WritePath {
     const now = ctx.now()
     const touch = ctx.prepare(() => this.#plan.touch(session, now), 'the session cookie could not be stored')
     if (touch.expiresAt <= now) return this.destroy(sid, budget)
+    const started = performance.now()
     const cached = ctx.memory.peek(sid)
-    if (cached !== undefined && cached.expiresAt > now && this.#plan.throttled(cached, touch, now)) return
-    if (cached !== undefined && this.#touchInMemory(sid, cached, touch, now)) return
+    if (cached !== undefined && cached.expiresAt > now && this.#plan.throttled(cached, touch, now))
+      return ctx.latency.observe('touch', 'memory', started)
+    if (cached !== undefined && this.#touchInMemory(sid, cached, touch, now))
+      return ctx.latency.observe('touch', 'memory', started)
     const limit = this.#run(budget)
     try {
-      await this.#update(
-        sid,
-        (current) =>
-          this.#plan.throttled(current, touch, now) ? undefined : this.#plan.applyTouch(current, touch),
-        limit,
-      )
+      await this.#update(sid, (current) => this.#touched(current, touch, now), limit)
     } catch (error) {
       // NB: a stored copy that does not decode was reported by #update; touching it is no one's loss.
       if (isTieredSessionError(error) && error.code === ErrorCodes.DECODE_FAILED) return
       throw error
     } finally {
       limit?.pause()
+      ctx.latency.observe('touch', ctx.authority.kind, started)
     }
+  }
+
+  /** The durable touch of `current`: its new cookie and expiry (capped by `maxLifetime`), or undefined. */
+  #touched(current: StoredRecord, touch: PreparedTouch, now: number): RecordInput | undefined {
+    if (this.#plan.throttled(current, touch, now)) return undefined
+    const next = this.#plan.applyTouch(current, touch)
+    if (next === undefined || !this.#plan.limitsLifetime) return next
+    const capped = this.#plan.withLifetime(next, current.createdAt, now)
+    // NB: a touch never shortens a session (a legacy record is converted by it all the same).
+    return capped.expiresAt > current.expiresAt || current.legacy !== undefined ? capped : undefined
+  }
+
+  /**
+   * `maxLifetime`: when the session being set was created — its copy in memory, else on disk (the authority in
+   * local mode, the spill cache in shared mode, where Redis keeps the creation time it holds over this one).
+   * Undefined for a new session.
+   */
+  #createdAt(sid: string, now: number): number | undefined {
+    const ctx = this.#ctx
+    const cached = ctx.memory.peek(sid)
+    if (cached !== undefined && cached.expiresAt > now) return cached.createdAt
+    const stored = ctx.readDisk(sid)
+    return stored !== undefined && stored.expiresAt > now ? stored.createdAt : undefined
   }
 
   /**
@@ -192,6 +253,24 @@ export class WritePath {
     // old expiry, and meanwhile another instance (or a read from disk after a spill) would find it expired.
     if (cached.expiresAt - now <= 2 * TOUCH_COMMIT_MS) return false
     if (shared !== null && (!shared.connection.up || shared.outbox?.has(sid))) return false
+    if (this.#plan.limitsLifetime) {
+      // NB: a copy written before `maxLifetime` has no creation time: the durable path stamps one.
+      if (cached.createdAt === undefined) return false
+      const maxMs = this.#plan.maxLifetimeMs(undefined, cached.payload) as number
+      return this.#touchCopy(
+        sid,
+        cached,
+        { ...touch, expiresAt: Math.min(touch.expiresAt, cached.createdAt + maxMs) },
+        now,
+      )
+    }
+    return this.#touchCopy(sid, cached, touch, now)
+  }
+
+  /** The rest of {@link #touchInMemory}, with the touch's expiry capped by `maxLifetime`. */
+  #touchCopy(sid: string, cached: StoredRecord, touch: PreparedTouch, now: number): boolean {
+    const ctx = this.#ctx
+    const shared = ctx.shared
     // NB: never shorter: a later write may have given the session a longer life than this request's cookie.
     // In shared mode only a trusted copy can say so; Redis's own copy may expire sooner.
     if (cached.expiresAt >= touch.expiresAt) return shared === null || shared.coherence.trusted(cached, now)
@@ -205,6 +284,7 @@ export class WritePath {
       payload,
       expiresAt: touch.expiresAt,
       userId: cached.userId,
+      createdAt: cached.createdAt,
       version: cached.version,
     })
     shared?.coherence.carryTrust(cached, touched)
@@ -219,29 +299,72 @@ export class WritePath {
     return true
   }
 
-  /** Removes a session from every tier; resolves once the authority (or, Redis down, the outbox) has it. */
-  async destroy(sid: string, budget?: Budget): Promise<void> {
+  /**
+   * Removes a session from every tier; resolves once the authority (or, Redis down, the outbox) has it. `reason`
+   * goes into the `destroyed` event, emitted when a live session was there.
+   */
+  async destroy(sid: string, budget?: Budget, reason: DestroyReason = 'destroy'): Promise<void> {
     const ctx = this.#ctx
     ctx.checkOpen()
     if (!isValidSid(sid)) return
+    const userId = this.#knownUser(sid)
     // NB: no settle first: a live destroy wins over the outbox entries before it (they are dropped, not replayed).
     const limit = this.#begin(sid, budget)
+    const started = performance.now()
     try {
       await this.#onAuthority(
         sid,
-        () => ctx.authority.delete(sid, { onCommit: () => this.#destroyed(sid), budget: limit }),
-        () => this.#offline.queue(sid, null),
+        () =>
+          ctx.authority.delete(sid, {
+            onCommit: (existed) => {
+              this.#destroyed(sid)
+              if (existed) ctx.step({ type: 'destroyed', userId: userId ?? null, reason })
+            },
+            budget: limit,
+          }),
+        async () => {
+          await this.#offline.queue(sid, null)
+          // NB: Redis down: destroyed if this instance held a live copy (Redis cannot say).
+          if (userId !== undefined) ctx.step({ type: 'destroyed', userId, reason })
+        },
         (existed) => (existed ? null : undefined),
         limit,
       )
     } finally {
       this.#end(sid, limit)
+      ctx.latency.observe('destroy', ctx.authority.kind, started)
+    }
+  }
+
+  /**
+   * The user of the live copy of `sid` this instance holds (memory, outbox, the file), or undefined when it holds
+   * none: what the `destroyed` event reports (in local mode the file is the authority; in shared mode Redis
+   * removes a session without saying whose it was).
+   */
+  #knownUser(sid: string): string | null | undefined {
+    const ctx = this.#ctx
+    const now = ctx.now()
+    const pending = ctx.shared?.outbox?.get(sid)
+    if (pending !== undefined)
+      return pending.op === 'set' && pending.record.expiresAt > now ? pending.record.userId : undefined
+    const cached = ctx.memory.peek(sid)
+    if (cached !== undefined && cached.expiresAt > now) return cached.userId
+    try {
+      return ctx.disk?.get(sid)?.userId
+    } catch {
+      // NB: an unreadable copy only means the event cannot name the user; the destroy itself goes on.
+      return null
     }
   }
 
   /** Shared mode: `budget` (or one of its own), running; local mode: none. */
   #run(budget: Budget | undefined): Budget | undefined {
     return (budget ?? this.#ctx.shared?.connection.budget())?.run()
+  }
+
+  /** `maxLifetime` of this session in ms, or null without the option. */
+  maxLifetimeMs(session: SessionObject): number | null {
+    return this.#plan.maxLifetimeMs(session, '')
   }
 
   /** The lifetime (ms) a write of `session` would get: its cookie's remaining life, or the ttl. */

@@ -3,7 +3,15 @@
 // the manager counts and reports them.
 
 import type { RecordRules, SessionObject } from '../codec.js'
-import { encodeSession, jsonText, patchRecord, payloadBytes, touchRecord, withCookie } from '../codec.js'
+import {
+  decodeSession,
+  encodeSession,
+  jsonText,
+  patchRecord,
+  payloadBytes,
+  touchRecord,
+  withCookie,
+} from '../codec.js'
 import { ErrorCodes, TieredSessionError } from '../errors.js'
 import type { ResolvedOptions } from '../options.js'
 import { assertValidSid, expiresAtOf, userIdOf } from '../session-fields.js'
@@ -15,6 +23,10 @@ export interface PreparedWrite {
   readonly payload: string
   readonly expiresAt: number
   readonly userId: string | null
+  /** `maxLifetime`: when the session was created (ms); its expiry is capped by it already. */
+  readonly createdAt?: number
+  /** `maxLifetime` in ms: Redis caps the expiry again by the creation time it holds (see WriteOptions). */
+  readonly maxLifetimeMs?: number
 }
 
 /** A touch prepared from a session: its cookie as JSON text, the expiry and the lifetime it gives. */
@@ -62,6 +74,52 @@ export class WritePlan implements RecordRules {
 
   userId(session: SessionObject): string | null {
     return userIdOf(session, this.#options)
+  }
+
+  /** True with `maxLifetime`: every write is stamped with its session's creation time and capped by it. */
+  get limitsLifetime(): boolean {
+    return this.#options.atRest.maxLifetimeSeconds !== null
+  }
+
+  /**
+   * `maxLifetime` in ms for a session (a function of it gets the whole session: `session` when the caller has
+   * it, else the payload decoded), or null without the option. Throws TS_INVALID_OPTION for a bad answer.
+   */
+  maxLifetimeMs(session: SessionObject | undefined, payload: string): number | null {
+    const option = this.#options.atRest.maxLifetimeSeconds
+    if (option === null) return null
+    let seconds: unknown = option
+    if (typeof option === 'function') {
+      try {
+        seconds = option(session ?? decodeSession(payload))
+      } catch (cause) {
+        throw new TieredSessionError(ErrorCodes.INVALID_OPTION, 'option "maxLifetime" threw', { cause })
+      }
+    }
+    if (typeof seconds !== 'number' || !Number.isFinite(seconds) || seconds <= 0) {
+      throw new TieredSessionError(
+        ErrorCodes.INVALID_OPTION,
+        'option "maxLifetime" must return a number of seconds > 0',
+      )
+    }
+    return Math.round(seconds * 1000)
+  }
+
+  /**
+   * With `maxLifetime`: `record` stamped with its session's creation time (`createdAt`, the stored copy's, or
+   * now for a new session or one written before the option) and its expiry capped at creation + maxLifetime.
+   * Without it: `record` as it is.
+   */
+  withLifetime<R extends RecordInput>(
+    record: R,
+    createdAt: number | undefined,
+    now: number,
+    session?: SessionObject,
+  ): R {
+    const maxMs = this.maxLifetimeMs(session, record.payload)
+    if (maxMs === null) return record
+    const created = createdAt ?? now
+    return { ...record, createdAt: created, expiresAt: Math.min(record.expiresAt, created + maxMs) }
   }
 
   /** Validates and encodes a session for `set` (TS_INVALID_SID, TS_ENCODE_FAILED, TS_SESSION_TOO_LARGE, ...). */

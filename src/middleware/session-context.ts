@@ -65,6 +65,8 @@ export class SessionContext implements SessionController {
   readonly #budget: Budget | undefined
   /** The stored version the session was loaded at; undefined once this request wrote it (or it is new). */
   #loadedVersion: number | undefined
+  /** `maxLifetime`: when the loaded session was created (ms), if the store knows. */
+  #createdAt: number | undefined
   /** False when the stored data had keys `req.session` cannot hold (reserved names): never store it whole. */
   #holdsAll = true
 
@@ -99,6 +101,7 @@ export class SessionContext implements SessionController {
       context.#attach(cookieSid, entry.session, false)
       context.#storedExpiresAt = entry.expiresAt
       context.#loadedVersion = entry.version
+      context.#createdAt = entry.createdAt
     } else {
       context.#attachNew({})
     }
@@ -134,6 +137,20 @@ export class SessionContext implements SessionController {
     this.#attach(sid, rest, true)
     this.#storedExpiresAt = undefined
     this.#loadedVersion = undefined
+    this.#createdAt = undefined
+  }
+
+  /**
+   * `maxLifetime`: a cookie with an expiry never outlives the session (creation + maxLifetime; a new session is
+   * created now). A browser-session cookie is left as it is: the store expires the session on its own.
+   */
+  #capCookie(): void {
+    const cookie = this.#session.cookie
+    if (cookie.expires === null) return
+    const maxMs = this.#manager.maxLifetimeMs(this.#session as unknown as SessionObject)
+    if (maxMs === null) return
+    const deadline = (this.#createdAt ?? this.#now()) + maxMs
+    if (cookie.expires.getTime() > deadline) cookie.expires = new Date(deadline)
   }
 
   async regenerate(keep: readonly string[]): Promise<void> {
@@ -145,7 +162,7 @@ export class SessionContext implements SessionController {
         if (copy !== undefined) kept[key] = copy
       }
     }
-    if (!this.#isNew) await this.#manager.destroy(old.id, this.#budget)
+    if (!this.#isNew) await this.#manager.destroy(old.id, this.#budget, 'regenerate')
     this.#attachNew(kept)
   }
 
@@ -168,6 +185,7 @@ export class SessionContext implements SessionController {
     this.#attach(sid, entry.session, false)
     this.#storedExpiresAt = entry.expiresAt
     this.#loadedVersion = entry.version
+    this.#createdAt = entry.createdAt
   }
 
   async save(): Promise<void> {
@@ -202,10 +220,12 @@ export class SessionContext implements SessionController {
     if (this.#isNew) {
       if (!explicit && !modified && !this.#options.saveUninitialized) return
       session.cookie.resetMaxAge()
+      this.#capCookie()
       await this.#manager.set(session.id, session as unknown as Record<string, unknown>, this.#budget)
       this.#isNew = false
     } else if (modified || explicit) {
       session.cookie.resetMaxAge()
+      this.#capCookie()
       const cookie = session.cookie.toJSON()
       const version = this.#holdsAll ? this.#loadedVersion : undefined
       const patch = {
@@ -229,6 +249,7 @@ export class SessionContext implements SessionController {
       }
     } else if (this.#touchDue()) {
       session.cookie.resetMaxAge()
+      this.#capCookie()
       await this.#manager.touch(session.id, { cookie: session.cookie.toJSON() }, this.#budget)
     } else {
       return

@@ -80,9 +80,9 @@ export class LegacySessions {
       [],
       budget,
     )) as Array<string | number | null>
-    const ours = Array.from({ length: 7 }, (_, i) => (reply[i] ?? null) as string | null)
-    const legacy = reply[7]
-    return { ours, legacy: typeof legacy === 'string' ? legacy : null, pttl: Number(reply[8] ?? -2) }
+    const ours = Array.from({ length: 8 }, (_, i) => (reply[i] ?? null) as string | null)
+    const legacy = reply[8]
+    return { ours, legacy: typeof legacy === 'string' ? legacy : null, pttl: Number(reply[9] ?? -2) }
   }
 
   /** The legacy record of `text` (dualWrite: at our version `version`, 0 when we have none). */
@@ -147,6 +147,7 @@ export class LegacySessions {
         sid,
         mode,
         String(args.expected),
+        next.createdAt ?? '',
       ],
       args.budget,
     )) as [number, string?]

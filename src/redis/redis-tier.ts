@@ -1,6 +1,8 @@
 // The Redis tier: sessions as hashes under `${prefix}${sid}` with a version and a PEXPIREAT expiry, written
 // by Lua scripts that also publish the invalidation; a per-user index of sids (one set per user).
 
+import type { PayloadSealer } from '../at-rest/payload-sealer.js'
+import { plainPayloads } from '../at-rest/payload-sealer.js'
 import type { Clock } from '../clock.js'
 import { ErrorCodes, isTieredSessionError, TieredSessionError } from '../errors.js'
 import type {
@@ -68,6 +70,8 @@ export interface RedisTierOptions {
   readonly report?: (error: TieredSessionError) => void
   /** `migrate`: sessions connect-redis wrote, read and converted. */
   readonly legacy?: LegacySessions
+  /** Seals payloads at rest (`encryption`). @default no encryption */
+  readonly sealer?: PayloadSealer
 }
 
 /** A reply refused with WRONGTYPE: the key holds another type than the command reads. */
@@ -102,6 +106,7 @@ export class RedisTier implements Tier, DeferredTouches {
   readonly #legacy: LegacySessions | undefined
   readonly #listings: RedisListings
   readonly #scripts: typeof scripts
+  readonly #sealer: PayloadSealer
 
   constructor(options: RedisTierOptions) {
     this.#replicas = new ReplicaConfirmation({
@@ -110,6 +115,7 @@ export class RedisTier implements Tier, DeferredTouches {
       timeoutMs: options.confirmTimeoutMs ?? 100,
     })
     this.#report = options.report ?? (() => undefined)
+    this.#sealer = options.sealer ?? plainPayloads
     this.#legacy = options.legacy
     this.#scripts = options.legacy?.samePrefix ? legacySafeScripts : scripts
     this.#redis = options.connection
@@ -161,7 +167,7 @@ export class RedisTier implements Tier, DeferredTouches {
     // NB: `migrate`: a string at our key (our own prefix), or no key of ours at all, not even a tombstone
     // (another prefix), may be a session connect-redis wrote.
     if (legacy === undefined || (ours !== 'not-a-hash' && (ours[1] !== null || legacy.samePrefix)))
-      return ours === 'not-a-hash' ? undefined : this.#live(ours)
+      return ours === 'not-a-hash' ? undefined : this.#live(sid, ours)
     const found = await this.#readLegacy(legacy, sid, budget)
     if (found !== undefined) return found
     // NB: converted (or moved) by another instance between the two reads: ours is read once more.
@@ -172,7 +178,7 @@ export class RedisTier implements Tier, DeferredTouches {
         ErrorCodes.DECODE_FAILED,
         'a session key in Redis holds a value that is not ours',
       )
-    return this.#live(again)
+    return this.#live(sid, again)
   }
 
   /** HMGET of our hash; 'not-a-hash' for a string there with `migrate` on our prefix. */
@@ -205,9 +211,9 @@ export class RedisTier implements Tier, DeferredTouches {
     }
   }
 
-  /** Our record of HMGET `values`, if live. */
-  #live(values: Array<string | null>): StoredRecord | undefined {
-    const record = fromHash(values)
+  /** Our record of HMGET `values` (its payload opened), if live. */
+  #live(sid: string, values: Array<string | null>): StoredRecord | undefined {
+    const record = fromHash(values, (stored) => this.#sealer.open(sid, stored))
     return record !== undefined && record.expiresAt > this.#clock.now() ? record : undefined
   }
 
@@ -221,7 +227,7 @@ export class RedisTier implements Tier, DeferredTouches {
     const both = await legacy.readBoth(this.key(sid), sid, budget)
     const { ours } = both
     if (ours[4] === '1') return undefined
-    const record = fromHash(ours)
+    const record = fromHash(ours, (stored) => this.#sealer.open(sid, stored))
     const live = record !== undefined && record.expiresAt > this.#clock.now()
     if (both.legacy === null) {
       if (live) await this.delete(sid, { budget })
@@ -271,25 +277,31 @@ export class RedisTier implements Tier, DeferredTouches {
         scripts.set,
         this.#keysOf(sid),
         [
-          record.payload,
+          this.#sealer.seal(sid, record.payload),
           record.expiresAt,
           record.userId ?? '',
           record.version ?? this.proposedVersion(options.after ?? 0),
           this.#channel,
           this.#origin,
           sid,
+          record.createdAt ?? '',
+          options.maxLifetimeMs ?? '',
         ],
         budget,
       ),
-    ])) as [unknown, unknown, [number, string]]
+    ])) as [unknown, unknown, [number, string, number, string, string]]
     const version = Number(reply[0])
+    // NB: `maxLifetime`: a live session kept its creation time, and its expiry may have been capped by it.
+    const expiresAt = reply[3] === undefined ? record.expiresAt : Number(reply[3])
+    const createdAt = reply[4] === undefined || reply[4] === '' ? record.createdAt : Number(reply[4])
     const previousUser = reply[1]
     // NB: the caller's copy was stale (another instance changed the user): add the entry now, after the write.
     if (skipped && previousUser !== (record.userId ?? ''))
       await this.#index.add(sid, record.userId, record.expiresAt, budget)
     if (previousUser !== '' && previousUser !== record.userId)
       await this.#index.remove(sid, previousUser, budget)
-    const stored = { payload: record.payload, expiresAt: record.expiresAt, userId: record.userId, version }
+    const stored = { payload: record.payload, expiresAt, userId: record.userId, createdAt, version }
+    if (Number(reply[2]) === 1) options.onCreated?.()
     options.onCommit?.(stored)
     return stored
   }
@@ -354,7 +366,7 @@ export class RedisTier implements Tier, DeferredTouches {
         this.#scripts.cas,
         this.#keysOf(sid),
         [
-          record.payload,
+          this.#sealer.seal(sid, record.payload),
           record.expiresAt,
           record.userId ?? '',
           String(expected),
@@ -362,6 +374,7 @@ export class RedisTier implements Tier, DeferredTouches {
           this.#channel,
           this.#origin,
           sid,
+          record.createdAt ?? '',
         ],
         budget,
       ),
@@ -376,6 +389,7 @@ export class RedisTier implements Tier, DeferredTouches {
         payload: record.payload,
         expiresAt: record.expiresAt,
         userId: record.userId,
+        createdAt: record.createdAt,
         version: Number(reply[1]),
       },
     }
@@ -394,18 +408,24 @@ export class RedisTier implements Tier, DeferredTouches {
     const next = { ...record, expiresAt: Math.max(record.expiresAt, current.expiresAt) }
     const [, reply] = await Promise.all([
       this.#index.add(sid, next.userId, next.expiresAt, budget),
-      legacy.convert(sid, this.key(sid), next, current.legacy as string, {
-        version: this.proposedVersion(current.version),
-        expected: current.version,
-        channel: this.#channel,
-        origin: this.#origin,
-        budget,
-      }),
+      legacy.convert(
+        sid,
+        this.key(sid),
+        { ...next, payload: this.#sealer.seal(sid, next.payload) },
+        current.legacy as string,
+        {
+          version: this.proposedVersion(current.version),
+          expected: current.version,
+          channel: this.#channel,
+          origin: this.#origin,
+          budget,
+        },
+      ),
     ])
     if (reply.status === 'gone') return { ok: false, gone: true }
     if (reply.status === 'changed') return { ok: false, gone: false }
-    const { payload, expiresAt, userId } = next
-    return { ok: true, record: { payload, expiresAt, userId, version: reply.version } }
+    const { payload, expiresAt, userId, createdAt } = next
+    return { ok: true, record: { payload, expiresAt, userId, createdAt, version: reply.version } }
   }
 
   /** Replicas that must confirm a write (`redis.waitForReplicas`). */
@@ -457,13 +477,14 @@ export class RedisTier implements Tier, DeferredTouches {
       this.#scripts.setIfNewer,
       this.#keysOf(sid),
       [
-        record.payload,
+        this.#sealer.seal(sid, record.payload),
         record.expiresAt,
         record.userId ?? '',
         record.version,
         this.#channel,
         this.#origin,
         sid,
+        record.createdAt ?? '',
       ],
     )
     return Number(written) >= 1
@@ -489,6 +510,19 @@ export class RedisTier implements Tier, DeferredTouches {
     if (existed) await this.#index.remove(sid, reply[1], budget)
     options.onCommit?.(existed)
     return existed
+  }
+
+  /**
+   * `hashIds`: removes a session kept under its plain id (moved, or destroyed) with no tombstone: a tombstone's
+   * key would keep the plain id on the floor, and no outbox write of ours targets a plain key. Resolves to
+   * whether there was one.
+   */
+  async purge(sid: string): Promise<boolean> {
+    const key = this.key(sid)
+    const [userId] = await this.#redis.run('a plain-id purge', (c) => c.hmget(key, 'u'))
+    const removed = Number(await this.#redis.run('a plain-id purge', (c) => c.del(key))) === 1
+    if (removed && userId) await this.#index.remove(sid, userId)
+    return removed
   }
 
   /** Ids of live sessions. */

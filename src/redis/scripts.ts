@@ -2,7 +2,8 @@
 // monotonic, and publishes the invalidation in the same atomic step as the write.
 //
 // A session is a hash: p = payload (JSON text), v = version, e = expiresAt (ms), u = userId ('' for none);
-// a touch adds c = the newer cookie (JSON text) and t = the version it belongs to (a later write makes it stale).
+// a touch adds c = the newer cookie (JSON text) and t = the version it belongs to (a later write makes it stale);
+// with `maxLifetime`, a = when the session was created (ms; the last ARGV of each write, '' for none).
 // A destroyed session leaves a tombstone { v, d = 1 } until its old expiry, so that an outbox write made
 // before the destroy (by an instance that was cut off) can never bring it back.
 // Invalidation messages: "I|<origin>|<version>|<sid>" (sid last: it may contain '|').
@@ -18,7 +19,7 @@
 const DROP_NOT_A_HASH = `redis.call('DEL', KEYS[1])
   old = {false, false, false, false}`
 const PROLOGUE = `
-local old = redis.pcall('HMGET', KEYS[1], 'v', 'u', 'd', 'e')
+local old = redis.pcall('HMGET', KEYS[1], 'v', 'u', 'd', 'e', 'a')
 if old.err then
   if not string.find(old.err, 'WRONGTYPE', 1, true) then return redis.error_reply(old.err) end
   ${DROP_NOT_A_HASH}
@@ -37,22 +38,35 @@ const MIRROR = `if KEYS[2] then
   redis.call('PEXPIREAT', KEYS[2], ARGV[2])
 end`
 
-/** Unconditional write. KEYS: key. ARGV: payload, expiresAt, userId, proposedVersion, channel, origin, sid.
- * Version = max(old + 1, proposed); overwrites a tombstone. Returns { version, previous userId }. */
+/** Creation time: ARGV[n] ('' for none) into field a. */
+const CREATED = (n: number) =>
+  `if ARGV[${n}] and ARGV[${n}] ~= '' then redis.call('HSET', KEYS[1], 'a', ARGV[${n}]) end`
+
+/** Unconditional write. KEYS: key. ARGV: payload, expiresAt, userId, proposedVersion, channel, origin, sid,
+ * createdAt, maxLifetimeMs ('' for none: `maxLifetime`). Version = max(old + 1, proposed); overwrites a
+ * tombstone. A live session keeps its creation time, and the expiry is capped at creation + maxLifetimeMs.
+ * Returns { version, previous userId, created (1 when no live session was there), expiresAt, createdAt }. */
 export const SET_SCRIPT = `${PROLOGUE}
 local v = string.format('%d', math.max(oldv + 1, tonumber(ARGV[4]) or 0))
+local a = ARGV[8] or ''
+if a ~= '' and not dead and old[5] and old[5] ~= '' then a = old[5] end
+local e = ARGV[2]
+if a ~= '' and ARGV[9] and ARGV[9] ~= '' then
+  e = string.format('%d', math.min(tonumber(ARGV[2]), tonumber(a) + tonumber(ARGV[9])))
+end
 if dead then redis.call('HDEL', KEYS[1], 'd') end
-redis.call('HSET', KEYS[1], 'p', ARGV[1], 'v', v, 'e', ARGV[2], 'u', ARGV[3])
-redis.call('PEXPIREAT', KEYS[1], ARGV[2])
+redis.call('HSET', KEYS[1], 'p', ARGV[1], 'v', v, 'e', e, 'u', ARGV[3])
+if a ~= '' then redis.call('HSET', KEYS[1], 'a', a) end
+redis.call('PEXPIREAT', KEYS[1], e)
 ${MIRROR}
 redis.call('PUBLISH', ARGV[5], 'I|' .. ARGV[6] .. '|' .. v .. '|' .. ARGV[7])
 ${TRACK}
-if dead then return {v, ''} end
-return {v, old[2] or ''}
+if dead or old[1] == false then return {v, '', 1, e, a} end
+return {v, old[2] or '', 0, e, a}
 `
 
 /** Compare-and-set: writes only if the stored version is still ARGV[4] (merge and touch retry on a miss).
- * KEYS: key. ARGV: payload, expiresAt, userId, expectedVersion, proposedVersion, channel, origin, sid.
+ * KEYS: key. ARGV: payload, expiresAt, userId, expectedVersion, proposedVersion, channel, origin, sid, createdAt.
  * Returns { 1, version } on success, { 0, currentVersion } on a conflict, { -1 } when the session is gone. */
 export const CAS_SCRIPT = `${PROLOGUE}
 if old[1] == false or dead then return {-1} end
@@ -64,6 +78,7 @@ if KEYS[2] then
 end
 local v = string.format('%d', math.max(oldv + 1, tonumber(ARGV[5]) or 0))
 redis.call('HSET', KEYS[1], 'p', ARGV[1], 'v', v, 'e', ARGV[2], 'u', ARGV[3])
+${CREATED(9)}
 redis.call('PEXPIREAT', KEYS[1], ARGV[2])
 ${MIRROR}
 redis.call('PUBLISH', ARGV[6], 'I|' .. ARGV[7] .. '|' .. v .. '|' .. ARGV[8])
@@ -89,7 +104,7 @@ return 1
 `
 
 /** Replays an outbox write: stored only if Redis holds nothing newer and no tombstone. KEYS: key.
- * ARGV: payload, expiresAt, userId, version, channel, origin, sid. Returns 1 if written, 2 if Redis holds this
+ * ARGV: payload, expiresAt, userId, version, channel, origin, sid, createdAt. Returns 1 if written, 2 if Redis holds this
  * very write already (a replay of a write that did arrive), 0 if skipped. */
 export const SET_IF_NEWER_SCRIPT = `${PROLOGUE}
 if not dead and oldv == (tonumber(ARGV[4]) or 0) and redis.call('HGET', KEYS[1], 'p') == ARGV[1] then return 2 end
@@ -97,6 +112,7 @@ if dead or oldv >= (tonumber(ARGV[4]) or 0) then return 0 end
 -- NB: dualWrite: an old instance changed or destroyed the session since we last mirrored it: its value is newer.
 if KEYS[2] and old[1] ~= false and redis.call('GET', KEYS[2]) ~= redis.call('HGET', KEYS[1], 'p') then return 0 end
 redis.call('HSET', KEYS[1], 'p', ARGV[1], 'v', ARGV[4], 'e', ARGV[2], 'u', ARGV[3])
+${CREATED(8)}
 redis.call('PEXPIREAT', KEYS[1], ARGV[2])
 ${MIRROR}
 redis.call('PUBLISH', ARGV[5], 'I|' .. ARGV[6] .. '|' .. ARGV[4] .. '|' .. ARGV[7])
@@ -151,7 +167,7 @@ return 1
 
 /** Converts a connect-redis session (a JSON string) into ours, only if its text is still ARGV[1] (the one read,
  * so nothing an old instance wrote meanwhile is lost). KEYS[1]: our key; KEYS[2] (mode 'move'): the legacy key.
- * ARGV: legacyText, payload, expiresAt, userId, proposedVersion, channel, origin, sid, mode, expectedVersion:
+ * ARGV: legacyText, payload, expiresAt, userId, proposedVersion, channel, origin, sid, mode, expectedVersion, createdAt:
  * 'dual' (dualWrite: KEYS[2] is connect-redis's key and stays, ours must still be at expectedVersion),
  * 'same' (the legacy value is at KEYS[1] itself), 'move' (at KEYS[2], deleted in the same step), 'create' (at
  * another key on another Cluster slot: ours is created only if absent; the caller drops the legacy key after).
@@ -170,6 +186,7 @@ if mode == 'dual' then
   if legacy ~= ARGV[1] then return {0, '0'} end
   local v = string.format('%d', math.max((tonumber(s[1]) or 0) + 1, tonumber(ARGV[5]) or 1))
   redis.call('HSET', KEYS[1], 'p', ARGV[2], 'v', v, 'e', ARGV[3], 'u', ARGV[4])
+  ${CREATED(11)}
   redis.call('HDEL', KEYS[1], 'c', 't')
   redis.call('PEXPIREAT', KEYS[1], ARGV[3])
   redis.call('SET', KEYS[2], ARGV[2])
@@ -198,6 +215,7 @@ elseif mode == 'move' then
 end
 local v = string.format('%d', tonumber(ARGV[5]) or 1)
 redis.call('HSET', KEYS[1], 'p', ARGV[2], 'v', v, 'e', ARGV[3], 'u', ARGV[4])
+${CREATED(11)}
 redis.call('PEXPIREAT', KEYS[1], ARGV[3])
 redis.call('PUBLISH', ARGV[6], 'I|' .. ARGV[7] .. '|' .. v .. '|' .. ARGV[8])
 ${TRACK}
@@ -212,13 +230,13 @@ return 0
 `
 
 /** dualWrite's read: our hash and connect-redis's key of one session, in one atomic step. KEYS: ours, legacy.
- * Returns { p, v, e, u, d, c, t (as HMGET), legacy value, legacy PTTL }. */
+ * Returns { p, v, e, u, d, c, t, a (as HMGET), legacy value, legacy PTTL }. */
 export const DUAL_READ_SCRIPT = `
-local ours = redis.call('HMGET', KEYS[1], 'p', 'v', 'e', 'u', 'd', 'c', 't')
+local ours = redis.call('HMGET', KEYS[1], 'p', 'v', 'e', 'u', 'd', 'c', 't', 'a')
 local legacy = redis.pcall('GET', KEYS[2])
 if type(legacy) == 'table' then legacy = false end
-ours[8] = legacy
-ours[9] = redis.call('PTTL', KEYS[2])
+ours[9] = legacy
+ours[10] = redis.call('PTTL', KEYS[2])
 return ours
 `
 

@@ -1,6 +1,7 @@
 // The prepared SQL of the disk tier (parameterized only) and the check that turns a raw row into a record.
 
 import type Database from 'better-sqlite3'
+import type { PayloadSealer } from '../at-rest/payload-sealer.js'
 import { ErrorCodes, TieredSessionError } from '../errors.js'
 import type { StoredRecord } from './tier.js'
 
@@ -11,13 +12,17 @@ export interface RawRow {
   expiresAt: unknown
   version: unknown
   userId: unknown
+  createdAt?: unknown
 }
 
-/** Turns a raw row into a record, or throws TS_DECODE_FAILED when a column has the wrong type. */
-export function toRecord(row: RawRow): StoredRecord {
-  const { payload, expiresAt, version, userId } = row
+/**
+ * Turns a raw row into a record (its payload opened by `sealer`), or throws TS_DECODE_FAILED when a column has
+ * the wrong type or the payload does not open.
+ */
+export function toRecord(row: RawRow, sealer: PayloadSealer): StoredRecord {
+  const { payload: stored, expiresAt, version, userId } = row
   if (
-    typeof payload !== 'string' ||
+    typeof stored !== 'string' ||
     typeof expiresAt !== 'number' ||
     typeof version !== 'number' ||
     (userId !== null && typeof userId !== 'string')
@@ -27,15 +32,18 @@ export function toRecord(row: RawRow): StoredRecord {
       'a session row on disk has columns of the wrong type',
     )
   }
-  return { payload, expiresAt, version, userId }
+  const createdAt = typeof row.createdAt === 'number' ? row.createdAt : undefined
+  return { payload: sealer.open(String(row.sid), stored), expiresAt, version, userId, createdAt }
 }
 
-const COLUMNS = 'sid, payload, expiresAt, version, userId'
+const COLUMNS = 'sid, payload, expiresAt, version, userId, createdAt'
 
 type Statement<P extends unknown[] | object, R = unknown> = Database.Statement<P, R>
 
 /** Every statement the disk tier runs. */
 export interface DiskStatements {
+  /** Seals payloads before they are stored and opens them when read (`encryption`; else the identity). */
+  readonly sealer: PayloadSealer
   readonly get: Statement<[string], RawRow>
   readonly exists: Statement<[string], { one: number }>
   readonly any: Statement<[], { one: number }>
@@ -50,7 +58,7 @@ export interface DiskStatements {
   readonly ids: Statement<[number], { sid: string }>
   readonly all: Statement<[number], RawRow>
   readonly byUser: Statement<[string, number], RawRow>
-  readonly expired: Statement<[number, number], { sid: string }>
+  readonly expired: Statement<[number, number], { sid: string; userId: string | null }>
   readonly outboxInsert: Statement<Record<string, unknown>>
   readonly outboxAll: Statement<[], RawRow & { seq: number; op: string }>
   readonly outboxRemove: Statement<[number]>
@@ -58,19 +66,21 @@ export interface DiskStatements {
 }
 
 /** Prepares every statement the disk tier runs, once per open database. */
-export function prepareStatements(db: Database.Database): DiskStatements {
+export function prepareStatements(db: Database.Database, sealer: PayloadSealer): DiskStatements {
   return {
+    sealer,
     get: db.prepare<[string], RawRow>(`SELECT ${COLUMNS} FROM sessions WHERE sid = ?`),
     exists: db.prepare<[string], { one: number }>('SELECT 1 AS one FROM sessions WHERE sid = ?'),
     any: db.prepare<[], { one: number }>('SELECT 1 AS one FROM sessions LIMIT 1'),
     // NB: with @version the row gets exactly it; without, one more than the old one.
     put: db.prepare<Record<string, unknown>, { version: number }>(
-      `INSERT INTO sessions (sid, payload, expiresAt, version, userId)
-       VALUES (@sid, @payload, @expiresAt, COALESCE(@version, 1), @userId)
+      `INSERT INTO sessions (sid, payload, expiresAt, version, userId, createdAt)
+       VALUES (@sid, @payload, @expiresAt, COALESCE(@version, 1), @userId, @createdAt)
        ON CONFLICT (sid) DO UPDATE SET
          payload = excluded.payload,
          expiresAt = excluded.expiresAt,
          userId = excluded.userId,
+         createdAt = excluded.createdAt,
          version = COALESCE(@version, sessions.version + 1)
        RETURNING version`,
     ),
@@ -81,12 +91,13 @@ export function prepareStatements(db: Database.Database): DiskStatements {
     ),
     // NB: one more than both the old version and @after (a version the caller knows of elsewhere).
     putAfter: db.prepare<Record<string, unknown>, { version: number }>(
-      `INSERT INTO sessions (sid, payload, expiresAt, version, userId)
-       VALUES (@sid, @payload, @expiresAt, @after + 1, @userId)
+      `INSERT INTO sessions (sid, payload, expiresAt, version, userId, createdAt)
+       VALUES (@sid, @payload, @expiresAt, @after + 1, @userId, @createdAt)
        ON CONFLICT (sid) DO UPDATE SET
          payload = excluded.payload,
          expiresAt = excluded.expiresAt,
          userId = excluded.userId,
+         createdAt = excluded.createdAt,
          version = MAX(sessions.version, @after) + 1
        RETURNING version`,
     ),
@@ -100,12 +111,12 @@ export function prepareStatements(db: Database.Database): DiskStatements {
     byUser: db.prepare<[string, number], RawRow>(
       `SELECT ${COLUMNS} FROM sessions WHERE userId = ? AND expiresAt > ?`,
     ),
-    expired: db.prepare<[number, number], { sid: string }>(
-      'SELECT sid FROM sessions WHERE expiresAt <= ? LIMIT ?',
+    expired: db.prepare<[number, number], { sid: string; userId: string | null }>(
+      'SELECT sid, userId FROM sessions WHERE expiresAt <= ? LIMIT ?',
     ),
     outboxInsert: db.prepare<Record<string, unknown>>(
-      `INSERT INTO outbox (sid, op, payload, expiresAt, version, userId)
-       VALUES (@sid, @op, @payload, @expiresAt, @version, @userId)`,
+      `INSERT INTO outbox (sid, op, payload, expiresAt, version, userId, createdAt)
+       VALUES (@sid, @op, @payload, @expiresAt, @version, @userId, @createdAt)`,
     ),
     outboxAll: db.prepare<[], RawRow & { seq: number; op: string }>(
       `SELECT seq, ${COLUMNS}, op FROM outbox ORDER BY seq`,

@@ -3,6 +3,9 @@
 // In shared mode it is also the spill cache (synchronous upkeep) and holds the outbox log.
 
 import { resolve } from 'node:path'
+import type Database from 'better-sqlite3'
+import type { PayloadSealer } from '../at-rest/payload-sealer.js'
+import { plainPayloads } from '../at-rest/payload-sealer.js'
 import type { Clock } from '../clock.js'
 import { ErrorCodes, TieredSessionError, wrapError } from '../errors.js'
 import type { DiskStatements, RawRow } from './disk-statements.js'
@@ -10,7 +13,11 @@ import { prepareStatements, toRecord } from './disk-statements.js'
 import type { DiskOp, DiskResult, TouchOp } from './disk-writes.js'
 import { applyOp, mayPut, putRow, toOutboxEntry } from './disk-writes.js'
 import { GroupCommit } from './group-commit.js'
+import type { Inventory } from './inventory.js'
+import { diskInventory } from './inventory.js'
 import type { OutboxEntry, OutboxLog } from './outbox-log.js'
+import type { BackupProgress } from './sqlite-backup.js'
+import { backupSqlite } from './sqlite-backup.js'
 import type { OpenedFile } from './sqlite-file.js'
 import { openSqliteFile, restoreIfRemoved } from './sqlite-file.js'
 import type {
@@ -38,6 +45,14 @@ export interface DiskTierOptions {
   /** Largest the database file may grow, in bytes (SQLite `max_page_count`); undefined: no limit. */
   readonly maxBytes?: number | undefined
   readonly clock: Clock
+  /**
+   * Sessions are kept under SHA-256 of their ids (`hashIds`): a file whose rows still have plain ids is moved
+   * to hashed keys when opened; a file of hashed keys opened without it is TS_INVALID_OPTION.
+   * @default false
+   */
+  readonly hashIds?: boolean
+  /** Seals payloads at rest (`encryption`). @default no encryption */
+  readonly sealer?: PayloadSealer
   /** Hears of problems the tier handled on its own (a database file removed underneath and restored). */
   readonly onError?: (error: TieredSessionError) => void
 }
@@ -60,6 +75,12 @@ export class DiskTier implements Tier, DeferredTouches, SpillCache, OutboxLog {
   /** Touches collected since the last batch went to the group commit (they join it when the timer fires). */
   #touchBatch = new Map<string, TouchOp>()
   #touchTimer: NodeJS.Timeout | undefined
+  /** SQLite's `data_version` of this connection when last looked at (it moves when another connection commits). */
+  #dataVersion = 0
+  /** The statement of {@link DiskTier.rowsAfter}, prepared on first use (on the connection opened last). */
+  #pageQuery: Database.Statement<[string, number, number], RawRow> | undefined
+  /** The statement of {@link DiskTier.stampsOf}, prepared on first use (on the connection opened last). */
+  #stampsQuery: Database.Statement<[string], { sid: string; version: number; expiresAt: number }> | undefined
 
   /** Opens (creating if needed) the database. Throws TS_DISK_OPEN_FAILED naming the path. */
   constructor(options: DiskTierOptions) {
@@ -84,7 +105,7 @@ export class DiskTier implements Tier, DeferredTouches, SpillCache, OutboxLog {
     this.#file = openSqliteFile(this.path, this.#options)
     const db = this.#file.db
     try {
-      this.#stmt = prepareStatements(db)
+      this.#stmt = prepareStatements(db, this.#options.sealer ?? plainPayloads)
     } catch (cause) {
       db.close()
       throw new TieredSessionError(
@@ -94,6 +115,9 @@ export class DiskTier implements Tier, DeferredTouches, SpillCache, OutboxLog {
       )
     }
     this.#mayHoldSessions = this.#stmt.any.get() !== undefined
+    this.#dataVersion = this.#readDataVersion()
+    this.#stampsQuery = undefined
+    this.#pageQuery = undefined
     this.#transaction = db.transaction((ops: readonly DiskOp[]) => {
       if (ops.some(mayPut)) this.#mayHoldSessions = true
       const now = this.#clock.now()
@@ -160,7 +184,7 @@ export class DiskTier implements Tier, DeferredTouches, SpillCache, OutboxLog {
     if (!this.#mayHoldSessions) return undefined
     const raw = this.#read('a session', () => this.#stmt.get.get(sid))
     if (raw === undefined) return undefined
-    const record = toRecord(raw)
+    const record = toRecord(raw, this.#stmt.sealer)
     return record.expiresAt > this.#clock.now() ? record : undefined
   }
 
@@ -262,11 +286,29 @@ export class DiskTier implements Tier, DeferredTouches, SpillCache, OutboxLog {
     return this.#collect(() => this.#stmt.byUser.all(userId, this.#clock.now()), onCorrupt)
   }
 
+  /**
+   * At most `limit` live rows whose keys sort after `afterKey`, in key order (paging through the file, for an
+   * export), and the key of the last row read (a corrupt one included: the next page starts after it).
+   */
+  rowsAfter(afterKey: string, limit: number, onCorrupt: OnCorrupt): { rows: TierRow[]; last?: string } {
+    let last: string | undefined
+    const rows = this.#collect(() => {
+      // NB: every column, as the other listings read them (`toRecord` checks each one's type).
+      this.#pageQuery ??= this.#file.db.prepare<[string, number, number], RawRow>(
+        'SELECT * FROM sessions WHERE sid > ? AND expiresAt > ? ORDER BY sid LIMIT ?',
+      )
+      const raw = this.#pageQuery.all(afterKey, this.#clock.now(), limit)
+      last = raw.length < limit ? undefined : String(raw.at(-1)?.sid)
+      return raw
+    }, onCorrupt)
+    return last === undefined ? { rows } : { rows, last }
+  }
+
   #collect(query: () => RawRow[], onCorrupt: OnCorrupt): TierRow[] {
     const out: TierRow[] = []
     for (const raw of this.#read('sessions', query)) {
       try {
-        out.push({ sid: String(raw.sid), ...toRecord(raw) })
+        out.push({ sid: String(raw.sid), ...toRecord(raw, this.#stmt.sealer) })
       } catch (error) {
         onCorrupt(error as TieredSessionError)
       }
@@ -274,20 +316,26 @@ export class DiskTier implements Tier, DeferredTouches, SpillCache, OutboxLog {
     return out
   }
 
-  /** Deletes at most `limit` rows expired at `now` in one transaction; returns how many. */
-  sweep(now: number, limit: number): number {
+  /**
+   * Deletes at most `limit` rows expired at `now` in one transaction; returns how many. `onRemoved` hears the
+   * user of each row removed, once the transaction committed.
+   */
+  sweep(now: number, limit: number, onRemoved?: (userId: string | null) => void): number {
     this.#checkOpen()
     // NB: a pending touch may have given an expired-looking row a new life: commit it first.
     if (this.#touches.size > 0) this.commitTouches()
+    let removed: Array<{ sid: string; userId: string | null }>
     try {
-      return this.#file.db.transaction(() => {
+      removed = this.#file.db.transaction(() => {
         const sids = this.#stmt.expired.all(now, limit)
         for (const { sid } of sids) this.#stmt.delete.run(sid)
-        return sids.length
+        return sids
       })()
     } catch (cause) {
       throw wrapError(ErrorCodes.DISK_IO, 'sweeping expired sessions failed', cause)
     }
+    if (onRemoved !== undefined) for (const row of removed) onRemoved(row.userId)
+    return removed.length
   }
 
   /** Queues the removal of every session row (the outbox is kept). */
@@ -324,6 +372,61 @@ export class DiskTier implements Tier, DeferredTouches, SpillCache, OutboxLog {
   /** Rows in the file, expired or not. */
   count(): number {
     return this.#read('the row count', () => (this.#stmt.count.get() as { n: number }).n)
+  }
+
+  // ---- the file as a whole ------------------------------------------------------------------------
+
+  /**
+   * An online, consistent copy of the file at `target` (0600, its directory made 0700 if missing), taken while
+   * writes go on; queued writes and touches are committed first, so every write acknowledged before the call is
+   * in it. Throws TS_BACKUP_FAILED naming the target when it cannot be written.
+   */
+  backup(target: string, onProgress: (progress: BackupProgress) => void): Promise<BackupProgress> {
+    try {
+      this.#checkOpen()
+      this.commitTouches()
+    } catch (error) {
+      return Promise.reject(error)
+    }
+    return backupSqlite(this.#file.db, target, onProgress)
+  }
+
+  /**
+   * True when another connection (another process, the command line tool) committed to the file since the last
+   * call. Its rows may then be anything, so lookups stop assuming an empty table. Throws TS_DISK_IO.
+   */
+  changedElsewhere(): boolean {
+    const now = this.#read('the data version', () => this.#readDataVersion())
+    if (now === this.#dataVersion) return false
+    this.#dataVersion = now
+    this.#mayHoldSessions = true
+    return true
+  }
+
+  /** What the file holds at `now` (ms), with the `top` users by session count. Throws TS_DISK_IO. */
+  inventory(now: number, top: number): Inventory {
+    return this.#read('the inventory', () => diskInventory(this.#file.db, now, top))
+  }
+
+  /**
+   * The version and expiry of the rows of `keys` (stored keys), in one query; a key without a row is absent.
+   * What tells a memory copy from a row another connection changed, without reading payloads. Throws TS_DISK_IO.
+   */
+  stampsOf(keys: readonly string[]): Map<string, { version: number; expiresAt: number }> {
+    return this.#read('session versions', () => {
+      this.#stampsQuery ??= this.#file.db.prepare<
+        [string],
+        { sid: string; version: number; expiresAt: number }
+      >('SELECT sid, version, expiresAt FROM sessions WHERE sid IN (SELECT value FROM json_each(?))')
+      const out = new Map<string, { version: number; expiresAt: number }>()
+      for (const row of this.#stampsQuery.all(JSON.stringify(keys)))
+        out.set(row.sid, { version: row.version, expiresAt: row.expiresAt })
+      return out
+    })
+  }
+
+  #readDataVersion(): number {
+    return this.#file.db.pragma('data_version', { simple: true }) as number
   }
 
   // ---- the spill cache (shared mode) ----------------------------------------------------------------
@@ -376,7 +479,7 @@ export class DiskTier implements Tier, DeferredTouches, SpillCache, OutboxLog {
     const out: OutboxEntry[] = []
     for (const raw of this.#read('the outbox', () => this.#stmt.outboxAll.all())) {
       try {
-        out.push(toOutboxEntry(raw))
+        out.push(toOutboxEntry(raw, this.#stmt.sealer))
       } catch (error) {
         onCorrupt(error as TieredSessionError)
         this.remove(raw.seq)

@@ -1,6 +1,7 @@
 // The writes of the disk tier, as they run inside one group-committed SQLite transaction: upserts, deletes,
 // read-modify-write updates, clear, and the outbox's entries (shared mode), each with its result.
 
+import type { PayloadSealer } from '../at-rest/payload-sealer.js'
 import type { DiskStatements, RawRow } from './disk-statements.js'
 import { toRecord } from './disk-statements.js'
 import type { OutboxEntry } from './outbox-log.js'
@@ -51,11 +52,19 @@ export function putRow(
   after: number,
   version: number | null = record.version ?? null,
 ): StoredRecord {
-  const params = { sid, payload: record.payload, expiresAt: record.expiresAt, version, userId: record.userId }
+  const payload = stmt.sealer.seal(sid, record.payload)
+  const createdAt = record.createdAt ?? null
+  const params = { sid, payload, expiresAt: record.expiresAt, version, userId: record.userId, createdAt }
   const row = (
     version === null && after > 0 ? stmt.putAfter.get({ ...params, after }) : stmt.put.get(params)
   ) as { version: number }
-  return { payload: record.payload, expiresAt: record.expiresAt, version: row.version, userId: record.userId }
+  return {
+    payload: record.payload,
+    expiresAt: record.expiresAt,
+    version: row.version,
+    userId: record.userId,
+    createdAt: record.createdAt,
+  }
 }
 
 function update(
@@ -68,7 +77,7 @@ function update(
   if (raw === undefined) return MISSING
   let next: RecordInput | undefined
   try {
-    const current = toRecord(raw)
+    const current = toRecord(raw, stmt.sealer)
     if (current.expiresAt <= now) return MISSING
     next = change(current)
   } catch (error) {
@@ -95,11 +104,20 @@ export function applyOp(stmt: DiskStatements, op: DiskOp, now: number): DiskResu
       return update(stmt, op.sid, op.change, now)
     case 'touch': {
       const { payload, expiresAt, version } = op.latest
-      return stmt.touch.run({ sid: op.sid, payload, expiresAt, version }).changes > 0
+      const sealed = stmt.sealer.seal(op.sid, payload)
+      return stmt.touch.run({ sid: op.sid, payload: sealed, expiresAt, version }).changes > 0
     }
     case 'outbox-set':
       putRow(stmt, op.sid, op.record, 0)
-      return Number(stmt.outboxInsert.run({ sid: op.sid, op: 'set', ...op.record }).lastInsertRowid)
+      return Number(
+        stmt.outboxInsert.run({
+          sid: op.sid,
+          op: 'set',
+          ...op.record,
+          createdAt: op.record.createdAt ?? null,
+          payload: stmt.sealer.seal(op.sid, op.record.payload),
+        }).lastInsertRowid,
+      )
     case 'outbox-delete':
       stmt.delete.run(op.sid)
       return Number(
@@ -110,17 +128,18 @@ export function applyOp(stmt: DiskStatements, op: DiskOp, now: number): DiskResu
           expiresAt: 0,
           version: op.version,
           userId: null,
+          createdAt: null,
         }).lastInsertRowid,
       )
   }
 }
 
 /** Turns a raw outbox row into an entry; throws TS_DECODE_FAILED for a row with columns of the wrong type. */
-export function toOutboxEntry(raw: RawRow & { seq: number; op: string }): OutboxEntry {
+export function toOutboxEntry(raw: RawRow & { seq: number; op: string }, sealer: PayloadSealer): OutboxEntry {
   const op = raw.op === 'delete' ? 'delete' : 'set'
   const record =
     op === 'delete'
       ? { payload: '', expiresAt: 0, version: Number(raw.version), userId: null }
-      : toRecord(raw)
+      : toRecord(raw, sealer)
   return { seq: raw.seq, sid: String(raw.sid), op, record }
 }

@@ -33,6 +33,7 @@ class HeldRecord implements MemoryRecord {
   readonly expiresAt: number
   readonly version: number
   readonly userId: string | null
+  readonly createdAt: number | undefined
   readonly bytes: number
   readonly #slab: PayloadSlab
   /** First block of the payload in the slab; -1 once released. */
@@ -42,6 +43,7 @@ class HeldRecord implements MemoryRecord {
     this.expiresAt = input.expiresAt
     this.version = version
     this.userId = input.userId
+    this.createdAt = input.createdAt
     this.bytes = bytes
     this.#slab = slab
     this.#head = slab.store(input.payload, bytes)
@@ -71,6 +73,7 @@ class MemoryCopy implements MemoryRecord {
   readonly expiresAt: number
   readonly version: number
   readonly userId: string | null
+  readonly createdAt: number | undefined
   readonly bytes: number
   readonly #held: HeldRecord
 
@@ -79,6 +82,7 @@ class MemoryCopy implements MemoryRecord {
     this.expiresAt = held.expiresAt
     this.version = held.version
     this.userId = held.userId
+    this.createdAt = held.createdAt
     this.bytes = held.bytes
     this.#held = held
   }
@@ -101,6 +105,8 @@ export interface MemoryTierOptions {
   /** Hard cap of payload bytes; lru-cache evicts beyond it even if the spiller is late. */
   readonly maxBytes: number
   readonly clock: Clock
+  /** Hears of a record `get` found expired (and dropped); the sweep's drops are not reported. */
+  readonly onExpired?: (sid: string, record: MemoryRecord) => void
 }
 
 /**
@@ -113,10 +119,12 @@ export class MemoryTier implements Tier {
   readonly #clock: Clock
   readonly #slab = new PayloadSlab()
   readonly #lru: LRUCache<string, HeldRecord>
+  readonly #onExpired: ((sid: string, record: MemoryRecord) => void) | undefined
 
   constructor(options: MemoryTierOptions) {
     this.maxBytes = options.maxBytes
     this.#clock = options.clock
+    this.#onExpired = options.onExpired
     this.#lru = new LRUCache<string, HeldRecord>({
       maxSize: options.maxBytes,
       sizeCalculation: (record) => Math.max(1, record.bytes),
@@ -140,7 +148,10 @@ export class MemoryTier implements Tier {
     const record = this.#lru.get(sid)
     if (record === undefined) return undefined
     if (record.expiresAt <= this.#clock.now()) {
+      // NB: the copy is made before the delete gives the record's blocks back.
+      const expired = this.#onExpired === undefined ? undefined : new MemoryCopy(record, record.payload)
       this.#lru.delete(sid)
+      if (expired !== undefined) this.#onExpired?.(sid, expired)
       return undefined
     }
     return new MemoryCopy(record, record.payload)
@@ -199,6 +210,7 @@ export class MemoryTier implements Tier {
           expiresAt: record.expiresAt,
           version: record.version,
           userId: record.userId,
+          createdAt: record.createdAt,
         })
       }
     }

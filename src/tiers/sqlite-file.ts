@@ -4,6 +4,7 @@
 import { chmodSync, closeSync, existsSync, mkdirSync, openSync, statSync } from 'node:fs'
 import { dirname } from 'node:path'
 import Database from 'better-sqlite3'
+import { hashSid } from '../at-rest/session-key.js'
 import { ErrorCodes, TieredSessionError } from '../errors.js'
 
 /** How the file is opened. */
@@ -11,9 +12,12 @@ export interface SqliteFileOptions {
   readonly synchronous: 'normal' | 'full'
   /** Largest the database file may grow, in bytes (SQLite `max_page_count`); undefined: no limit. */
   readonly maxBytes?: number | undefined
+  /** Sessions are kept under SHA-256 of their ids (see {@link useIdKeys}). */
+  readonly hashIds?: boolean | undefined
 }
 
-const SCHEMA_VERSION = 2
+/** 3: the `meta` table (how ids are keyed) and `createdAt` columns (`maxLifetime`). */
+const SCHEMA_VERSION = 3
 
 /**
  * Creates the directory (0700) when it does not exist, and the file; the file and its -wal/-shm companions
@@ -51,8 +55,66 @@ function migrate(db: Database.Database): void {
       version INTEGER NOT NULL,
       userId TEXT
     );
-    PRAGMA user_version = ${SCHEMA_VERSION};
+    CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY NOT NULL, value TEXT NOT NULL);
   `)
+  // NB: schema 3: when each session was created (`maxLifetime`); null for rows written without it.
+  for (const table of ['sessions', 'outbox']) {
+    const columns = db.prepare<[], { name: string }>(`PRAGMA table_info(${table})`).all()
+    if (!columns.some((column) => column.name === 'createdAt'))
+      db.exec(`ALTER TABLE ${table} ADD COLUMN createdAt INTEGER`)
+  }
+  db.pragma(`user_version = ${SCHEMA_VERSION}`)
+}
+
+/**
+ * How the file keys its sessions, recorded in `meta` ('sha256' or 'plain'; a file without the entry was
+ * written by 0.1.0: plain). With `hashIds`, rows under plain ids (the sessions table and the outbox) are moved
+ * to their hashed keys in one transaction, with `secure_delete` so the plain ids do not linger in free pages,
+ * and the WAL is truncated after. A file of hashed keys cannot be used without `hashIds`.
+ */
+function useIdKeys(db: Database.Database, hashIds: boolean): void {
+  const row = db.prepare<[], { value: string }>("SELECT value FROM meta WHERE name = 'ids'").get()
+  const mode = row?.value ?? 'plain'
+  const want = hashIds ? 'sha256' : 'plain'
+  if (mode === want && row !== undefined) return
+  if (mode === 'sha256') {
+    throw new TieredSessionError(
+      ErrorCodes.INVALID_OPTION,
+      'option "hashIds" must be true for this session database: its session ids are hashed',
+    )
+  }
+  db.function('ts_hash_sid', { deterministic: true }, (sid: unknown) => hashSid(String(sid)))
+  db.pragma('secure_delete = ON')
+  db.transaction(() => {
+    if (hashIds) {
+      db.exec('UPDATE sessions SET sid = ts_hash_sid(sid); UPDATE outbox SET sid = ts_hash_sid(sid);')
+    }
+    db.prepare("INSERT OR REPLACE INTO meta (name, value) VALUES ('ids', ?)").run(want)
+  })()
+  db.pragma('secure_delete = OFF')
+  if (hashIds) db.pragma('wal_checkpoint(TRUNCATE)')
+}
+
+/**
+ * How an existing session database keys its sessions, read without changing it: 'sha256' (hashed ids),
+ * 'plain', or undefined when there is no such file (or it holds no sessions table yet). Tools that open an
+ * app's file (the CLI) use it so as to keep the app's `hashIds`.
+ */
+export function storedIdMode(path: string): 'sha256' | 'plain' | undefined {
+  if (!existsSync(path)) return undefined
+  const db = new Database(path, { readonly: true, fileMustExist: true })
+  try {
+    const tables = db
+      .prepare<[], { name: string }>("SELECT name FROM sqlite_master WHERE type = 'table'")
+      .all()
+      .map((row) => row.name)
+    if (!tables.includes('sessions')) return undefined
+    if (!tables.includes('meta')) return 'plain'
+    const row = db.prepare<[], { value: string }>("SELECT value FROM meta WHERE name = 'ids'").get()
+    return row?.value === 'sha256' ? 'sha256' : 'plain'
+  } finally {
+    db.close()
+  }
 }
 
 /** An open database and the inode of the file it was opened from. */
@@ -85,8 +147,10 @@ export function openSqliteFile(path: string, options: SqliteFileOptions): Opened
       db.pragma(`max_page_count = ${Math.max(1, Math.floor(options.maxBytes / pageSize))}`)
     }
     migrate(db)
+    useIdKeys(db, options.hashIds ?? false)
   } catch (cause) {
     db.close()
+    if (cause instanceof TieredSessionError && cause.code === ErrorCodes.INVALID_OPTION) throw cause
     throw new TieredSessionError(
       ErrorCodes.DISK_OPEN_FAILED,
       `cannot use the session database at ${path}: ${(cause as Error).message}`,

@@ -14,6 +14,11 @@ export interface StoredRecord {
   readonly version: number
   /** The user the session belongs to, or null. */
   readonly userId: string | null
+  /**
+   * When the session was created, ms since the epoch (`maxLifetime`: its expiry never passes creation +
+   * maxLifetime). Kept only with `maxLifetime`; undefined for sessions written without it.
+   */
+  readonly createdAt?: number | undefined
   /** Shared mode, `migrate`: the connect-redis value this record was read from (not converted to ours yet). */
   readonly legacy?: string
 }
@@ -43,8 +48,18 @@ export interface WriteOptions {
   readonly previousUser?: string | null
   /** Called once the write is durable, before the returned value settles: keeps caches in step with commits. */
   readonly onCommit?: (stored: StoredRecord) => void
+  /**
+   * Called before `onCommit` when the write created the session (no live record was there). Only Redis calls
+   * it; in local mode the write path tells a created row by its version (1: inserted).
+   */
+  readonly onCreated?: () => void
   /** Shared mode: what is left of the request's command timeout (other tiers ignore it). */
   readonly budget?: Budget
+  /**
+   * `maxLifetime` in ms (Redis): a live session keeps its stored creation time over `record.createdAt`, and the
+   * expiry is capped at creation + this; the resolved record says what was stored. Other tiers ignore it.
+   */
+  readonly maxLifetimeMs?: number
 }
 
 /** Options of {@link Tier.update}. */

@@ -162,6 +162,24 @@ describe('the example shop in a real browser', { timeout: 30_000 }, () => {
 
     await other.reload()
     expect(await textOf(other, '#user-name')).toBe('Alice')
+
+    // "Log out this device": a third browser's session ends, and only it (sessions are named by handle).
+    const third = await browser.newContext({ viewport: VIEWPORT, userAgent: 'ThirdBrowser/1.0' })
+    onTestFinished(() => third.close())
+    const thirdPage = await third.newPage()
+    await logIn(thirdPage, shop.url, 'alice', 'wonderland')
+    await other.goto(`${shop.url}/account/sessions`)
+    expect(await other.locator('#sessions tbody tr').count()).toBe(2)
+    expect(await other.locator('#sessions tr.current .logout-device').count()).toBe(0)
+    expect(await textOf(other, '#sessions tr:not(.current) .ua')).toBe('ThirdBrowser/1.0')
+    await screenshot(other, '3-log-out-this-device.png')
+    await navigate(other, () => other.click('#sessions tr:not(.current) .logout-device'))
+    expect(await textOf(other, '#ended')).toBe('Logged out 1 other session.')
+    expect(await other.locator('#sessions tbody tr').count()).toBe(1)
+    await thirdPage.reload()
+    expect(await thirdPage.isVisible('#login-link')).toBe(true)
+    await other.reload()
+    expect(await textOf(other, '#user-name')).toBe('Alice')
   })
 
   it('4. in shared mode, logged in on one instance is logged in on the other, with the same cart', async () => {

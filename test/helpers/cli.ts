@@ -11,10 +11,19 @@ export interface CliRun {
   readonly stderr: string
 }
 
-/** Runs `tiered-session ...args` and resolves once it exits. */
-export function cli(args: readonly string[]): Promise<CliRun> {
+/**
+ * Runs `tiered-session ...args` (with `input` on its stdin and `env` added to its environment, if given) and
+ * resolves once it exits.
+ */
+export function cli(args: readonly string[], input?: string, env?: Record<string, string>): Promise<CliRun> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', CLI, ...args], { stdio: 'pipe' })
+    const child = spawn(process.execPath, ['--import', 'tsx', CLI, ...args], {
+      stdio: 'pipe',
+      env: { ...process.env, ...env },
+    })
+    // NB: a CLI that exits before reading its input closes the pipe (EPIPE); its exit code and stderr say why.
+    child.stdin.on('error', () => undefined)
+    child.stdin.end(input ?? '')
     let stdout = ''
     let stderr = ''
     child.stdout.on('data', (chunk) => {
