@@ -12,8 +12,18 @@
 // *live* heap (what the store really retains). Throughput = N / summed batch time (spill cycles, which run
 // inline, included). Then `samples` random sessions are read back and deep-compared with a re-generated
 // copy: a missing or different one is lost.
+//
+// RSS goal (issue 15): the RSS peak ≤ 2 × maxBytes + the idle RSS, in a process without Node flags (the
+// worker's --expose-gc only adds the checkpoint GCs), 0 lost. What the RSS was made of at its peak is kept
+// (heapTotal, external, arrayBuffers — the memory tier's payload region is an arrayBuffer).
+//
+// Baseline (--baseline DIR on bench/run.js: another checkout with its dist/ built, e.g. the branch point in
+// a `git worktree`): its own bench/worker.js runs the same flood on its own build, alternated with ours
+// (ours, baseline, ours, baseline), and sets/s are compared as medians.
 
+import { execFileSync } from 'node:child_process'
 import { rmSync } from 'node:fs'
+import { join } from 'node:path'
 import { isDeepStrictEqual } from 'node:util'
 import { runTask } from './lib/procs.js'
 import { fmtInt, fmtMiB, fmtNum, table, verdict } from './lib/report.js'
@@ -58,6 +68,7 @@ export async function memoryTask({
     const idle = process.memoryUsage()
     let peakHeap = idle.heapUsed
     let peakRss = idle.rss
+    let atPeakRss = idle
     let peakLiveHeap = idle.heapUsed
     const checkpoints = []
     let writeMs = 0
@@ -70,7 +81,10 @@ export async function memoryTask({
       writeMs += msSince(t0)
       const mem = process.memoryUsage()
       if (mem.heapUsed > peakHeap) peakHeap = mem.heapUsed
-      if (mem.rss > peakRss) peakRss = mem.rss
+      if (mem.rss > peakRss) {
+        peakRss = mem.rss
+        atPeakRss = mem
+      }
       if (end % checkpoint === 0 || end === total) {
         fullGc()
         const live = process.memoryUsage()
@@ -113,6 +127,14 @@ export async function memoryTask({
       writeMs,
       idleHeapUsed: idle.heapUsed,
       idleRss: idle.rss,
+      idleHeapTotal: idle.heapTotal,
+      idleArrayBuffers: idle.arrayBuffers,
+      atPeakRss: {
+        heapUsed: atPeakRss.heapUsed,
+        heapTotal: atPeakRss.heapTotal,
+        external: atPeakRss.external,
+        arrayBuffers: atPeakRss.arrayBuffers,
+      },
       peakHeapUsed: peakHeap,
       peakLiveHeapUsed: peakLiveHeap,
       peakRss,
@@ -146,6 +168,53 @@ const RUNS = [
   { id: 'memory', kind: 'memory' },
   { id: 'memorystore', kind: 'memorystore' },
 ]
+
+function median(values) {
+  const sorted = [...values].sort((a, b) => a - b)
+  const mid = Math.floor(sorted.length / 2)
+  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2
+}
+
+function commitOf(dir) {
+  try {
+    return execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: dir, encoding: 'utf8' }).trim()
+  } catch {
+    return 'unknown'
+  }
+}
+
+/** Ours and the baseline alternated (ours first ran already as `local`): ours, baseline, ours, baseline. */
+async function runBaseline(cfg, ctx, ours) {
+  const worker = join(cfg.baseline, 'bench', 'worker.js')
+  const args = {
+    kind: 'local',
+    total: cfg.sessions,
+    batch: cfg.batch,
+    checkpoint: cfg.checkpoint,
+    samples: cfg.samples,
+    maxBytes: cfg.maxBytes,
+    tmpRoot: ctx.tmpRoot,
+    now: ctx.bigNow,
+  }
+  const oursRuns = [ours]
+  const baseRuns = []
+  for (let round = 0; round < cfg.baselineRounds; round++) {
+    if (round > 0) oursRuns.push(await runTask('memory', args))
+    baseRuns.push(await runTask('memory', args, { worker }))
+    const o = oursRuns.at(-1)
+    const b = baseRuns.at(-1)
+    ctx.log(
+      `  [memory] A/B round ${round + 1}: ours ${fmtInt(o.setsPerSec)}/s RSS peak ${fmtMiB(o.peakRss)}, ` +
+        `baseline ${fmtInt(b.setsPerSec)}/s RSS peak ${fmtMiB(b.peakRss)}`,
+    )
+  }
+  return {
+    commit: commitOf(cfg.baseline),
+    ours: oursRuns,
+    base: baseRuns,
+    setsRatio: median(oursRuns.map((r) => r.setsPerSec)) / median(baseRuns.map((r) => r.setsPerSec)),
+  }
+}
 
 export async function runMemory(cfg, ctx) {
   const results = {}
@@ -181,11 +250,21 @@ export async function runMemory(cfg, ctx) {
   const ours = results.local
   const capped = results['local-capped']
   const budget = 1.5 * cfg.maxBytes + ours.idleHeapUsed
+  const baseline = cfg.baseline ? await runBaseline(cfg, ctx, ours) : null
+  // NB: the RSS goal is judged on the worst of our runs (the A/B adds more of them).
+  const oursRuns = baseline?.ours ?? [ours]
+  const worst = oursRuns.reduce((a, b) => (b.peakRss - b.idleRss > a.peakRss - a.idleRss ? b : a))
+  const rssBudget = 2 * cfg.maxBytes + worst.idleRss
   return {
     cfg,
     capMiB,
     results,
+    baseline,
     goal: {
+      rssBudget,
+      rssWorst: worst,
+      metRss: worst.peakRss <= rssBudget && oursRuns.every(intact),
+      metSets: baseline === null ? null : baseline.setsRatio >= 0.9,
       heapBudget: budget,
       metPeakSampled: ours.peakHeapUsed <= budget && intact(ours),
       metPeakLive: ours.peakLiveHeapUsed <= budget && intact(ours),
@@ -232,6 +311,26 @@ export function memoryMarkdown(m) {
     ])
   }
   const ours = results.local
+  const g = m.goal
+  const w = g.rssWorst
+  const rssLines = [
+    `- RSS goal (issue 15): peak ≤ 2 × maxBytes + idle RSS = ${fmtMiB(g.rssBudget)}, without Node flags, 0 lost: ` +
+      `${verdict(g.metRss)} (${fmtMiB(w.peakRss)} peak over ${fmtMiB(w.idleRss)} idle, the worst of our runs). ` +
+      `At that peak: V8 heap ${fmtMiB(w.atPeakRss.heapTotal)} allocated (${fmtMiB(w.atPeakRss.heapUsed)} used, ` +
+      `idle ${fmtMiB(w.idleHeapTotal)}), array buffers ${fmtMiB(w.atPeakRss.arrayBuffers)} (the memory tier's payload region; ` +
+      `idle ${fmtMiB(w.idleArrayBuffers)}), the rest (code, SQLite, malloc) ` +
+      `${fmtMiB(w.peakRss - w.atPeakRss.heapTotal - w.atPeakRss.arrayBuffers)}.`,
+  ]
+  if (m.baseline) {
+    const b = m.baseline
+    const setsList = (runs) => runs.map((r) => fmtInt(r.setsPerSec)).join(', ')
+    const rssList = (runs) => runs.map((r) => fmtMiB(r.peakRss)).join(', ')
+    rssLines.push(
+      `- Against the baseline (commit ${b.commit}, same flood, alternated ours / baseline): sets/s ours ${setsList(b.ours)}, ` +
+        `baseline ${setsList(b.base)}: median ratio ${b.setsRatio.toFixed(2)}× (goal ≥ 0.90×: ${verdict(g.metSets)}); ` +
+        `RSS peak ours ${rssList(b.ours)}, baseline ${rssList(b.base)} (idle ${fmtMiB(b.base[0].idleRss)}).`,
+    )
+  }
   const lines = [
     `${fmtInt(cfg.sessions)} sessions of ~${fmtInt(ours.meanSessionBytes)} B (${fmtMiB(cfg.sessions * ours.meanSessionBytes)} of JSON) ` +
       `in concurrent batches of ${fmtInt(cfg.batch)}; one fresh process per store.`,
@@ -243,6 +342,7 @@ export function memoryMarkdown(m) {
       `${verdict(m.goal.metPeakLive)} on the live peak (${fmtMiB(ours.peakLiveHeapUsed)}); with V8 told the budget ` +
       `(--max-old-space-size=${m.capMiB}) the sampled peak is ${fmtMiB(results['local-capped'].peakHeapUsed)} ` +
       `(${verdict(m.goal.metCapped)}) at ${fmtInt(results['local-capped'].setsPerSec)} sets/s instead of ${fmtInt(ours.setsPerSec)}.`,
+    ...rssLines,
     `- Ours: memory tier at the end ${fmtMiB(ours.stats.memory.bytes)} in ${fmtInt(ours.stats.memory.entries)} sessions, ` +
       `${fmtInt(ours.stats.spills)} spilled, ${fmtInt(ours.stats.disk.entries)} rows on disk, ` +
       `${fmtInt(ours.stats.disk.transactions)} transactions; heap after the load and a full GC ${fmtMiB(ours.retainedHeapUsed)}.`,

@@ -21,7 +21,9 @@
 // (section 3/4), --http-only <id,id> (HTTP contenders), --scenarios read,write,new,paced (HTTP), --profile <http contender id> (that server runs
 // under --cpu-prof; its profile lands in bench/results/), --no-proxy, --baseline DIR (HTTP: adds es-local-base and
 // ts-local-base, the same apps run from another checkout's bench/http-server.js and built dist/, e.g. a git
-// worktree of an earlier commit, to measure what a change costs in the same run).
+// worktree of an earlier commit, to measure what a change costs in the same run; section 3: the flood also runs
+// on that checkout, alternated with ours, and sets/s and RSS are compared), --ab-rounds N (section 3: pairs of
+// that comparison; default 2).
 
 import { execFileSync } from 'node:child_process'
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
@@ -51,6 +53,7 @@ const { values: args } = parseArgs({
     profile: { type: 'string' },
     'no-proxy': { type: 'boolean', default: false },
     baseline: { type: 'string' },
+    'ab-rounds': { type: 'string' },
   },
 })
 
@@ -104,6 +107,8 @@ const CONFIG = {
     checkpoint: bigSessions / 10,
     samples: 10_000,
     maxBytes: 64 * MiB,
+    baseline: args.baseline,
+    baselineRounds: Number(args['ab-rounds'] ?? 2),
   },
   spill: {
     maxBytes: 64 * MiB,
@@ -182,6 +187,20 @@ function goalsTable(results) {
   if (results.memory) {
     const m = results.memory
     const ours = m.results.local
+    const w = m.goal.rssWorst
+    rows.push([
+      `bounded memory: RSS peak ≤ 2 × maxBytes + idle RSS (= ${fmtMiB(m.goal.rssBudget)}), no Node flags, 0 lost`,
+      `${fmtMiB(w.peakRss)}, ${fmtInt(w.sessionsLost + w.readBack.lost + w.readBack.different)} lost`,
+      `≤ ${fmtMiB(m.goal.rssBudget)}`,
+      verdict(m.goal.metRss),
+    ])
+    if (m.baseline)
+      rows.push([
+        `bounded memory: sets/s ≥ 0.9× the baseline (commit ${m.baseline.commit}), median of ${m.baseline.ours.length} alternated runs`,
+        `${m.baseline.setsRatio.toFixed(2)}×`,
+        '≥ 0.90×',
+        verdict(m.goal.metSets),
+      ])
     rows.push([
       `bounded memory: peak heap ≤ 1.5 × maxBytes + idle heap (= ${fmtMiB(m.goal.heapBudget)}), 0 lost — sampled peak heapUsed`,
       `${fmtMiB(ours.peakHeapUsed)}, ${fmtInt(ours.sessionsLost + ours.readBack.lost + ours.readBack.different)} lost`,

@@ -6,6 +6,7 @@ import type { RedisConnection } from './redis/connection.js'
 import type { InvalidationMode } from './redis/invalidation-channel.js'
 import { InvalidationChannel } from './redis/invalidation-channel.js'
 import type { MemoryTier } from './tiers/memory-tier.js'
+import { recordIdentity } from './tiers/memory-tier.js'
 import type { StoredRecord } from './tiers/tier.js'
 
 /**
@@ -47,10 +48,11 @@ export class Coherence {
   readonly #options: CoherenceOptions
   readonly #channel: InvalidationChannel
   /**
-   * When each memory copy was last verified against Redis (ms), keyed by the record object itself, so a copy
-   * replaced in memory is forgotten with it. Replaced whole when invalidations may have been missed.
+   * When each memory copy was last verified against Redis (ms), keyed by the record's identity (the record the
+   * memory tier holds: every copy it hands out of one stored record shares it), so a copy replaced in memory is
+   * forgotten with it. Replaced whole when invalidations may have been missed.
    */
-  #verified = new WeakMap<StoredRecord, number>()
+  #verified = new WeakMap<object, number>()
   readonly #inflight = new Map<string, Set<InflightRead>>()
 
   constructor(options: CoherenceOptions) {
@@ -86,19 +88,19 @@ export class Coherence {
 
   /** True for a memory copy that can be served without asking Redis. */
   trusted(record: StoredRecord, now: number): boolean {
-    const at = this.#verified.get(record)
+    const at = this.#verified.get(recordIdentity(record))
     return at !== undefined && this.#channel.live && now - at < this.#options.localTtlMs
   }
 
   /** The copy in memory was checked against Redis at `now` (or is what Redis just acknowledged). */
   verified(record: StoredRecord, now: number): void {
-    this.#verified.set(record, now)
+    this.#verified.set(recordIdentity(record), now)
   }
 
   /** `next` replaces `previous` in memory with the same data (a touch): it is as trusted as `previous` was. */
   carryTrust(previous: StoredRecord, next: StoredRecord): void {
-    const at = this.#verified.get(previous)
-    if (at !== undefined) this.#verified.set(next, at)
+    const at = this.#verified.get(recordIdentity(previous))
+    if (at !== undefined) this.#verified.set(recordIdentity(next), at)
   }
 
   /** Starts tracking invalidations of `sid` for a read or write about to go to Redis. */

@@ -147,12 +147,11 @@ export class Spiller {
   #spill(memory: MemoryTier): SpillResult {
     const victims: Array<readonly [string, MemoryRecord]> = []
     let remaining = memory.bytes
-    for (const sid of memory.leastRecentlyUsed()) {
+    // NB: spillCandidates() makes no copies (peek() would decode every payload); moveDown reads them in this step.
+    for (const victim of memory.spillCandidates()) {
       if (remaining <= this.#lowBytes || victims.length >= STEP_SESSIONS) break
-      const record = memory.peek(sid)
-      if (record === undefined) continue
-      victims.push([sid, record])
-      remaining -= record.bytes
+      victims.push(victim)
+      remaining -= victim[1].bytes
     }
     // NB: down first, then out of memory, all in one synchronous step: no read can miss in between.
     this.#options.moveDown?.(victims)

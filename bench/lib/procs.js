@@ -189,12 +189,13 @@ export async function startRedis() {
 
 /**
  * Runs `task` (a name registered in bench/worker.js) with `args` in a fresh Node process (with
- * --expose-gc) and resolves to what it returns. `execArgv` adds Node flags (e.g. --cpu-prof).
+ * --expose-gc) and resolves to what it returns. `execArgv` adds Node flags (e.g. --cpu-prof); `worker` runs
+ * another checkout's bench/worker.js (which then imports that checkout's dist/, as in a baseline run).
  */
-export function runTask(task, args, { execArgv = [] } = {}) {
+export function runTask(task, args, { execArgv = [], worker = WORKER } = {}) {
   return new Promise((resolve, reject) => {
     const proc = track(
-      fork(WORKER, [task, JSON.stringify(args)], {
+      fork(worker, [task, JSON.stringify(args)], {
         execArgv: ['--expose-gc', ...execArgv],
         stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
       }),

@@ -1,9 +1,12 @@
 // The memory tier: an LRU of serialized sessions bounded by exact payload bytes (lru-cache `maxSize`). It stores
-// only the stored record (and its size); which copy is verified is coherence's business, not the tier's.
+// only the stored record (and its size); which copy is verified is coherence's business, not the tier's. The
+// payload texts live outside the V8 heap, in a PayloadSlab; the heap holds each record's metadata.
 
 import { LRUCache } from 'lru-cache'
 import type { Clock } from '../clock.js'
 import { payloadBytes } from '../codec.js'
+import { ErrorCodes, TieredSessionError } from '../errors.js'
+import { PayloadSlab } from './payload-slab.js'
 import type {
   ClearOptions,
   DeleteOptions,
@@ -21,6 +24,82 @@ export interface MemoryRecord extends StoredRecord {
   readonly bytes: number
 }
 
+/**
+ * What the LRU holds for one session: metadata on the heap, the payload in the slab. Internal: callers get a
+ * {@link MemoryCopy}. The spiller reads `payload` synchronously, before the record leaves memory; read after
+ * that it throws TS_DECODE_FAILED, never another session's bytes.
+ */
+class HeldRecord implements MemoryRecord {
+  readonly expiresAt: number
+  readonly version: number
+  readonly userId: string | null
+  readonly createdAt: number | undefined
+  readonly bytes: number
+  readonly #slab: PayloadSlab
+  /** First block of the payload in the slab; -1 once released. */
+  #head: number
+
+  constructor(slab: PayloadSlab, input: RecordInput, version: number, bytes: number) {
+    this.expiresAt = input.expiresAt
+    this.version = version
+    this.userId = input.userId
+    this.createdAt = input.createdAt
+    this.bytes = bytes
+    this.#slab = slab
+    this.#head = slab.store(input.payload, bytes)
+  }
+
+  get payload(): string {
+    if (this.#head < 0)
+      throw new TieredSessionError(ErrorCodes.DECODE_FAILED, 'a memory record was read after it left memory')
+    return this.#slab.read(this.#head, this.bytes)
+  }
+
+  /** Gives the payload's blocks back to the slab. Idempotent. */
+  release(): void {
+    if (this.#head < 0) return
+    this.#slab.free(this.#head, this.bytes)
+    this.#head = -1
+  }
+}
+
+/**
+ * A copy of a record in memory as get(), peek() and write() hand it out: plain data (its payload a string of its
+ * own, so it stays readable and spreadable after the session left memory), and the identity of the record it
+ * copies: every copy of one stored record is the same object to {@link recordIdentity} (coherence keys on it).
+ */
+class MemoryCopy implements MemoryRecord {
+  readonly payload: string
+  readonly expiresAt: number
+  readonly version: number
+  readonly userId: string | null
+  readonly createdAt: number | undefined
+  readonly bytes: number
+  readonly #held: HeldRecord
+
+  constructor(held: HeldRecord, payload: string) {
+    this.payload = payload
+    this.expiresAt = held.expiresAt
+    this.version = held.version
+    this.userId = held.userId
+    this.createdAt = held.createdAt
+    this.bytes = held.bytes
+    this.#held = held
+  }
+
+  static identityOf(record: object): object {
+    return #held in record ? record.#held : record
+  }
+}
+
+/**
+ * The object that stands for a stored record: for a copy the memory tier handed out, the record it holds (the
+ * same for every copy of it, gone with it); any other record stands for itself.
+ */
+export function recordIdentity(record: StoredRecord): object {
+  return MemoryCopy.identityOf(record)
+}
+
 /** Options of {@link MemoryTier}. */
 export interface MemoryTierOptions {
   /** Hard cap of payload bytes; lru-cache evicts beyond it even if the spiller is late. */
@@ -30,21 +109,27 @@ export interface MemoryTierOptions {
   readonly onExpired?: (sid: string, record: MemoryRecord) => void
 }
 
-/** In-process LRU of serialized sessions. Stores strings, so a caller can never mutate a stored copy. */
+/**
+ * In-process LRU of serialized sessions. Stores their text (as UTF-8 bytes, outside the V8 heap) and hands out
+ * copies, so a caller can never mutate the stored one.
+ */
 export class MemoryTier implements Tier {
   readonly kind = 'memory' as const
   readonly maxBytes: number
   readonly #clock: Clock
-  readonly #lru: LRUCache<string, MemoryRecord>
+  readonly #slab = new PayloadSlab()
+  readonly #lru: LRUCache<string, HeldRecord>
   readonly #onExpired: ((sid: string, record: MemoryRecord) => void) | undefined
 
   constructor(options: MemoryTierOptions) {
     this.maxBytes = options.maxBytes
     this.#clock = options.clock
     this.#onExpired = options.onExpired
-    this.#lru = new LRUCache<string, MemoryRecord>({
+    this.#lru = new LRUCache<string, HeldRecord>({
       maxSize: options.maxBytes,
       sizeCalculation: (record) => Math.max(1, record.bytes),
+      // NB: called when a record is replaced, deleted, evicted or cleared: its blocks go back to the slab.
+      dispose: (record) => record.release(),
     })
   }
 
@@ -63,30 +148,30 @@ export class MemoryTier implements Tier {
     const record = this.#lru.get(sid)
     if (record === undefined) return undefined
     if (record.expiresAt <= this.#clock.now()) {
+      // NB: the copy is made before the delete gives the record's blocks back.
+      const expired = this.#onExpired === undefined ? undefined : new MemoryCopy(record, record.payload)
       this.#lru.delete(sid)
-      this.#onExpired?.(sid, record)
+      if (expired !== undefined) this.#onExpired?.(sid, expired)
       return undefined
     }
-    return record
+    return new MemoryCopy(record, record.payload)
   }
 
   /** The record, live or not, without touching recency. */
   peek(sid: string): MemoryRecord | undefined {
-    return this.#lru.peek(sid)
+    const record = this.#lru.peek(sid)
+    return record === undefined ? undefined : new MemoryCopy(record, record.payload)
   }
 
   /** Stores a record now; without `version` it gets one more than the copy held (and than `after`). */
   write(sid: string, input: RecordInput, options: WriteOptions = {}): MemoryRecord {
     const version = input.version ?? Math.max(this.#lru.peek(sid)?.version ?? 0, options.after ?? 0) + 1
-    const record: MemoryRecord = {
-      payload: input.payload,
-      expiresAt: input.expiresAt,
-      version,
-      userId: input.userId,
-      createdAt: input.createdAt,
-      bytes: payloadBytes(input.payload),
-    }
-    this.#lru.set(sid, record)
+    const held = new HeldRecord(this.#slab, input, version, payloadBytes(input.payload))
+    this.#lru.set(sid, held)
+    // NB: lru-cache refuses an entry larger than maxBytes without disposing of it: its blocks go back here.
+    if (this.#lru.peek(sid) !== held) held.release()
+    // NB: the copy shares the caller's string: nothing is decoded on the write path.
+    const record = new MemoryCopy(held, input.payload)
     options.onCommit?.(record)
     return record
   }
@@ -115,11 +200,10 @@ export class MemoryTier implements Tier {
     return existed
   }
 
-  #live(filter?: (record: MemoryRecord) => boolean): TierRow[] {
-    const now = this.#clock.now()
+  #live(filter?: (record: HeldRecord) => boolean): TierRow[] {
     const out: TierRow[] = []
-    for (const [sid, record] of this.#lru.entries()) {
-      if (record.expiresAt > now && (filter === undefined || filter(record))) {
+    for (const [sid, record] of this.#liveEntries()) {
+      if (filter === undefined || filter(record)) {
         out.push({
           sid,
           payload: record.payload,
@@ -133,17 +217,27 @@ export class MemoryTier implements Tier {
     return out
   }
 
+  *#liveEntries(): IterableIterator<[string, HeldRecord]> {
+    const now = this.#clock.now()
+    for (const entry of this.#lru.entries()) if (entry[1].expiresAt > now) yield entry
+  }
+
   /** Every live record (memory holds decoded-clean records only: nothing is ever corrupt here). */
   rows(): TierRow[] {
     return this.#live()
   }
 
   ids(): string[] {
-    return this.#live().map((row) => row.sid)
+    // NB: no payload is decoded just to list or count ids.
+    const out: string[] = []
+    for (const [sid] of this.#liveEntries()) out.push(sid)
+    return out
   }
 
   countLive(): number {
-    return this.#live().length
+    let count = 0
+    for (const _ of this.#liveEntries()) count++
+    return count
   }
 
   rowsOfUser(userId: string): TierRow[] {
@@ -168,10 +262,23 @@ export class MemoryTier implements Tier {
 
   close(): void {
     this.#lru.clear()
+    this.#slab.reset()
   }
 
   /** Session ids from least to most recently used. */
   *leastRecentlyUsed(): IterableIterator<string> {
     yield* this.#lru.rkeys()
+  }
+
+  /**
+   * The sessions from least to most recently used, with their records as held, for the spiller (no copy is
+   * made: nothing is decoded unless a record's payload is read). NB: read a record's payload before it leaves
+   * memory; after that it throws TS_DECODE_FAILED.
+   */
+  *spillCandidates(): IterableIterator<readonly [string, MemoryRecord]> {
+    for (const sid of this.#lru.rkeys()) {
+      const record = this.#lru.peek(sid)
+      if (record !== undefined) yield [sid, record]
+    }
   }
 }
