@@ -16,7 +16,7 @@ import { Counters } from '../stats.js'
 import { DiskTier } from '../tiers/disk-tier.js'
 import type { MemoryRecord } from '../tiers/memory-tier.js'
 import { MemoryTier } from '../tiers/memory-tier.js'
-import type { DeferredTouches, StoredRecord, Tier } from '../tiers/tier.js'
+import type { DeferredTouches, MaybePromise, StoredRecord, Tier } from '../tiers/tier.js'
 import type { ManagerEvents } from './engine.js'
 import type { SharedParts } from './shared-parts.js'
 import { connectShared } from './shared-parts.js'
@@ -158,6 +158,22 @@ export class EngineContext {
     const wrapped = wrapError(code, message, error)
     this.report(wrapped)
     throw wrapped
+  }
+
+  /**
+   * Runs a query on the authority (synchronously when it answers synchronously); a failure is counted, emitted
+   * and thrown. In local mode the expiries pending touches moved are committed first (the query reads the file).
+   */
+  queryAuthority<T, R>(query: () => MaybePromise<T>, then: (value: T) => R): MaybePromise<R> {
+    this.checkOpen()
+    let value: MaybePromise<T>
+    try {
+      if (this.shared === null) void this.authority.commitTouches()
+      value = query()
+    } catch (error) {
+      return this.fail(error)
+    }
+    return value instanceof Promise ? value.then(then, (error: unknown) => this.fail(error)) : then(value)
   }
 
   /** Runs a validation of the write path; its failure is counted, emitted and thrown. */

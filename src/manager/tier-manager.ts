@@ -7,20 +7,18 @@
 import { setImmediate as nextTurn } from 'node:timers/promises'
 import { handleOf, SessionKeys } from '../at-rest/session-key.js'
 import type { SessionObject } from '../codec.js'
-import { encodeSession } from '../codec.js'
-import { ErrorCodes, TieredSessionError, wrapError } from '../errors.js'
+import { ErrorCodes, wrapError } from '../errors.js'
 import type { StoreHealth } from '../health.js'
 import { healthOf } from '../health.js'
 import type { LatencyHistograms } from '../histogram.js'
 import type { DestroyReason } from '../lifecycle.js'
 import type { Budget } from '../redis/budget.js'
 import type { RedisTier } from '../redis/redis-tier.js'
-import { assertValidSid, normalizeUserId } from '../session-fields.js'
+import { normalizeUserId } from '../session-fields.js'
 import type { SpillResult } from '../spiller.js'
 import type { StoreStats } from '../stats.js'
 import { statsSnapshot } from '../stats.js'
 import type { Inventory } from '../tiers/inventory.js'
-import { rowsInventory } from '../tiers/inventory.js'
 import type { BackupProgress } from '../tiers/sqlite-backup.js'
 import type { MaybePromise, TierRow } from '../tiers/tier.js'
 import { traced, tracingChannels } from '../tracing.js'
@@ -36,27 +34,24 @@ import type {
 } from './engine.js'
 import { ForeignCommits } from './foreign-commits.js'
 import { sessionsById, userSessions } from './listings.js'
+import { PlainIds } from './plain-ids.js'
 import { ReadPath } from './read-path.js'
 import type { RekeyCounts } from './rekey.js'
 import { rekeyAll } from './rekey.js'
+import { StoreTools } from './store-tools.js'
 import { Sweeper } from './sweeper.js'
 import { WritePath } from './write-path.js'
 import { WritePlan } from './write-plan.js'
-
-/** Sessions per page of an export. */
-const EXPORT_PAGE = 1000
 
 /** The engine of both modes. All methods are safe to call concurrently. */
 export class TierManager implements SessionEngine {
   readonly #ctx: EngineContext
   readonly #reads: ReadPath
   readonly #writes: WritePath
-  readonly #plan: WritePlan
   readonly #sweeper: Sweeper
   /** Local mode: drops memory copies of rows another connection changed (the command line tool). */
   readonly #foreign: ForeignCommits | null
-  /** Backups under way (close waits for them). */
-  readonly #backups = new Set<Promise<unknown>>()
+  readonly #tools: StoreTools
   /** Session ids to stored keys (`hashIds`): every method below hashes its id here, once. */
   readonly #keys: SessionKeys
   /**
@@ -64,6 +59,7 @@ export class TierManager implements SessionEngine {
    * `hashIds: false`): a miss looks there too and moves what it finds. (Local mode moves them at open.)
    */
   readonly #plainMayExist: boolean
+  readonly #plainIds: PlainIds
   readonly #mode: 'local' | 'shared'
   #diskEntries = 0
 
@@ -72,10 +68,11 @@ export class TierManager implements SessionEngine {
     this.#ctx = ctx
     this.#keys = new SessionKeys(options.atRest.hashIds)
     this.#plainMayExist = options.atRest.hashIds && ctx.shared !== null
+    this.#plainIds = new PlainIds(ctx)
     this.#mode = ctx.shared === null ? 'local' : 'shared'
     this.#reads = new ReadPath(ctx)
     this.#writes = new WritePath(ctx)
-    this.#plan = new WritePlan(options)
+    this.#tools = new StoreTools(ctx, new WritePlan(options))
     this.#sweeper = new Sweeper({
       disk: ctx.disk,
       memory: ctx.memory,
@@ -128,29 +125,15 @@ export class TierManager implements SessionEngine {
 
   /**
    * Shared mode, `hashIds`: a session Redis holds under its plain id (0.1.0, `hashIds: false`) is moved to its
-   * hashed key (written there, then deleted under the plain id) and served from there.
+   * hashed key (written there, then purged under the plain id) and served from there.
    */
   async #adoptPlain(sid: string, key: string, budget?: Budget): Promise<SessionEntry | undefined> {
-    const ctx = this.#ctx
-    const redis = ctx.shared?.redis
-    if (redis === undefined || !ctx.shared?.connection.usable) return undefined
-    let plain: TierRow | undefined
-    try {
-      const record = await redis.get(sid)
-      plain = record === undefined ? undefined : { sid, ...record }
-    } catch (error) {
-      ctx.report(
-        wrapError(ErrorCodes.REDIS_UNAVAILABLE, 'reading a session under its plain id failed', error),
-      )
-      return undefined
-    }
-    if (plain === undefined || plain.expiresAt <= ctx.now()) return undefined
-    const session = ctx.decode(plain)
+    const session = await this.#plainIds.find(sid)
     if (session === undefined) return undefined
     await this.#writes.set(key, session, budget)
-    await this.#destroyPlain(sid)
+    await this.#plainIds.purge(sid)
     // NB: the miss under the hashed key was counted; the session was found after all.
-    ctx.counters.misses--
+    this.#ctx.counters.misses--
     return this.#reads.getEntry(key, budget)
   }
 
@@ -182,27 +165,13 @@ export class TierManager implements SessionEngine {
     const key = this.#keys.keyOf(sid)
     if (!this.#plainMayExist || key === sid) return this.#destroyStored(key, budget, reason)
     // NB: a session still under its plain id (never read since hashIds was turned on) goes too.
-    await Promise.all([this.#destroyStored(key, budget, reason), this.#destroyPlain(sid)])
+    await Promise.all([this.#destroyStored(key, budget, reason), this.#plainIds.purge(sid)])
   }
 
   /** Destroys the session stored under `key` (a stored key, not a session id). */
   #destroyStored(key: string, budget: Budget | undefined, reason: DestroyReason): Promise<void> {
     if (!tracingChannels.destroy.hasSubscribers) return this.#writes.destroy(key, budget, reason)
     return traced('destroy', this.#mode, () => this.#writes.destroy(key, budget, reason)) as Promise<void>
-  }
-
-  /** Shared mode, `hashIds`: deletes a session kept under its plain id, if Redis is reachable (best effort). */
-  async #destroyPlain(sid: string): Promise<void> {
-    const ctx = this.#ctx
-    const redis = ctx.shared?.redis
-    if (redis === undefined || !ctx.shared?.connection.usable) return
-    try {
-      await redis.purge(sid)
-    } catch (error) {
-      ctx.report(
-        wrapError(ErrorCodes.REDIS_UNAVAILABLE, 'deleting a session under its plain id failed', error),
-      )
-    }
   }
 
   /** Shared mode: a budget of one command timeout for the store calls of one request (local mode: none). */
@@ -212,26 +181,11 @@ export class TierManager implements SessionEngine {
 
   // ---- whole-store operations (the authority) -------------------------------------------------------
 
-  /** Runs a query on the authority (synchronously when it answers synchronously); failures are reported. */
-  #query<T, R>(query: () => MaybePromise<T>, then: (value: T) => R): MaybePromise<R> {
-    const ctx = this.#ctx
-    ctx.checkOpen()
-    let value: MaybePromise<T>
-    try {
-      // NB: in local mode the listing reads the file: the expiries that pending touches moved are committed first.
-      if (ctx.shared === null) void ctx.authority.commitTouches()
-      value = query()
-    } catch (error) {
-      return ctx.fail(error)
-    }
-    return value instanceof Promise ? value.then(then, (error: unknown) => ctx.fail(error)) : then(value)
-  }
-
   /** Every live session by id (with `hashIds`: by handle, the store knows no ids). */
   all(): MaybePromise<Record<string, SessionObject>> {
     const ctx = this.#ctx
     const named = this.#keys.hashed
-    return this.#query(
+    return this.#ctx.queryAuthority(
       () => ctx.authority.rows(ctx.onCorrupt),
       (rows) =>
         sessionsById(named ? rows.map((row) => ({ ...row, sid: handleOf(row.sid) })) : rows, ctx.decode),
@@ -241,7 +195,7 @@ export class TierManager implements SessionEngine {
   /** Ids of every live session (with `hashIds`: their handles). */
   ids(): MaybePromise<string[]> {
     const named = this.#keys.hashed
-    return this.#query(
+    return this.#ctx.queryAuthority(
       () => this.#ctx.authority.ids(),
       (keys) => (named ? keys.map(handleOf) : keys),
     )
@@ -249,7 +203,7 @@ export class TierManager implements SessionEngine {
 
   /** Number of live sessions. */
   length(): MaybePromise<number> {
-    return this.#query(
+    return this.#ctx.queryAuthority(
       () => this.#ctx.authority.countLive(),
       (n) => n,
     )
@@ -260,7 +214,7 @@ export class TierManager implements SessionEngine {
     ctx.checkOpen()
     const key = normalizeUserId(userId)
     if (key === null) return []
-    return this.#query(
+    return this.#ctx.queryAuthority(
       () => ctx.authority.rowsOfUser(key, ctx.onCorrupt),
       (rows) => rows,
     )
@@ -295,7 +249,7 @@ export class TierManager implements SessionEngine {
   /** Destroys the session with this handle (a scan of every stored key: for tools, not requests). */
   async destroyByHandle(handle: string): Promise<boolean> {
     const ctx = this.#ctx
-    const keys = await this.#query(
+    const keys = await this.#ctx.queryAuthority(
       () => ctx.authority.ids(),
       (found) => found,
     )
@@ -426,7 +380,7 @@ export class TierManager implements SessionEngine {
     ctx.spiller.stop()
     await this.#sweeper.stop()
     await this.#foreign?.stop()
-    await Promise.allSettled([...this.#backups])
+    await this.#tools.settled()
     await ctx.authority.commitTouches()
     await ctx.shared?.outbox?.close()
     ctx.closed = true
@@ -439,130 +393,24 @@ export class TierManager implements SessionEngine {
 
   // ---- operating it (the command line tool) --------------------------------------------------------
 
-  /**
-   * An online, consistent copy of the SQLite file at `path`, with every write acknowledged before the call in
-   * it. TS_NO_DISK_TIER without a file (`disk: false`); TS_BACKUP_FAILED when `path` cannot be written.
-   */
-  async backup(path: string, onProgress: (progress: BackupProgress) => void): Promise<BackupProgress> {
-    const ctx = this.#ctx
-    ctx.checkOpen()
-    if (typeof path !== 'string' || path === '')
-      throw new TieredSessionError(ErrorCodes.BACKUP_FAILED, 'the backup path must be a non-empty string')
-    if (ctx.disk === null)
-      throw new TieredSessionError(
-        ErrorCodes.NO_DISK_TIER,
-        'backup copies the SQLite file, and this store has none (disk: false)',
-      )
-    // NB: the disk tier commits the queued writes (group commit) before the copy starts.
-    const running = ctx.disk.backup(path, onProgress)
-    this.#backups.add(running)
-    try {
-      return await running
-    } finally {
-      this.#backups.delete(running)
-    }
+  /** See StoreTools.backup. */
+  backup(path: string, onProgress: (progress: BackupProgress) => void): Promise<BackupProgress> {
+    return this.#tools.backup(path, onProgress)
   }
 
-  /** What the authority holds, for an operator: by SQL on the file (local mode), or over Redis's rows. */
-  async inventory(top: number): Promise<Inventory> {
-    const ctx = this.#ctx
-    ctx.checkOpen()
-    try {
-      if (ctx.shared === null && ctx.disk !== null) {
-        ctx.disk.commitTouches()
-        return ctx.disk.inventory(ctx.now(), top)
-      }
-      const rows = await ctx.authority.rows(ctx.onCorrupt)
-      return {
-        ...rowsInventory(rows, top),
-        expiredNotSwept: null,
-        outboxDepth: ctx.disk === null ? null : ctx.disk.size(),
-      }
-    } catch (error) {
-      return ctx.fail(error)
-    }
+  /** See StoreTools.inventory. */
+  inventory(top: number): Promise<Inventory> {
+    return this.#tools.inventory(top)
   }
 
-  /**
-   * Every live session under its stored key (stored key, not a session id), in pages of EXPORT_PAGE handed to
-   * `onPage`, which is awaited before the next page is read (local mode pages through the file in key order, so
-   * a large store never sits in memory whole); undecodable rows are reported and left out. Resolves to how many.
-   */
-  async exportRows(onPage: (rows: ExportedRow[]) => Promise<void>): Promise<number> {
-    const ctx = this.#ctx
-    const toExported = (rows: readonly TierRow[]): ExportedRow[] => {
-      const out: ExportedRow[] = []
-      for (const row of rows) {
-        const session = ctx.decode(row)
-        if (session !== undefined)
-          out.push({
-            key: row.sid,
-            session,
-            expiresAt: row.expiresAt,
-            userId: row.userId,
-            createdAt: row.createdAt,
-          })
-      }
-      return out
-    }
-    let count = 0
-    const disk = ctx.shared === null ? ctx.disk : null
-    if (disk !== null) {
-      ctx.checkOpen()
-      disk.commitTouches()
-      let after: string | undefined = ''
-      while (after !== undefined) {
-        let page: { rows: TierRow[]; last?: string }
-        try {
-          page = disk.rowsAfter(after, EXPORT_PAGE, ctx.onCorrupt)
-        } catch (error) {
-          return ctx.fail(error)
-        }
-        const rows = toExported(page.rows)
-        count += rows.length
-        await onPage(rows)
-        after = page.last
-      }
-      return count
-    }
-    const rows = await this.#query(
-      () => ctx.authority.rows(ctx.onCorrupt),
-      (found) => found,
-    )
-    for (let i = 0; i < rows.length; i += EXPORT_PAGE) {
-      const page = toExported(rows.slice(i, i + EXPORT_PAGE))
-      count += page.length
-      await onPage(page)
-    }
-    return count
+  /** See StoreTools.exportRows (stored keys, not session ids). */
+  exportRows(onPage: (rows: ExportedRow[]) => Promise<void>): Promise<number> {
+    return this.#tools.exportRows(onPage)
   }
 
-  /**
-   * Stores `row.session` under `row.key` as it is (stored key, not a session id: never hashed again) with its
-   * expiry, replacing what was there; local copies are dropped at the commit. False for an expired row.
-   */
-  async importRow(row: ExportedRow): Promise<boolean> {
-    const ctx = this.#ctx
-    ctx.checkOpen()
-    const record = ctx.prepare(() => {
-      assertValidSid(row.key)
-      const { payload, bytes } = encodeSession(row.session)
-      this.#plan.checkSize(bytes)
-      return {
-        payload,
-        expiresAt: row.expiresAt,
-        userId: normalizeUserId(row.userId),
-        createdAt: row.createdAt,
-      }
-    }, 'the session could not be imported')
-    if (record.expiresAt <= ctx.now()) return false
-    try {
-      await ctx.authority.write(row.key, record, { onCommit: () => ctx.forget(row.key) })
-    } catch (error) {
-      return ctx.fail(error)
-    }
-    ctx.counters.writes++
-    return true
+  /** See StoreTools.importRow (a stored key, not a session id: never hashed again). */
+  importRow(row: ExportedRow): Promise<boolean> {
+    return this.#tools.importRow(row)
   }
 
   /**

@@ -57,10 +57,14 @@ export class WritePath {
     const now = ctx.now()
     const prepared = ctx.prepare(() => this.#plan.write(sid, session, now))
     const record = this.#plan.limitsLifetime
-      ? ctx.prepare(() => ({
-          ...this.#plan.withLifetime(prepared, this.#createdAt(sid, now), now, session),
-          maxLifetimeMs: this.#plan.maxLifetimeMs(session, prepared.payload) as number,
-        }))
+      ? ctx.prepare(() => {
+          // NB: a maxLifetime function is called once per write.
+          const maxLifetimeMs = this.#plan.maxLifetimeMs(session, prepared.payload) as number
+          return {
+            ...this.#plan.capped(prepared, this.#createdAt(sid, now), now, maxLifetimeMs),
+            maxLifetimeMs,
+          }
+        })
       : prepared
     // NB: a session already expired is a delete, as connect-redis does; storing it would only waste space.
     if (record.expiresAt <= now) return this.destroy(sid, budget)

@@ -117,7 +117,11 @@ export class WritePlan implements RecordRules {
     session?: SessionObject,
   ): R {
     const maxMs = this.maxLifetimeMs(session, record.payload)
-    if (maxMs === null) return record
+    return maxMs === null ? record : this.capped(record, createdAt, now, maxMs)
+  }
+
+  /** {@link withLifetime} with the session's `maxLifetime` already known (`maxMs`). */
+  capped<R extends RecordInput>(record: R, createdAt: number | undefined, now: number, maxMs: number): R {
     const created = createdAt ?? now
     return { ...record, createdAt: created, expiresAt: Math.min(record.expiresAt, created + maxMs) }
   }
