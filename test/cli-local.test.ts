@@ -6,6 +6,7 @@ import { existsSync, statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
 import { describe, expect, it, onTestFinished } from 'vitest'
+import { handleOf, hashSid } from '../src/at-rest/session-key.js'
 import { TieredStore } from '../src/store.js'
 import { readBackup } from './helpers/backup-copy.js'
 import { cli } from './helpers/cli.js'
@@ -335,6 +336,29 @@ describe('tiered-session rekey --db', () => {
 })
 
 describe('tiered-session sessions, logout and destroy --db', () => {
+  it('takes handles that start with a dash, as HANDLE and as the value of --except', async () => {
+    const dir = makeTempDir()
+    onTestFinished(() => dir.remove())
+    const db = join(dir.path, 'sessions.db')
+    // Session ids whose handles start with '-' (1 in 64 of them), three of one user.
+    const sids: string[] = []
+    for (let i = 0; sids.length < 3; i++)
+      if (handleOf(hashSid(`dash-${i}`)).startsWith('-')) sids.push(`dash-${i}`)
+    const store = new TieredStore({ disk: { path: db } })
+    for (const sid of sids) await store.set(sid, sessionFor(Date.now(), HOUR_MS, { userId: 'd' }))
+    await store.close()
+    const [a, b, c] = sids.map((sid) => handleOf(hashSid(sid))) as [string, string, string]
+    const destroyed = await cli(['destroy', a, '--db', db, '--json'])
+    expect(destroyed.code, destroyed.stderr).toBe(0)
+    expect(json(destroyed.stdout)).toEqual({ destroyed: 1 })
+    const logout = await cli(['logout', '--user', 'd', '--except', b, '--db', db, '--json'])
+    expect(logout.code, logout.stderr).toBe(0)
+    expect(json(logout.stdout)).toEqual({ destroyed: 1 })
+    const left = json((await cli(['sessions', '--db', db, '--user', 'd', '--json'])).stdout)
+    expect((left.sessions as Array<{ handle: string }>).map((entry) => entry.handle)).toEqual([b])
+    expect(c).not.toBe(b)
+  })
+
   it("lists a user's sessions by handle without their data unless --show-data, destroys one by handle, logs out the rest but one", async () => {
     const { db } = await seededFile(12, 0)
     const listed = await cli(['sessions', '--db', db, '--user', 'u1', '--json'])

@@ -23,13 +23,46 @@ export interface CommandSpec {
   readonly positional?: { readonly name: string; readonly value: string }
 }
 
+/** A session handle: 22 characters of base64url, so it may start with '-' (even '--'). */
+const HANDLE_SHAPED = /^[A-Za-z0-9_-]{22}$/
+
+/**
+ * `argv` made safe for parseArgs when values start with a dash (handles do, 1 in 32): a string flag takes the
+ * next token as its value whatever it looks like (`--except -Xy…`), and a token that is no known flag but
+ * starts with '-' is a positional (`destroy -Xy…`), passed after `--`.
+ */
+function dashSafe(spec: CommandSpec, argv: readonly string[]): string[] {
+  const out: string[] = []
+  const positionals: string[] = []
+  const flagOf = (token: string) =>
+    token.startsWith('--') && !HANDLE_SHAPED.test(token) ? token.slice(2).split('=')[0] : undefined
+  for (let i = 0; i < argv.length; i++) {
+    const token = argv[i] as string
+    const name = flagOf(token)
+    const flag = name === undefined ? undefined : spec.flags[name]
+    if (flag?.type === 'string' && !token.includes('=') && i + 1 < argv.length) {
+      out.push(`${token}=${argv[++i]}`)
+    } else if (name === undefined && token.startsWith('-') && token !== '-h' && token.length > 1) {
+      positionals.push(token)
+    } else {
+      out.push(token)
+    }
+  }
+  return positionals.length === 0 ? out : [...out, '--', ...positionals]
+}
+
 /** The flags of `argv` for `spec`; `--help` is always there. Throws CliError (exit 2) on a bad flag. */
 export function parseFlags(spec: CommandSpec, argv: readonly string[]): Record<string, string | boolean> {
   const options: Record<string, { type: 'string' | 'boolean' }> = { help: { type: 'boolean' } }
   for (const [name, flag] of Object.entries(spec.flags)) options[name] = { type: flag.type }
   let parsed: { values: Record<string, string | boolean | undefined>; positionals: string[] }
   try {
-    parsed = parseArgs({ args: [...argv], options, allowPositionals: true, strict: true }) as typeof parsed
+    parsed = parseArgs({
+      args: dashSafe(spec, argv),
+      options,
+      allowPositionals: true,
+      strict: true,
+    }) as typeof parsed
   } catch (error) {
     // NB: parseArgs says "Unknown option '--x'" or "Option '--db <value>' argument missing": one line already.
     const first = String((error as Error).message).split(/\n|\. /)[0]
