@@ -6,6 +6,8 @@ export default defineConfig({
   format: ['esm', 'cjs'],
   dts: { entry: { index: 'src/index.ts' } },
   clean: true,
+  // NB: import.meta.url in the CommonJS build too (src/tiers/wal-checkpointer.ts resolves better-sqlite3 with it).
+  shims: true,
   sourcemap: true,
   target: 'node20',
   platform: 'node',

@@ -32,8 +32,12 @@ export interface SpillerOptions {
   readonly sliceClock?: () => number
 }
 
-/** Sessions moved per step of a slice (one moveDown each: one SQLite transaction in shared mode). */
+/** Most sessions moved per step of a slice (one moveDown each: one SQLite transaction in shared mode). */
 const STEP_SESSIONS = 64
+/** Fewest sessions per step, however slow moving them down is (a transaction has a cost of its own). */
+const MIN_STEP_SESSIONS = 4
+/** A step that moves sessions down aims at this share of a slice: one step alone never blocks much past it. */
+const STEP_SHARE_OF_SLICE = 0.5
 
 /** Longest one slice runs before it yields to the event loop, in ms. */
 export const SLICE_MS = 1
@@ -52,6 +56,11 @@ export class Spiller {
   #running = false
   /** True while a cycle is under way (memory went above the high watermark, not yet down to the low one). */
   #draining = false
+  /**
+   * Sessions per step: with a `moveDown` (random inserts into SQLite's B-trees, ~30 µs a row on a slow disk),
+   * sized from the last steps so that a step takes about STEP_SHARE_OF_SLICE of a slice.
+   */
+  #stepSessions = STEP_SESSIONS
 
   constructor(options: SpillerOptions) {
     this.#options = options
@@ -130,7 +139,7 @@ export class Spiller {
     let bytes = 0
     try {
       do {
-        const moved = this.#spill(memory)
+        const moved = this.#spill(memory, clock)
         if (moved.sessions === 0) break
         sessions += moved.sessions
         bytes += moved.bytes
@@ -144,22 +153,36 @@ export class Spiller {
   }
 
   /** One step: up to STEP_SESSIONS least recently used sessions, down first, then out of memory. */
-  #spill(memory: MemoryTier): SpillResult {
+  #spill(memory: MemoryTier, clock: () => number): SpillResult {
     const victims: Array<readonly [string, MemoryRecord]> = []
     let remaining = memory.bytes
     // NB: spillCandidates() makes no copies (peek() would decode every payload); moveDown reads them in this step.
     for (const victim of memory.spillCandidates()) {
-      if (remaining <= this.#lowBytes || victims.length >= STEP_SESSIONS) break
+      if (remaining <= this.#lowBytes || victims.length >= this.#stepSessions) break
       victims.push(victim)
       remaining -= victim[1].bytes
     }
     // NB: down first, then out of memory, all in one synchronous step: no read can miss in between.
-    this.#options.moveDown?.(victims)
+    const moveDown = this.#options.moveDown
+    if (moveDown !== undefined && victims.length > 0) {
+      const started = clock()
+      moveDown(victims)
+      this.#sizeSteps(victims.length, clock() - started)
+    }
     let bytes = 0
     for (const [sid, record] of victims) {
       if (memory.delete(sid)) bytes += record.bytes
     }
     return { sessions: victims.length, bytes }
+  }
+
+  /** The next steps' size from this one's: `sessions` moved down in `ms`. */
+  #sizeSteps(sessions: number, ms: number): void {
+    const perSession = ms / sessions
+    const fits = perSession > 0 ? Math.floor((SLICE_MS * STEP_SHARE_OF_SLICE) / perSession) : STEP_SESSIONS
+    // NB: halfway towards what fits: one slow step (a GC) does not shrink every later one to the minimum.
+    const next = Math.round((this.#stepSessions + fits) / 2)
+    this.#stepSessions = Math.min(STEP_SESSIONS, Math.max(MIN_STEP_SESSIONS, next))
   }
 
   #safe(work: () => unknown): void {

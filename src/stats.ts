@@ -8,7 +8,13 @@ import { emptyLifecycleCounts } from './lifecycle.js'
 /** The snapshot returned by `TieredStore.stats()`. */
 export interface StoreStats {
   memory: { entries: number; bytes: number; maxBytes: number }
-  disk: { entries: number; pendingWrites: number; transactions: number } | null
+  disk: {
+    entries: number
+    pendingWrites: number
+    transactions: number
+    /** The SQLite log's checkpoints: in a worker thread (`background`), or by SQLite in a commit after a failure. */
+    checkpoints: { background: boolean; count: number }
+  } | null
   /** Shared mode: whether Redis is connected, and how invalidations reach this instance now. */
   redis: { connected: boolean; invalidation: 'tracking' | 'channel' } | null
   /** Sessions moved out of memory by the spiller. */
@@ -138,6 +144,13 @@ export function toPrometheus(
     metric(out, `${prefix}_disk_transactions_total`, 'counter', 'Write transactions committed.', [
       [stats.disk.transactions],
     ])
+    metric(
+      out,
+      `${prefix}_disk_checkpoints_total`,
+      'counter',
+      'Checkpoints of the SQLite log by the worker.',
+      [[stats.disk.checkpoints.count]],
+    )
   }
   if (stats.redis !== null) {
     metric(out, `${prefix}_redis_connected`, 'gauge', '1 when Redis is connected.', [

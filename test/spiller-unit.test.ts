@@ -87,9 +87,9 @@ describe('Spiller slices', () => {
       highWatermark: 0.5,
       lowWatermark: 0.1,
       intervalMs: 3_600_000,
-      // Each step takes 0.6 ms of the slice's clock: a slice holds two of them.
+      // A full step of 64 takes half a slice (0.5 ms of the slice's clock): a slice holds two of them.
       moveDown: (records) => {
-        now += 0.6
+        now += records.length * (0.5 / 64)
         steps.push(records.length)
         for (const [sid] of records) if (memory.peek(sid) === undefined) absent.push(sid)
       },
@@ -108,6 +108,77 @@ describe('Spiller slices', () => {
     expect(Math.max(...steps)).toBeLessThanOrEqual(64)
     expect(slices.every((n) => n <= 128)).toBe(true)
     expect(absent).toEqual([])
+    spiller.stop()
+  })
+
+  it('makes steps smaller when moving sessions down is slow, so that one step takes about half a slice', async () => {
+    const clock = new ManualClock()
+    const memory = new MemoryTier({ maxBytes: 100_000, clock })
+    for (let i = 0; i < 950; i++)
+      memory.write(`s${i}`, {
+        payload: JSON.stringify({ pad: 'x'.repeat(80) }),
+        expiresAt: clock.now() + 1000,
+        userId: null,
+        version: 1,
+      })
+    let now = 0
+    const steps: Array<{ sessions: number; ms: number }> = []
+    const spiller = new Spiller({
+      memory,
+      highWatermark: 0.5,
+      lowWatermark: 0.05,
+      intervalMs: 3_600_000,
+      // 50 µs a session (a slow disk): a step of 64 would block 3.2 ms.
+      moveDown: (records) => {
+        now += records.length * 0.05
+        steps.push({ sessions: records.length, ms: records.length * 0.05 })
+      },
+      onSpill: () => undefined,
+      onError: (error) => {
+        throw error
+      },
+      sliceClock: () => now,
+    })
+    spiller.cycle()
+    expect(steps[0]?.sessions).toBe(64)
+    // Halfway towards what fits each time: 37, 23, 16, ... down to the ~10 sessions that fit in 0.5 ms.
+    expect(steps.slice(1, 4).map((s) => s.sessions)).toEqual([37, 23, 16])
+    const later = steps.slice(6)
+    expect(later.length).toBeGreaterThan(10)
+    for (const step of later) expect(step.ms).toBeLessThanOrEqual(0.6)
+    spiller.stop()
+  })
+
+  it('never makes a step smaller than 4 sessions', () => {
+    const clock = new ManualClock()
+    const memory = new MemoryTier({ maxBytes: 20_000, clock })
+    for (let i = 0; i < 190; i++)
+      memory.write(`s${i}`, {
+        payload: JSON.stringify({ pad: 'x'.repeat(80) }),
+        expiresAt: clock.now() + 1000,
+        userId: null,
+        version: 1,
+      })
+    let now = 0
+    const sizes: number[] = []
+    const spiller = new Spiller({
+      memory,
+      highWatermark: 0.5,
+      lowWatermark: 0.05,
+      intervalMs: 3_600_000,
+      moveDown: (records) => {
+        now += records.length * 5
+        sizes.push(records.length)
+      },
+      onSpill: () => undefined,
+      onError: (error) => {
+        throw error
+      },
+      sliceClock: () => now,
+    })
+    spiller.cycle()
+    expect(Math.min(...sizes.slice(0, -1))).toBe(4)
+    expect(sizes.slice(8, -1).every((n) => n === 4)).toBe(true)
     spiller.stop()
   })
 })

@@ -336,6 +336,7 @@ export class TierManager implements SessionEngine {
               entries: this.#diskEntries,
               pendingWrites: disk.pendingWrites,
               transactions: disk.transactions,
+              checkpoints: disk.checkpoints,
             },
       redis:
         ctx.shared === null

@@ -36,6 +36,7 @@ import type {
   WriteOptions,
 } from './tier.js'
 import { TOUCH_COMMIT_MS } from './tier.js'
+import { WalCheckpointer } from './wal-checkpointer.js'
 
 /** Options of {@link DiskTier}. */
 export interface DiskTierOptions {
@@ -64,6 +65,10 @@ export class DiskTier implements Tier, DeferredTouches, SpillCache, OutboxLog {
   readonly #clock: Clock
   readonly #options: DiskTierOptions
   #file!: OpenedFile
+  /** Checkpoints the file's log in a worker thread (replaced with the file when it is restored). */
+  #checkpoints!: WalCheckpointer
+  /** Checkpoints of the files this tier had open before the current one (a restored file starts a new count). */
+  #checkpointsBefore = 0
   #stmt!: DiskStatements
   #transaction!: (ops: readonly DiskOp[]) => Array<DiskResult | Error>
   readonly #writes: GroupCommit<DiskOp, DiskResult>
@@ -93,7 +98,9 @@ export class DiskTier implements Tier, DeferredTouches, SpillCache, OutboxLog {
       commit: (ops) => {
         try {
           this.#checkFile()
-          return this.#transaction(ops)
+          const results = this.#transaction(ops)
+          this.#checkpoints.wrote(ops.length)
+          return results
         } catch (cause) {
           throw wrapError(ErrorCodes.DISK_IO, 'a write transaction on the session database failed', cause)
         }
@@ -126,11 +133,20 @@ export class DiskTier implements Tier, DeferredTouches, SpillCache, OutboxLog {
         return applyOp(this.#stmt, op, now)
       })
     })
+    this.#checkpoints = new WalCheckpointer({
+      db,
+      path: this.path,
+      synchronous: this.#options.synchronous,
+      holdWrites: (held) => this.#writes.hold(held),
+      onError: (error) => this.#options.onError?.(error),
+    })
   }
 
   /** A file removed underneath is restored from the open copy, reopened, and reported. */
   #checkFile(): void {
-    if (!restoreIfRemoved(this.#file, this.path)) return
+    // NB: the worker lets go of the old file first, so that closing ours removes that file's log.
+    if (!restoreIfRemoved(this.#file, this.path, () => this.#checkpoints.close())) return
+    this.#checkpointsBefore += this.#checkpoints.count
     this.#open()
     this.#options.onError?.(
       new TieredSessionError(
@@ -157,11 +173,14 @@ export class DiskTier implements Tier, DeferredTouches, SpillCache, OutboxLog {
   /** Runs one synchronous change outside the group commit (cache upkeep, outbox removal); TS_DISK_IO on failure. */
   #change<T>(what: string, fn: () => T): T {
     this.#checkOpen()
+    let result: T
     try {
-      return fn()
+      result = fn()
     } catch (cause) {
       throw wrapError(ErrorCodes.DISK_IO, `changing ${what} in the session database failed`, cause)
     }
+    this.#checkpoints.wrote(1)
+    return result
   }
 
   /** Queues a write for the next group commit. */
@@ -334,6 +353,7 @@ export class DiskTier implements Tier, DeferredTouches, SpillCache, OutboxLog {
     } catch (cause) {
       throw wrapError(ErrorCodes.DISK_IO, 'sweeping expired sessions failed', cause)
     }
+    if (removed.length > 0) this.#checkpoints.wrote(removed.length)
     if (onRemoved !== undefined) for (const row of removed) onRemoved(row.userId)
     return removed.length
   }
@@ -349,6 +369,7 @@ export class DiskTier implements Tier, DeferredTouches, SpillCache, OutboxLog {
     this.#queueTouches()
     this.#writes.commitNow()
     this.#closed = true
+    this.#checkpoints.close()
     this.#file.db.close()
   }
 
@@ -367,6 +388,14 @@ export class DiskTier implements Tier, DeferredTouches, SpillCache, OutboxLog {
   /** Write transactions run so far. */
   get transactions(): number {
     return this.#writes.batches
+  }
+
+  /** Whether the log is checkpointed by the worker thread (else by SQLite on this connection), and how often it was. */
+  get checkpoints(): { background: boolean; count: number } {
+    return {
+      background: this.#checkpoints.background,
+      count: this.#checkpointsBefore + this.#checkpoints.count,
+    }
   }
 
   /** Rows in the file, expired or not. */
@@ -442,6 +471,7 @@ export class DiskTier implements Tier, DeferredTouches, SpillCache, OutboxLog {
     } catch (cause) {
       throw wrapError(ErrorCodes.DISK_IO, 'writing spilled sessions failed', cause)
     }
+    this.#checkpoints.wrote(rows.length)
   }
 
   /** Deletes one row now (dropping a cached copy that is no longer current). */

@@ -28,6 +28,8 @@ export class GroupCommit<Op, R> {
   #scheduled: NodeJS.Immediate | undefined
   #batches = 0
   #running = false
+  /** While true, batches wait (a checkpoint is running); an explicit {@link GroupCommit.commitNow} still commits. */
+  #held = false
 
   constructor(options: GroupCommitOptions<Op, R>) {
     this.#options = options
@@ -50,7 +52,7 @@ export class GroupCommit<Op, R> {
   enqueue(op: Op, onCommit?: (result: R) => void): Promise<R> {
     return new Promise<R>((resolve, reject) => {
       this.#queue.push({ op, onCommit, resolve, reject })
-      if (this.#queue.length >= this.#options.maxBatchSize) this.commitNow()
+      if (this.#queue.length >= this.#options.maxBatchSize && !this.#held) this.commitNow()
       else this.#schedule()
     })
   }
@@ -58,12 +60,22 @@ export class GroupCommit<Op, R> {
   /** Queues `op` with nobody waiting for it (a background write); `onFailure` hears if it was not committed. */
   enqueueDetached(op: Op, onFailure: (error: unknown) => void): void {
     this.#queue.push({ op, onCommit: undefined, resolve: ignore, reject: onFailure })
-    if (this.#queue.length >= this.#options.maxBatchSize) this.commitNow()
+    if (this.#queue.length >= this.#options.maxBatchSize && !this.#held) this.commitNow()
     else this.#schedule()
   }
 
+  /** Holds batches back (true) until released (false), when what waits is committed on the next turn. */
+  hold(held: boolean): void {
+    this.#held = held
+    if (!held && this.#queue.length > 0) this.#schedule()
+  }
+
   #schedule(): void {
-    this.#scheduled ??= setImmediate(() => this.commitNow())
+    if (this.#held) return
+    this.#scheduled ??= setImmediate(() => {
+      this.#scheduled = undefined
+      if (!this.#held) this.commitNow()
+    })
   }
 
   /** Commits everything queued now, in batches of at most `maxBatchSize`. */

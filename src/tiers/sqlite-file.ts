@@ -165,7 +165,7 @@ export function openSqliteFile(path: string, options: SqliteFileOptions): Opened
  * into a file that no longer has a name and be lost at the next start: this restores it from the open copy
  * (VACUUM INTO) and returns true (the caller reopens it). A different file put in its place is TS_DISK_IO.
  */
-export function restoreIfRemoved(opened: OpenedFile, path: string): boolean {
+export function restoreIfRemoved(opened: OpenedFile, path: string, beforeClose?: () => void): boolean {
   let inode: number | undefined
   try {
     inode = statSync(path).ino
@@ -183,6 +183,7 @@ export function restoreIfRemoved(opened: OpenedFile, path: string): boolean {
   if (!existsSync(dir)) mkdirSync(dir, { recursive: true, mode: 0o700 })
   opened.db.prepare('VACUUM INTO ?').run(path)
   chmodSync(path, 0o600)
+  beforeClose?.()
   opened.db.close()
   return true
 }

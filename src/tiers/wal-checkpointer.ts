@@ -1,0 +1,232 @@
+// Checkpoints of one SQLite file's write-ahead log, run by a worker thread instead of inside a commit on the
+// event loop. SQLite's own automatic checkpoint copies ~4 MB of log into the database and syncs it, inside the
+// commit that crossed 1,000 pages: 10–20 ms during which no request is served. Here the connection of the app
+// has `wal_autocheckpoint = 0`; the worker's connection (src/tiers/checkpoint-worker.ts) runs a PASSIVE
+// checkpoint once about as many pages were written, or a second after the last write.
+//
+// While a checkpoint runs, the group commit holds its batches back (reads and everything else go on): a
+// checkpoint copies only what was in the log when it began, and the log starts over from its beginning only
+// once all of it was copied, so writes committed meanwhile would keep it growing under a steady load.
+// If the worker cannot run (it failed to start, died, or a checkpoint failed), the file goes back to SQLite's
+// automatic checkpoints on the app's connection, and the failure is reported once.
+
+import { createRequire } from 'node:module'
+import { Worker } from 'node:worker_threads'
+import type Database from 'better-sqlite3'
+import { ErrorCodes, TieredSessionError } from '../errors.js'
+import { CHECKPOINT_WORKER_SOURCE } from './checkpoint-worker.js'
+
+/** About as many log pages as SQLite's own automatic checkpoint waits for (its default, 1,000 pages). */
+const PAGES_PER_CHECKPOINT = 1_000
+/** A transaction writes at least a few pages (the row's leaf, the indexes, the schema's header)... */
+const PAGES_PER_TRANSACTION = 3
+/** ...and rows of ~1 KiB share leaves: ~0.4 page per row in a large batch. */
+const PAGES_PER_ROW = 0.4
+/** A log with anything in it is checkpointed at the latest this long after the write that started it (ms). */
+const IDLE_CHECKPOINT_MS = 1_000
+/** Writes are held back at most this long for a checkpoint that does not answer (ms). */
+const MAX_HOLD_MS = 250
+/** How long `close()` waits for the worker to let go of the file (ms). */
+const CLOSE_WAIT_MS = 5_000
+/** SQLite's default `wal_autocheckpoint`, restored when the worker cannot serve. */
+const SQLITE_AUTOCHECKPOINT = 1_000
+
+/** Options of {@link WalCheckpointer}. */
+export interface WalCheckpointerOptions {
+  /** The app's connection (its automatic checkpoints are turned off while the worker serves). */
+  readonly db: Database.Database
+  readonly path: string
+  readonly synchronous: 'normal' | 'full'
+  /** Holds the group commit's batches back (true) or lets them go (false). */
+  readonly holdWrites: (held: boolean) => void
+  /** Hears the one failure that sent the file back to checkpoints on the app's connection. */
+  readonly onError: (error: TieredSessionError) => void
+  /** Hears each checkpoint the worker completed: frames in the log, and how many of them are in the database. */
+  readonly onCheckpoint?: (result: { log: number; checkpointed: number }) => void
+  /** Where better-sqlite3 is for the worker. @default resolved from this package */
+  readonly sqliteModule?: string
+}
+
+interface WorkerReply {
+  readonly type: 'done' | 'failed'
+  readonly id: number
+  readonly message?: string
+  readonly log?: number
+  readonly checkpointed?: number
+}
+
+/** The process's checkpoint worker (one per better-sqlite3 module path), shared by every file. */
+class CheckpointWorker {
+  readonly #worker: Worker
+  readonly #files = new Map<number, WalCheckpointer>()
+  #alive = true
+
+  constructor(
+    readonly sqliteModule: string,
+    onGone: () => void,
+  ) {
+    this.#worker = new Worker(CHECKPOINT_WORKER_SOURCE, { eval: true, workerData: { sqlite: sqliteModule } })
+    this.#worker.on('message', (reply: WorkerReply) => this.#files.get(reply.id)?.onReply(reply))
+    const gone = (reason: string) => {
+      if (!this.#alive) return
+      this.#alive = false
+      onGone()
+      for (const file of [...this.#files.values()]) file.fallBack(reason)
+      this.#files.clear()
+    }
+    this.#worker.on('error', (error) => gone(error.message))
+    this.#worker.on('exit', (code) => gone(`the checkpoint worker exited (code ${code})`))
+    // NB: after the listeners: adding a 'message' listener refs the worker again.
+    this.#worker.unref()
+  }
+
+  get alive(): boolean {
+    return this.#alive
+  }
+
+  attach(id: number, file: WalCheckpointer, path: string, synchronous: string): void {
+    this.#files.set(id, file)
+    this.#worker.postMessage({ type: 'open', id, path, synchronous })
+  }
+
+  checkpoint(id: number): void {
+    this.#worker.postMessage({ type: 'checkpoint', id })
+  }
+
+  /** Closes the worker's connection to the file, and waits until it did. */
+  detach(id: number): void {
+    if (!this.#files.delete(id) || !this.#alive) return
+    const signal = new SharedArrayBuffer(4)
+    this.#worker.postMessage({ type: 'close', id, signal })
+    Atomics.wait(new Int32Array(signal), 0, 0, CLOSE_WAIT_MS)
+  }
+}
+
+const workers = new Map<string, CheckpointWorker>()
+let nextId = 1
+
+function workerFor(sqliteModule: string): CheckpointWorker {
+  let worker = workers.get(sqliteModule)
+  if (worker === undefined || !worker.alive) {
+    worker = new CheckpointWorker(sqliteModule, () => {
+      if (workers.get(sqliteModule) === worker) workers.delete(sqliteModule)
+    })
+    workers.set(sqliteModule, worker)
+  }
+  return worker
+}
+
+let defaultModule: string | undefined
+
+/** Checkpoints of one file's log, in the background. */
+export class WalCheckpointer {
+  readonly #options: WalCheckpointerOptions
+  readonly #id = nextId++
+  #worker: CheckpointWorker | undefined
+  /** Log pages written since the last checkpoint began (an estimate). */
+  #pages = 0
+  #inFlight = false
+  #idleTimer: NodeJS.Timeout | undefined
+  #holdTimer: NodeJS.Timeout | undefined
+  #count = 0
+
+  constructor(options: WalCheckpointerOptions) {
+    this.#options = options
+    try {
+      defaultModule ??= createRequire(import.meta.url).resolve('better-sqlite3')
+      this.#worker = workerFor(options.sqliteModule ?? defaultModule)
+      options.db.pragma('wal_autocheckpoint = 0')
+      this.#worker.attach(this.#id, this, options.path, options.synchronous.toUpperCase())
+    } catch (error) {
+      this.fallBack((error as Error).message)
+    }
+  }
+
+  /** True while the worker checkpoints this file; false after a fall back to SQLite's automatic checkpoints. */
+  get background(): boolean {
+    return this.#worker !== undefined
+  }
+
+  /** Checkpoints the worker completed for this file. */
+  get count(): number {
+    return this.#count
+  }
+
+  /** After a committed transaction of `rows` rows on the app's connection. */
+  wrote(rows: number): void {
+    if (this.#worker === undefined) return
+    this.#pages += PAGES_PER_TRANSACTION + rows * PAGES_PER_ROW
+    if (this.#inFlight) return
+    if (this.#pages >= PAGES_PER_CHECKPOINT) this.#request()
+    else this.#idleTimer ??= setTimeout(() => this.#request(), IDLE_CHECKPOINT_MS).unref()
+  }
+
+  #request(): void {
+    if (this.#worker === undefined || this.#inFlight) return
+    this.#clearIdle()
+    this.#inFlight = true
+    this.#pages = 0
+    this.#options.holdWrites(true)
+    // NB: not unref'd: writes held back are promises only, and nothing else would keep the process alive for them.
+    this.#holdTimer = setTimeout(() => this.#release(), MAX_HOLD_MS)
+    this.#worker.checkpoint(this.#id)
+  }
+
+  #release(): void {
+    if (this.#holdTimer === undefined) return
+    clearTimeout(this.#holdTimer)
+    this.#holdTimer = undefined
+    this.#options.holdWrites(false)
+  }
+
+  #clearIdle(): void {
+    if (this.#idleTimer !== undefined) clearTimeout(this.#idleTimer)
+    this.#idleTimer = undefined
+  }
+
+  /** A reply of the worker about this file. */
+  onReply(reply: WorkerReply): void {
+    if (reply.type === 'failed') {
+      this.fallBack(reply.message ?? 'unknown failure')
+      return
+    }
+    this.#inFlight = false
+    this.#count++
+    this.#release()
+    this.#options.onCheckpoint?.({ log: reply.log ?? 0, checkpointed: reply.checkpointed ?? 0 })
+    // NB: rows written outside the group commit (a spill) while it ran: their pages still wait.
+    if (this.#pages >= PAGES_PER_CHECKPOINT) this.#request()
+    else if (this.#pages > 0)
+      this.#idleTimer ??= setTimeout(() => this.#request(), IDLE_CHECKPOINT_MS).unref()
+  }
+
+  /** Back to SQLite's automatic checkpoints on the app's connection; reported once. */
+  fallBack(reason: string): void {
+    const worker = this.#worker
+    this.#worker = undefined
+    this.#inFlight = false
+    this.#clearIdle()
+    this.#release()
+    worker?.detach(this.#id)
+    try {
+      this.#options.db.pragma(`wal_autocheckpoint = ${SQLITE_AUTOCHECKPOINT}`)
+    } catch {
+      // NB: the connection is closed already: nothing left to checkpoint from it.
+    }
+    // NB: later, never from inside the constructor (the tier is not set up yet).
+    const error = new TieredSessionError(
+      ErrorCodes.DISK_IO,
+      `checkpoints of ${this.#options.path} run on the app's connection from now on: ${reason}`,
+    )
+    queueMicrotask(() => this.#options.onError(error))
+  }
+
+  /** Lets go of the file (synchronously: the app's connection may close last, and remove the log). */
+  close(): void {
+    const worker = this.#worker
+    this.#worker = undefined
+    this.#clearIdle()
+    this.#release()
+    worker?.detach(this.#id)
+  }
+}
