@@ -265,7 +265,8 @@ export class RedisTier implements Tier, DeferredTouches {
     const { budget } = options
     const skipped = this.#index.isIndexed(sid, options.previousUser, record.userId, record.expiresAt)
     // NB: on one node (or Sentinel) the index add is part of the write script: one command, and the script adds
-    // the entry before it writes anything else, so an error leaves neither. On Cluster the index is on another
+    // the entry before it writes the session, so a refused add (OOM, READONLY) leaves neither, and an error
+    // after it at worst a stale entry. On Cluster the index is on another
     // slot: its script goes out beside the write (one round trip; an index add that fails fails the write, and
     // the worst a crash leaves is a stale entry, never a session missing from its index).
     const entry = skipped ? undefined : this.#index.entry(record.userId, record.expiresAt)
