@@ -12,6 +12,7 @@ import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { Redis } from 'ioredis'
+import ts from 'typescript'
 import { BENCH_DIR, startRedis } from './lib/procs.js'
 import { table } from './lib/report.js'
 import { sessionFor } from './lib/sessions.js'
@@ -19,11 +20,13 @@ import { sessionFor } from './lib/sessions.js'
 const { values: args } = parseArgs({ options: { ops: { type: 'string', default: '20000' } } })
 const N = Number(args.ops)
 
-// The scripts are plain template literals in the TypeScript source; evaluate them as JavaScript.
-const source = readFileSync(join(BENCH_DIR, '..', 'src', 'redis', 'scripts.ts'), 'utf8').replace(
-  /export const/g,
-  'const',
-)
+// The scripts are template literals in the TypeScript source; with its types stripped (TypeScript's own
+// transpiler), it is evaluated as JavaScript.
+const source = ts
+  .transpileModule(readFileSync(join(BENCH_DIR, '..', 'src', 'redis', 'scripts.ts'), 'utf8'), {
+    compilerOptions: { target: ts.ScriptTarget.ES2022, module: ts.ModuleKind.ESNext },
+  })
+  .outputText.replace(/export const/g, 'const')
 const SCRIPTS = new Function(`${source}; return { SET_SCRIPT, CAS_SCRIPT, INDEX_ADD_SCRIPT }`)()
 
 async function commandStats(client) {
@@ -63,6 +66,24 @@ try {
         'bench:invalidations',
         'origin',
         `sid${i % 100}`,
+      ),
+    // A new session of a logged-in user: the session and its user-index entry in one script (not on Cluster).
+    'SET_SCRIPT with the index add (our set of a new logged-in session)': (i) =>
+      client.evalsha(
+        sha.SET_SCRIPT,
+        2,
+        `h:${i % 100}`,
+        `u:{user-${i % 100}}`,
+        payload,
+        expiresAt,
+        'user-1',
+        ++version,
+        'bench:invalidations',
+        'origin',
+        `sid${i % 100}`,
+        '',
+        '',
+        expiresAt + i,
       ),
     'CAS_SCRIPT (our merge / touch)': async (i) => {
       const key = `h:${i % 100}`

@@ -1,6 +1,7 @@
 // Lifecycle events: `created`, `destroyed` (destroy, logout, regenerate) and `expired` (read, sweep), each
 // exactly once per step, by the instance that made it, with `{ userId, reason }` at most.
 
+import { once } from 'node:events'
 import request from 'supertest'
 import { describe, expect, it } from 'vitest'
 import type { TieredStore } from '../src/store.js'
@@ -173,7 +174,10 @@ describe('in shared mode', () => {
     const heardB = listen(b)
     await a.set('s1', sharedSession(clock.now(), HOUR, { userId: 'heidi', v: 1 }))
     // Another instance writing the session again does not create it.
+    // NB: A serves B's write once B's invalidation reached it (Redis may answer B first: a write of one command).
+    const invalidated = once(a, 'invalidation')
     await b.set('s1', sharedSession(clock.now(), HOUR, { userId: 'heidi', v: 2 }))
+    await invalidated
     expect(await a.get('s1')).toMatchObject({ v: 2 })
     await b.destroy('s1')
     await a.destroy('s1')

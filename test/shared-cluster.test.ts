@@ -2,7 +2,7 @@ import { Cluster } from 'ioredis'
 import { describe, expect, it, onTestFinished } from 'vitest'
 import { cli } from './helpers/cli.js'
 import { handlesFor } from './helpers/handles.js'
-import { useCluster } from './helpers/redis-server.js'
+import { commandCalls, useCluster } from './helpers/redis-server.js'
 import { sharedSession, sharedStoresWithClients, uniquePrefix } from './helpers/shared-stores.js'
 
 const HOUR = 3_600_000
@@ -39,6 +39,27 @@ describe('shared mode on a 3-master Redis Cluster', () => {
     expect(await b.get('sid-2')).toMatchObject({ i: 2, cart: ['tea'] })
     await b.clear()
     expect(await a.length()).toBe(0)
+  })
+
+  it('a write that adds a user-index entry keeps two script calls on Cluster (the index is on another slot)', async () => {
+    const { open, clock } = sharedStoresWithClients(() => new Cluster(cluster.nodes))
+    const a = await open('a')
+    const scriptCalls = async () => {
+      let total = 0
+      for (const node of cluster.nodes) {
+        total += (await commandCalls(node.port, 'evalsha')) + (await commandCalls(node.port, 'eval'))
+      }
+      return total
+    }
+    // NB: the first script call on a master loads the script (a NOSCRIPT miss, then EVAL): these warm up the
+    // write script on the master of 's' and the index script on the master of dana's index.
+    await a.set('s', sharedSession(clock.now(), HOUR, { userId: 'erin' }))
+    await a.set('other', sharedSession(clock.now(), HOUR, { userId: 'dana' }))
+    const before = await scriptCalls()
+    await a.set('s', sharedSession(clock.now(), HOUR, { userId: 'dana' }))
+    expect((await scriptCalls()) - before).toBe(2)
+    expect((await a.listByUser('erin')).map((s) => s.handle)).toEqual([])
+    expect((await a.listByUser('dana')).map((s) => s.handle).sort()).toEqual(handlesFor('other', 's'))
   })
 
   it('migrate from connect-redis on Cluster: a legacy session is served, moved by its first write (ours created, then the legacy key dropped); the tool converts the rest on every master; dualWrite is refused', async () => {

@@ -262,12 +262,21 @@ export class RedisTier implements Tier, DeferredTouches {
    * says it is there already.
    */
   async write(sid: string, record: RecordInput, options: WriteOptions = {}): Promise<StoredRecord> {
-    // NB: the index add and the write go out together (one round trip; on one connection Redis runs them
-    // in order): a crash cannot leave a session missing from its user's index, only a stale entry.
     const { budget } = options
     const skipped = this.#index.isIndexed(sid, options.previousUser, record.userId, record.expiresAt)
+    // NB: on one node (or Sentinel) the index add is part of the write script: one command, and the script adds
+    // the entry before it writes the session, so a refused add (OOM, READONLY) leaves neither, and an error
+    // after it at worst a stale entry. On Cluster the index is on another
+    // slot: its script goes out beside the write (one round trip; an index add that fails fails the write, and
+    // the worst a crash leaves is a stale entry, never a session missing from its index).
+    const entry = skipped ? undefined : this.#index.entry(record.userId, record.expiresAt)
+    const inScript = entry !== undefined && !this.#redis.isCluster
+    const keys = this.#keysOf(sid)
+    if (inScript) keys.push(entry.key)
     const [, , reply] = (await Promise.all([
-      skipped ? undefined : this.#index.add(sid, record.userId, record.expiresAt, budget),
+      entry === undefined || inScript
+        ? undefined
+        : this.#index.add(sid, record.userId, record.expiresAt, budget),
       // NB: `migrate` on another prefix: a connect-redis copy left behind could outlive ours and come back.
       this.#legacy?.samePrefix === false && !this.#legacy.dualWrite
         ? this.#legacy.drop(sid, budget)
@@ -275,7 +284,7 @@ export class RedisTier implements Tier, DeferredTouches {
       this.#redis.script(
         'a session write',
         scripts.set,
-        this.#keysOf(sid),
+        keys,
         [
           this.#sealer.seal(sid, record.payload),
           record.expiresAt,
@@ -286,10 +295,12 @@ export class RedisTier implements Tier, DeferredTouches {
           sid,
           record.createdAt ?? '',
           options.maxLifetimeMs ?? '',
+          inScript ? entry.until : '',
         ],
         budget,
       ),
     ])) as [unknown, unknown, [number, string, number, string, string]]
+    if (inScript) this.#index.remember(sid, entry)
     const version = Number(reply[0])
     // NB: `maxLifetime`: a live session kept its creation time, and its expiry may have been capped by it.
     const expiresAt = reply[3] === undefined ? record.expiresAt : Number(reply[3])
@@ -357,14 +368,21 @@ export class RedisTier implements Tier, DeferredTouches {
     previousUser: string | null,
     budget: Budget | undefined,
   ): Promise<CasResult> {
+    const entry = this.#index.isIndexed(sid, previousUser, record.userId, record.expiresAt)
+      ? undefined
+      : this.#index.entry(record.userId, record.expiresAt)
+    // NB: as in write(): one script on one node (the entry added only once the compare succeeded), two on Cluster.
+    const inScript = entry !== undefined && !this.#redis.isCluster
+    const keys = this.#keysOf(sid)
+    if (inScript) keys.push(entry.key)
     const [, reply] = (await Promise.all([
-      this.#index.isIndexed(sid, previousUser, record.userId, record.expiresAt)
+      entry === undefined || inScript
         ? undefined
         : this.#index.add(sid, record.userId, record.expiresAt, budget),
       this.#redis.script(
         'a session merge',
         this.#scripts.cas,
-        this.#keysOf(sid),
+        keys,
         [
           this.#sealer.seal(sid, record.payload),
           record.expiresAt,
@@ -375,10 +393,12 @@ export class RedisTier implements Tier, DeferredTouches {
           this.#origin,
           sid,
           record.createdAt ?? '',
+          inScript ? entry.until : '',
         ],
         budget,
       ),
     ])) as [unknown, Array<number | string>]
+    if (inScript && Number(reply[0]) === 1) this.#index.remember(sid, entry)
     if (Number(reply[0]) === -1) return { ok: false, gone: true }
     if (Number(reply[0]) === 0) return { ok: false, gone: false }
     if (previousUser !== null && previousUser !== record.userId)

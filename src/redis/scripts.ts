@@ -10,6 +10,9 @@
 // With `migrate.dualWrite`, KEYS[2] is connect-redis's key of the session: every write mirrors the payload there
 // (a string with the same PEXPIREAT), a touch its expiry, a destroy deletes it; a compare-and-set also requires
 // that key still to hold what we last mirrored (else an old instance changed or destroyed the session).
+// The set and the compare-and-set also add the session to its user's index in the same step, when asked to (not
+// on Cluster, where the index key is on another slot): their ARGV[10], '' for none, is then the index's expiry
+// and the LAST of KEYS is the index key (after connect-redis's key with dualWrite).
 // NB: versions are up to 16 digits; Lua would print them as %.14g (losing digits), so every number that
 // goes back into Redis is formatted with %d. A key that is not a hash (garbage) is deleted, never an error.
 
@@ -32,21 +35,51 @@ local dead = old[3] == '1'
  * a key it invalidates, NOLOOP only skips telling us); we keep a copy, so the script reads the key again last. */
 const TRACK = `redis.call('HGET', KEYS[1], 'v')`
 
-/** dualWrite: the payload (ARGV[1]) and expiry (ARGV[2]) written to connect-redis's key too. */
-const MIRROR = `if KEYS[2] then
-  redis.call('SET', KEYS[2], ARGV[1])
-  redis.call('PEXPIREAT', KEYS[2], ARGV[2])
+/** dualWrite: the payload (ARGV[1]) and expiry (ARGV[2]) written to connect-redis's key (`legacy`) too. */
+const MIRROR = (legacy = 'KEYS[2]') => `if ${legacy} then
+  redis.call('SET', ${legacy}, ARGV[1])
+  redis.call('PEXPIREAT', ${legacy}, ARGV[2])
+end`
+
+/** The keys of a script that may add to the user index: ARGV[n] ~= '' says the last of KEYS is the index key;
+ * connect-redis's key (dualWrite) is KEYS[2] when it is not that one. Sets locals `indexKey` and `legacyKey`. */
+const KEY_LAYOUT = (n: number) => `
+local indexKey = false
+if ARGV[${n}] and ARGV[${n}] ~= '' then indexKey = KEYS[#KEYS] end
+local legacyKey = false
+if #KEYS - (indexKey and 1 or 0) >= 2 then legacyKey = KEYS[2] end
+`
+
+/** Adds ARGV[sid] to the set at `key` and makes it live at least until ARGV[until] (ms), on Redis's own clock
+ * (TIME, the one PEXPIREAT uses: a writer whose clock runs ahead must not believe the index outlives the
+ * session). Runs before anything else is written: an error it returns (OOM, READONLY) leaves nothing changed. */
+const INDEX_ADD = (key: string, sid: number, until: number) => `do
+  local added = redis.pcall('SADD', ${key}, ARGV[${sid}])
+  if type(added) == 'table' and added.err then
+    -- NB: only a value of the wrong type is replaced; an OOM or READONLY error must not cost the index its members.
+    if not string.find(added.err, 'WRONGTYPE', 1, true) then return redis.error_reply(added.err) end
+    redis.call('DEL', ${key})
+    redis.call('SADD', ${key}, ARGV[${sid}])
+  end
+  local ttl = redis.call('PTTL', ${key})
+  local at = tonumber(ARGV[${until}]) or 0
+  local now = redis.call('TIME')
+  if ttl < 0 or tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) + ttl < at then
+    redis.call('PEXPIREAT', ${key}, string.format('%d', at))
+  end
 end`
 
 /** Creation time: ARGV[n] ('' for none) into field a. */
 const CREATED = (n: number) =>
   `if ARGV[${n}] and ARGV[${n}] ~= '' then redis.call('HSET', KEYS[1], 'a', ARGV[${n}]) end`
 
-/** Unconditional write. KEYS: key. ARGV: payload, expiresAt, userId, proposedVersion, channel, origin, sid,
- * createdAt, maxLifetimeMs ('' for none: `maxLifetime`). Version = max(old + 1, proposed); overwrites a
- * tombstone. A live session keeps its creation time, and the expiry is capped at creation + maxLifetimeMs.
+/** Unconditional write. KEYS: key [, connect-redis's key] [, index key]. ARGV: payload, expiresAt, userId,
+ * proposedVersion, channel, origin, sid, createdAt, maxLifetimeMs ('' for none: `maxLifetime`), index expiry
+ * ('' or absent: no index add; else sid joins the set at the last key first). Version = max(old + 1, proposed);
+ * overwrites a tombstone. A live session keeps its creation time, and the expiry is capped at creation + maxLifetimeMs.
  * Returns { version, previous userId, created (1 when no live session was there), expiresAt, createdAt }. */
-export const SET_SCRIPT = `${PROLOGUE}
+export const SET_SCRIPT = `${PROLOGUE}${KEY_LAYOUT(10)}
+if indexKey then ${INDEX_ADD('indexKey', 7, 10)} end
 local v = string.format('%d', math.max(oldv + 1, tonumber(ARGV[4]) or 0))
 local a = ARGV[8] or ''
 if a ~= '' and not dead and old[5] and old[5] ~= '' then a = old[5] end
@@ -58,7 +91,7 @@ if dead then redis.call('HDEL', KEYS[1], 'd') end
 redis.call('HSET', KEYS[1], 'p', ARGV[1], 'v', v, 'e', e, 'u', ARGV[3])
 if a ~= '' then redis.call('HSET', KEYS[1], 'a', a) end
 redis.call('PEXPIREAT', KEYS[1], e)
-${MIRROR}
+${MIRROR('legacyKey')}
 redis.call('PUBLISH', ARGV[5], 'I|' .. ARGV[6] .. '|' .. v .. '|' .. ARGV[7])
 ${TRACK}
 if dead or old[1] == false then return {v, '', 1, e, a} end
@@ -66,21 +99,24 @@ return {v, old[2] or '', 0, e, a}
 `
 
 /** Compare-and-set: writes only if the stored version is still ARGV[4] (merge and touch retry on a miss).
- * KEYS: key. ARGV: payload, expiresAt, userId, expectedVersion, proposedVersion, channel, origin, sid, createdAt.
+ * KEYS: key [, connect-redis's key] [, index key]. ARGV: payload, expiresAt, userId, expectedVersion,
+ * proposedVersion, channel, origin, sid, createdAt, index expiry ('' or absent: no index add; else, once the
+ * compare succeeded, sid joins the set at the last key before the write).
  * Returns { 1, version } on success, { 0, currentVersion } on a conflict, { -1 } when the session is gone. */
-export const CAS_SCRIPT = `${PROLOGUE}
+export const CAS_SCRIPT = `${PROLOGUE}${KEY_LAYOUT(10)}
 if old[1] == false or dead then return {-1} end
 if old[1] ~= ARGV[4] then return {0, old[1]} end
-if KEYS[2] then
-  local legacy = redis.call('GET', KEYS[2])
+if legacyKey then
+  local legacy = redis.call('GET', legacyKey)
   if legacy == false then return {-1} end
   if legacy ~= redis.call('HGET', KEYS[1], 'p') then return {0, '0'} end
 end
+if indexKey then ${INDEX_ADD('indexKey', 8, 10)} end
 local v = string.format('%d', math.max(oldv + 1, tonumber(ARGV[5]) or 0))
 redis.call('HSET', KEYS[1], 'p', ARGV[1], 'v', v, 'e', ARGV[2], 'u', ARGV[3])
 ${CREATED(9)}
 redis.call('PEXPIREAT', KEYS[1], ARGV[2])
-${MIRROR}
+${MIRROR('legacyKey')}
 redis.call('PUBLISH', ARGV[6], 'I|' .. ARGV[7] .. '|' .. v .. '|' .. ARGV[8])
 ${TRACK}
 return {1, v}
@@ -114,7 +150,7 @@ if KEYS[2] and old[1] ~= false and redis.call('GET', KEYS[2]) ~= redis.call('HGE
 redis.call('HSET', KEYS[1], 'p', ARGV[1], 'v', ARGV[4], 'e', ARGV[2], 'u', ARGV[3])
 ${CREATED(8)}
 redis.call('PEXPIREAT', KEYS[1], ARGV[2])
-${MIRROR}
+${MIRROR()}
 redis.call('PUBLISH', ARGV[5], 'I|' .. ARGV[6] .. '|' .. ARGV[4] .. '|' .. ARGV[7])
 ${TRACK}
 return 1
@@ -146,22 +182,9 @@ return {1, old[2] or ''}
 `
 
 /** Adds a sid to a user's index and makes the index live at least until ARGV[2] (works on Redis 6 too).
- * KEYS: index key. ARGV: sid, expiresAt (ms). The current expiry is computed on Redis's own clock (TIME), the
- * one PEXPIREAT uses: a writer whose clock runs ahead must not believe the index outlives the session. */
+ * KEYS: index key. ARGV: sid, expiresAt (ms). The write scripts do the same in their own step where they can. */
 export const INDEX_ADD_SCRIPT = `
-local added = redis.pcall('SADD', KEYS[1], ARGV[1])
-if type(added) == 'table' and added.err then
-  -- NB: only a value of the wrong type is replaced; an OOM or READONLY error must not cost the index its members.
-  if not string.find(added.err, 'WRONGTYPE', 1, true) then return redis.error_reply(added.err) end
-  redis.call('DEL', KEYS[1])
-  redis.call('SADD', KEYS[1], ARGV[1])
-end
-local ttl = redis.call('PTTL', KEYS[1])
-local at = tonumber(ARGV[2]) or 0
-local now = redis.call('TIME')
-if ttl < 0 or tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) + ttl < at then
-  redis.call('PEXPIREAT', KEYS[1], string.format('%d', at))
-end
+${INDEX_ADD('KEYS[1]', 1, 2)}
 return 1
 `
 

@@ -30,6 +30,13 @@ interface IndexEntry {
   readonly until: number
 }
 
+/** One index add: `sid` joins the set at `key` (the index of `userId`), which must live at least until `until`. */
+export interface IndexAdd {
+  readonly key: string
+  readonly userId: string
+  readonly until: number
+}
+
 /** Options of {@link UserIndex}. */
 export interface UserIndexOptions {
   readonly connection: RedisConnection
@@ -70,13 +77,29 @@ export class UserIndex {
 
   /** Adds `sid` to its user's index; the index outlives its longest session (by up to INDEX_MARGIN_MS). */
   async add(sid: string, userId: string | null, expiresAt: number, budget?: Budget): Promise<void> {
-    if (userId === null) return
+    const entry = this.entry(userId, expiresAt)
+    if (entry === undefined) return
+    await this.#redis.script('a user index update', indexAdd, [entry.key], [sid, entry.until], budget)
+    this.remember(sid, entry)
+  }
+
+  /**
+   * What adding `sid` with this expiry writes: the index key and how long the index must live at least (ms);
+   * undefined for no user. A write script that adds the entry in its own step passes these, then calls
+   * {@link remember} once Redis acknowledged it.
+   */
+  entry(userId: string | null, expiresAt: number): IndexAdd | undefined {
+    if (userId === null) return undefined
     const now = this.#clock.now()
     const until = expiresAt + Math.min(Math.max(expiresAt - now, 0), INDEX_MARGIN_MS)
-    await this.#redis.script('a user index update', indexAdd, [this.key(userId)], [sid, until], budget)
+    return { key: this.key(userId), userId, until }
+  }
+
+  /** Records that `sid` was added to its user's index as `entry` says (Redis acknowledged the add). */
+  remember(sid: string, entry: IndexAdd): void {
     if (this.#memo.size >= INDEX_MEMO_MAX && !this.#memo.has(sid))
       this.#memo.delete(this.#memo.keys().next().value as string)
-    this.#memo.set(sid, { userId, until })
+    this.#memo.set(sid, { userId: entry.userId, until: entry.until })
   }
 
   /**
