@@ -4,9 +4,10 @@
 // has `wal_autocheckpoint = 0`; the worker's connection (src/tiers/checkpoint-worker.ts) runs a PASSIVE
 // checkpoint once about as many pages were written, or a second after the last write.
 //
-// While a checkpoint runs, the group commit holds its batches back (reads and everything else go on): a
-// checkpoint copies only what was in the log when it began, and the log starts over from its beginning only
-// once all of it was copied, so writes committed meanwhile would keep it growing under a steady load.
+// Writes go on while a checkpoint runs. But a checkpoint copies only what was in the log when it began, and the
+// log starts over from its beginning only once all of it was copied: under a steady load, writes committed
+// during every checkpoint would keep it growing. So once a checkpoint finds the log longer than HOLD_AT_FRAMES,
+// the next one holds the group commit's batches back while it runs (reads and everything else go on).
 // If the worker cannot run (it failed to start, died, or a checkpoint failed), the file goes back to SQLite's
 // automatic checkpoints on the app's connection, and the failure is reported once.
 
@@ -24,6 +25,8 @@ const PAGES_PER_TRANSACTION = 3
 const PAGES_PER_ROW = 0.4
 /** A log with anything in it is checkpointed at the latest this long after the write that started it (ms). */
 const IDLE_CHECKPOINT_MS = 1_000
+/** A log this long (frames of a page each: ~16 MB) did not start over: the next checkpoint holds writes back. */
+const HOLD_AT_FRAMES = 4 * PAGES_PER_CHECKPOINT
 /** Writes are held back at most this long for a checkpoint that does not answer (ms). */
 const MAX_HOLD_MS = 250
 /** How long `close()` waits for the worker to let go of the file (ms). */
@@ -126,6 +129,8 @@ export class WalCheckpointer {
   /** Log pages written since the last checkpoint began (an estimate). */
   #pages = 0
   #inFlight = false
+  /** The last checkpoint found a log that had not started over for a while: the next one holds writes back. */
+  #holdNext = false
   #idleTimer: NodeJS.Timeout | undefined
   #holdTimer: NodeJS.Timeout | undefined
   #count = 0
@@ -166,9 +171,11 @@ export class WalCheckpointer {
     this.#clearIdle()
     this.#inFlight = true
     this.#pages = 0
-    this.#options.holdWrites(true)
-    // NB: not unref'd: writes held back are promises only, and nothing else would keep the process alive for them.
-    this.#holdTimer = setTimeout(() => this.#release(), MAX_HOLD_MS)
+    if (this.#holdNext) {
+      this.#options.holdWrites(true)
+      // NB: not unref'd: writes held back are promises only, and nothing else would keep the process alive.
+      this.#holdTimer = setTimeout(() => this.#release(), MAX_HOLD_MS)
+    }
     this.#worker.checkpoint(this.#id)
   }
 
@@ -193,6 +200,7 @@ export class WalCheckpointer {
     this.#inFlight = false
     this.#count++
     this.#release()
+    this.#holdNext = (reply.log ?? 0) >= HOLD_AT_FRAMES
     this.#options.onCheckpoint?.({ log: reply.log ?? 0, checkpointed: reply.checkpointed ?? 0 })
     // NB: rows written outside the group commit (a spill) while it ran: their pages still wait.
     if (this.#pages >= PAGES_PER_CHECKPOINT) this.#request()
