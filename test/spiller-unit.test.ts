@@ -3,12 +3,13 @@ import { Spiller } from '../src/spiller.js'
 import { MemoryTier } from '../src/tiers/memory-tier.js'
 import { ManualClock } from './helpers/manual-clock.js'
 
-function filledMemory(count: number) {
+/** A memory tier of `maxBytes` holding `count` sessions of ~100 bytes each (s0, s1, ...). */
+function filledMemory(count: number, maxBytes = 10_000) {
   const clock = new ManualClock()
-  const memory = new MemoryTier({ maxBytes: 10_000, clock })
+  const memory = new MemoryTier({ maxBytes, clock })
   for (let i = 0; i < count; i++) {
     memory.write(`s${i}`, {
-      payload: JSON.stringify({ pad: 'x'.repeat(90 - 10) }),
+      payload: JSON.stringify({ pad: 'x'.repeat(80) }),
       expiresAt: clock.now() + 1000,
       userId: null,
       version: 1,
@@ -68,16 +69,7 @@ describe('Spiller with a lower tier to move sessions into (shared mode)', () => 
 describe('Spiller slices', () => {
   it('a cycle moves sessions in slices of about 1 ms and yields between them; each step hands sessions down before they leave memory', async () => {
     // 400 sessions of ~100 bytes in 40 KB: 0.8 → 0.6 means ~80 sessions to move, in steps of 64.
-    const clock = new ManualClock()
-    const memory = new MemoryTier({ maxBytes: 40_000, clock })
-    const write = (i: number) =>
-      memory.write(`s${i}`, {
-        payload: JSON.stringify({ pad: 'x'.repeat(80) }),
-        expiresAt: clock.now() + 1000,
-        userId: null,
-        version: 1,
-      })
-    for (let i = 0; i < 380; i++) write(i)
+    const memory = filledMemory(380, 40_000)
     let now = 0
     const steps: number[] = []
     const absent: string[] = []
@@ -112,15 +104,7 @@ describe('Spiller slices', () => {
   })
 
   it('makes steps smaller when moving sessions down is slow, so that one step takes about half a slice', async () => {
-    const clock = new ManualClock()
-    const memory = new MemoryTier({ maxBytes: 100_000, clock })
-    for (let i = 0; i < 950; i++)
-      memory.write(`s${i}`, {
-        payload: JSON.stringify({ pad: 'x'.repeat(80) }),
-        expiresAt: clock.now() + 1000,
-        userId: null,
-        version: 1,
-      })
+    const memory = filledMemory(950, 100_000)
     let now = 0
     const steps: Array<{ sessions: number; ms: number }> = []
     const spiller = new Spiller({
@@ -150,15 +134,7 @@ describe('Spiller slices', () => {
   })
 
   it('never makes a step smaller than 4 sessions', () => {
-    const clock = new ManualClock()
-    const memory = new MemoryTier({ maxBytes: 20_000, clock })
-    for (let i = 0; i < 190; i++)
-      memory.write(`s${i}`, {
-        payload: JSON.stringify({ pad: 'x'.repeat(80) }),
-        expiresAt: clock.now() + 1000,
-        userId: null,
-        version: 1,
-      })
+    const memory = filledMemory(190, 20_000)
     let now = 0
     const sizes: number[] = []
     const spiller = new Spiller({

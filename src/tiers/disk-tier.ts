@@ -170,17 +170,20 @@ export class DiskTier implements Tier, DeferredTouches, SpillCache, OutboxLog {
     }
   }
 
-  /** Runs one synchronous change outside the group commit (cache upkeep, outbox removal); TS_DISK_IO on failure. */
-  #change<T>(what: string, fn: () => T): T {
+  /**
+   * Runs one synchronous change outside the group commit (cache upkeep, outbox removal); `fn` returns
+   * the rows it changed, and only a change that wrote something counts towards the next checkpoint.
+   * TS_DISK_IO on failure.
+   */
+  #change(what: string, fn: () => number): void {
     this.#checkOpen()
-    let result: T
+    let changed: number
     try {
-      result = fn()
+      changed = fn()
     } catch (cause) {
       throw wrapError(ErrorCodes.DISK_IO, `changing ${what} in the session database failed`, cause)
     }
-    this.#checkpoints.wrote(1)
-    return result
+    if (changed > 0) this.#checkpoints.wrote(changed)
   }
 
   /** Queues a write for the next group commit. */
@@ -479,14 +482,14 @@ export class DiskTier implements Tier, DeferredTouches, SpillCache, OutboxLog {
     // NB: look first: a DELETE that finds nothing still costs a write transaction, and most sessions
     // (never spilled) have no row here; while nothing was ever put, not even the look is needed.
     if (!this.#mayHoldSessions) return
-    this.#change('a session', () => {
-      if (this.#stmt.exists.get(sid) !== undefined) this.#stmt.delete.run(sid)
-    })
+    this.#change('a session', () =>
+      this.#stmt.exists.get(sid) === undefined ? 0 : this.#stmt.delete.run(sid).changes,
+    )
   }
 
   /** Deletes every session row now (the outbox is kept). */
   clearNow(): void {
-    this.#change('sessions', () => this.#stmt.clear.run())
+    this.#change('sessions', () => this.#stmt.clear.run().changes)
     this.#mayHoldSessions = false
   }
 
@@ -520,7 +523,7 @@ export class DiskTier implements Tier, DeferredTouches, SpillCache, OutboxLog {
 
   /** Removes one replayed outbox entry. */
   remove(seq: number): void {
-    this.#change('the outbox', () => this.#stmt.outboxRemove.run(seq))
+    this.#change('the outbox', () => this.#stmt.outboxRemove.run(seq).changes)
   }
 
   /** Writes waiting for Redis. */
