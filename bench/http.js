@@ -159,13 +159,14 @@ function nextMessage(child, type) {
 
 async function startServer(c, { tmpRoot, redisUrl, memorystoreMax, profileDir }) {
   const execArgv = []
+  // NB: a directory per server and Node's own file names (pid and thread id in them): the server's worker
+  // threads (the checkpoint worker) inherit --cpu-prof and would overwrite one fixed name. The main thread's
+  // profile is the one whose name has thread id 0 (`CPU.<date>.<time>.<pid>.0.<seq>.cpuprofile`).
   if (profileDir)
     execArgv.push(
       '--cpu-prof',
       '--cpu-prof-dir',
-      profileDir,
-      '--cpu-prof-name',
-      `http-${c.id.replace('@', '-')}-${Date.now()}.cpuprofile`,
+      join(profileDir, `http-${c.id.replace('@', '-')}-${Date.now()}`),
     )
   const arg = {
     id: c.id,

@@ -71,6 +71,12 @@ export class EngineContext {
             hashIds: options.atRest.hashIds,
             sealer: options.atRest.sealer,
             onError: (error) => this.report(error),
+            // NB: shared mode: a spill's rows are written by a worker thread, with up to a quarter of the memory
+            // budget (at least 1 MiB) waiting for it.
+            cacheBacklogBytes:
+              options.redis === null
+                ? undefined
+                : Math.max(1024 * 1024, Math.floor(options.memory.maxBytes / 4)),
           })
     this.shared =
       options.redis === null
@@ -235,14 +241,19 @@ export class EngineContext {
   #spillToCache(cache: DiskTier, victims: ReadonlyArray<readonly [string, MemoryRecord]>): void {
     const now = this.now()
     if (now < this.#cacheRetryAt) return
-    try {
-      cache.keepNow(victims)
-      this.#cacheFailures.clear()
-    } catch (error) {
-      this.#cacheRetryAt = now + CACHE_RETRY_MS
+    const failed = (error: unknown) => {
+      this.#cacheRetryAt = this.now() + CACHE_RETRY_MS
       this.#cacheFailed(
         wrapError(ErrorCodes.DISK_IO, 'the disk cache could not take spilled sessions', error),
       )
+    }
+    try {
+      cache.keepLater(victims, {
+        written: () => this.#cacheFailures.clear(),
+        failed: (message) => failed(new Error(message)),
+      })
+    } catch (error) {
+      failed(error)
     }
   }
 

@@ -306,7 +306,10 @@ export class TierManager implements SessionEngine {
     ctx.disk?.commitNow()
     // NB: let the acknowledgements of the writes just committed run before we report back.
     await nextTurn()
-    return ctx.spiller.cycle()
+    const spilled = await ctx.spiller.cycle()
+    // NB: shared mode: the spill cache's rows are written by a worker thread; their outcome is reported first.
+    await ctx.disk?.cacheSettled()
+    return spilled
   }
 
   /** Deletes expired sessions from disk (in transactions of `sweepBatchSize` rows) and memory now. */

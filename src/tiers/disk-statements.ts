@@ -52,6 +52,23 @@ export function toRecord(row: RawRow, sealer: PayloadSealer, lazy = false): Stor
 
 const COLUMNS = 'sid, payload, expiresAt, version, userId, createdAt'
 
+/**
+ * Upserts a session row: with @version the row gets exactly it; without (null), one more than the old one.
+ * Also run by the file's worker thread (src/tiers/file-worker.ts), for the spill cache.
+ */
+export const PUT_SQL = `INSERT INTO sessions (sid, payload, expiresAt, version, userId, createdAt)
+       VALUES (@sid, @payload, @expiresAt, COALESCE(@version, 1), @userId, @createdAt)
+       ON CONFLICT (sid) DO UPDATE SET
+         payload = excluded.payload,
+         expiresAt = excluded.expiresAt,
+         userId = excluded.userId,
+         createdAt = excluded.createdAt,
+         version = COALESCE(@version, sessions.version + 1)
+       RETURNING version`
+
+/** Deletes the row of one session id (also run by the file's worker thread). */
+export const DELETE_SQL = 'DELETE FROM sessions WHERE sid = ?'
+
 type Statement<P extends unknown[] | object, R = unknown> = Database.Statement<P, R>
 
 /** Every statement the disk tier runs. */
@@ -86,18 +103,7 @@ export function prepareStatements(db: Database.Database, sealer: PayloadSealer):
     get: db.prepare<[string], RawRow>(`SELECT ${COLUMNS} FROM sessions WHERE sid = ?`),
     exists: db.prepare<[string], { one: number }>('SELECT 1 AS one FROM sessions WHERE sid = ?'),
     any: db.prepare<[], { one: number }>('SELECT 1 AS one FROM sessions LIMIT 1'),
-    // NB: with @version the row gets exactly it; without, one more than the old one.
-    put: db.prepare<Record<string, unknown>, { version: number }>(
-      `INSERT INTO sessions (sid, payload, expiresAt, version, userId, createdAt)
-       VALUES (@sid, @payload, @expiresAt, COALESCE(@version, 1), @userId, @createdAt)
-       ON CONFLICT (sid) DO UPDATE SET
-         payload = excluded.payload,
-         expiresAt = excluded.expiresAt,
-         userId = excluded.userId,
-         createdAt = excluded.createdAt,
-         version = COALESCE(@version, sessions.version + 1)
-       RETURNING version`,
-    ),
+    put: db.prepare<Record<string, unknown>, { version: number }>(PUT_SQL),
     // NB: a touch changes only the cookie and expiry of the very version it was made on, and only forward.
     touch: db.prepare<Record<string, unknown>>(
       `UPDATE sessions SET payload = @payload, expiresAt = @expiresAt
@@ -115,7 +121,7 @@ export function prepareStatements(db: Database.Database, sealer: PayloadSealer):
          version = MAX(sessions.version, @after) + 1
        RETURNING version`,
     ),
-    delete: db.prepare<[string]>('DELETE FROM sessions WHERE sid = ?'),
+    delete: db.prepare<[string]>(DELETE_SQL),
     deleteUpTo: db.prepare<[string, number]>('DELETE FROM sessions WHERE sid = ? AND version <= ?'),
     clear: db.prepare<[]>('DELETE FROM sessions'),
     count: db.prepare<[], { n: number }>('SELECT count(*) AS n FROM sessions'),

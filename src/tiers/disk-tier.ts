@@ -8,6 +8,8 @@ import type { PayloadSealer } from '../at-rest/payload-sealer.js'
 import { plainPayloads } from '../at-rest/payload-sealer.js'
 import type { Clock } from '../clock.js'
 import { ErrorCodes, TieredSessionError, wrapError } from '../errors.js'
+import type { KeepOutcome } from './cache-writes.js'
+import { CacheWrites } from './cache-writes.js'
 import type { DiskStatements, RawRow } from './disk-statements.js'
 import { prepareStatements, toRecord } from './disk-statements.js'
 import type { DiskOp, DiskResult, TouchOp } from './disk-writes.js'
@@ -56,6 +58,11 @@ export interface DiskTierOptions {
   readonly sealer?: PayloadSealer
   /** Hears of problems the tier handled on its own (a database file removed underneath and restored). */
   readonly onError?: (error: TieredSessionError) => void
+  /**
+   * Shared mode: the spill cache's rows are written by the file's worker thread ({@link DiskTier.keepLater}), with
+   * at most this many payload bytes waiting for it. Undefined: spills write on this connection.
+   */
+  readonly cacheBacklogBytes?: number | undefined
 }
 
 /** SQLite-backed tier. One instance owns one connection to one file. */
@@ -72,6 +79,8 @@ export class DiskTier implements Tier, DeferredTouches, SpillCache, OutboxLog {
   #stmt!: DiskStatements
   #transaction!: (ops: readonly DiskOp[]) => Array<DiskResult | Error>
   readonly #writes: GroupCommit<DiskOp, DiskResult>
+  /** Spill-cache rows on their way to the worker's connection (shared mode). */
+  readonly #cacheWrites: CacheWrites | undefined
   #closed = false
   /** False only while the sessions table is known to be empty (nothing spilled yet): lookups can skip it. */
   #mayHoldSessions = true
@@ -92,6 +101,14 @@ export class DiskTier implements Tier, DeferredTouches, SpillCache, OutboxLog {
     this.path = resolve(options.path)
     this.#clock = options.clock
     this.#options = options
+    this.#cacheWrites =
+      options.cacheBacklogBytes === undefined
+        ? undefined
+        : new CacheWrites({
+            worker: () => this.#checkpoints,
+            sealer: options.sealer ?? plainPayloads,
+            maxBacklogBytes: options.cacheBacklogBytes,
+          })
     this.#open()
     this.#writes = new GroupCommit<DiskOp, DiskResult>({
       maxBatchSize: options.maxBatchSize,
@@ -139,6 +156,12 @@ export class DiskTier implements Tier, DeferredTouches, SpillCache, OutboxLog {
       synchronous: this.#options.synchronous,
       holdWrites: (held) => this.#writes.hold(held),
       onError: (error) => this.#options.onError?.(error),
+      maxPageCount:
+        this.#options.maxBytes === undefined
+          ? undefined
+          : (db.pragma('max_page_count', { simple: true }) as number),
+      onCacheReply: (reply) => this.#cacheWrites?.onReply(reply),
+      onCacheLost: () => this.#cacheWrites?.lost(),
     })
   }
 
@@ -202,6 +225,10 @@ export class DiskTier implements Tier, DeferredTouches, SpillCache, OutboxLog {
   /** The live record of `sid`; throws TS_DECODE_FAILED for a corrupt row, TS_DISK_IO for an I/O failure. */
   get(sid: string): StoredRecord | undefined {
     this.#checkOpen()
+    // NB: a spilled row still on its way to the file (shared mode) is served from there.
+    const pending = this.#cacheWrites?.peek(sid)
+    if (pending !== undefined)
+      return pending !== null && pending.expiresAt > this.#clock.now() ? pending : undefined
     // NB: most sessions are never spilled (shared mode): while nothing was ever put, there is nothing to look up.
     if (!this.#mayHoldSessions) return undefined
     const raw = this.#read('a session', () => this.#stmt.get.get(sid))
@@ -477,8 +504,37 @@ export class DiskTier implements Tier, DeferredTouches, SpillCache, OutboxLog {
     this.#checkpoints.wrote(rows.length)
   }
 
+  /**
+   * Spilled rows, written by the file's worker thread when it serves the file (shared mode), else now on this
+   * connection. `outcome` hears whether they were written; rows beyond the worker's backlog are not cached.
+   */
+  keepLater(rows: ReadonlyArray<readonly [string, StoredRecord]>, outcome: KeepOutcome): void {
+    this.#checkOpen()
+    const cache = this.#cacheWrites
+    if (cache === undefined || !this.#checkpoints.background) {
+      this.keepNow(rows)
+      outcome.written()
+      return
+    }
+    this.#mayHoldSessions = true
+    const sent = cache.keep(rows, {
+      written: () => {
+        this.#checkpoints.wrote(sent)
+        outcome.written()
+      },
+      failed: outcome.failed,
+    })
+  }
+
+  /** Resolves once the spill cache's rows handed to the worker so far were written (or failed). */
+  cacheSettled(): Promise<void> {
+    return this.#cacheWrites?.settled() ?? Promise.resolve()
+  }
+
   /** Deletes one row now (dropping a cached copy that is no longer current). */
   dropNow(sid: string): void {
+    // NB: a row still on its way to the file is deleted after it, by the worker, in order.
+    if (this.#cacheWrites?.drop(sid)) return
     // NB: look first: a DELETE that finds nothing still costs a write transaction, and most sessions
     // (never spilled) have no row here; while nothing was ever put, not even the look is needed.
     if (!this.#mayHoldSessions) return
@@ -489,6 +545,7 @@ export class DiskTier implements Tier, DeferredTouches, SpillCache, OutboxLog {
 
   /** Deletes every session row now (the outbox is kept). */
   clearNow(): void {
+    this.#cacheWrites?.waitSync()
     this.#change('sessions', () => this.#stmt.clear.run().changes)
     this.#mayHoldSessions = false
   }

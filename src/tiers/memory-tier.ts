@@ -21,7 +21,10 @@ import type {
 
 /** A record in memory, with its exact payload size. */
 export interface MemoryRecord extends StoredRecord {
+  /** UTF-8 bytes of the payload. */
   readonly bytes: number
+  /** The records the spiller hands over: copies the payload's `bytes` into `target` at `at`, making no string. */
+  readonly copyPayload?: (target: Buffer, at: number) => void
 }
 
 /**
@@ -53,6 +56,13 @@ class HeldRecord implements MemoryRecord {
     if (this.#head < 0)
       throw new TieredSessionError(ErrorCodes.DECODE_FAILED, 'a memory record was read after it left memory')
     return this.#slab.read(this.#head, this.bytes)
+  }
+
+  /** Copies the payload's UTF-8 bytes (`bytes` of them) into `target` at `at`, without making a string. */
+  copyPayload(target: Buffer, at: number): void {
+    if (this.#head < 0)
+      throw new TieredSessionError(ErrorCodes.DECODE_FAILED, 'a memory record was read after it left memory')
+    this.#slab.copyOut(this.#head, this.bytes, target, at)
   }
 
   /** Gives the payload's blocks back to the slab. Idempotent. */

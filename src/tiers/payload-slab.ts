@@ -109,6 +109,29 @@ export class PayloadSlab {
     return scratch.toString('utf8', 0, bytes)
   }
 
+  /** Copies the UTF-8 bytes of the payload whose chain starts at `head` into `target` at `at` (no string made). */
+  copyOut(head: number, bytes: number, target: Buffer, at: number): void {
+    const next = this.#next
+    let block = head
+    let from = 0
+    // NB: one copy per run of consecutive blocks in a page (usually the whole payload).
+    while (from < bytes) {
+      const start = block
+      let end = from + BLOCK_BYTES
+      while (end < bytes) {
+        const following = next[block] as number
+        if (following !== block + 1 || following >>> PAGE_SHIFT !== start >>> PAGE_SHIFT) break
+        block = following
+        end += BLOCK_BYTES
+      }
+      const length = Math.min(end, bytes) - from
+      const offset = this.#offset(start)
+      this.#page(start).copy(target, at + from, offset, offset + length)
+      from += length
+      block = next[block] as number
+    }
+  }
+
   /** Gives back the blocks of the chain at `head` (a payload of `bytes` bytes). */
   free(head: number, bytes: number): void {
     const count = blocksFor(bytes)

@@ -3,6 +3,7 @@
 
 import type { TieredSessionError } from '../errors.js'
 import type { Budget } from '../redis/budget.js'
+import type { KeepOutcome } from './cache-writes.js'
 
 /** A session as a tier stores it: the serialized payload plus the metadata the manager needs. */
 export interface StoredRecord {
@@ -171,6 +172,8 @@ export interface Tier {
 export interface SpillCache {
   /** Stores spilled records now, in one transaction, with their versions. */
   keepNow(rows: ReadonlyArray<readonly [string, StoredRecord]>): void
+  /** Stores spilled records in the background (or now, when nothing runs in the background); `outcome` hears how. */
+  keepLater(rows: ReadonlyArray<readonly [string, StoredRecord]>, outcome: KeepOutcome): void
   /** Drops the copy of `sid` now, if there is one. */
   dropNow(sid: string): void
   /** Drops every copy now. */

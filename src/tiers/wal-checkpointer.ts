@@ -1,8 +1,9 @@
 // Checkpoints of one SQLite file's write-ahead log, run by a worker thread instead of inside a commit on the
 // event loop. SQLite's own automatic checkpoint copies ~4 MB of log into the database and syncs it, inside the
 // commit that crossed 1,000 pages: 10–20 ms during which no request is served. Here the connection of the app
-// has `wal_autocheckpoint = 0`; the worker's connection (src/tiers/checkpoint-worker.ts) runs a PASSIVE
-// checkpoint once about as many pages were written, or a second after the last write.
+// has `wal_autocheckpoint = 0`; the worker's connection (src/tiers/file-worker.ts) runs a PASSIVE
+// checkpoint once about as many pages were written, or a second after the last write. The same connection
+// writes the spill cache's batches in shared mode ({@link WalCheckpointer.sendCache}; src/tiers/cache-writes.ts).
 //
 // Writes go on while a checkpoint runs. But a checkpoint copies only what was in the log when it began, and the
 // log starts over from its beginning only once all of it was copied: under a steady load, writes committed
@@ -15,7 +16,8 @@ import { createRequire } from 'node:module'
 import { Worker } from 'node:worker_threads'
 import type Database from 'better-sqlite3'
 import { ErrorCodes, TieredSessionError } from '../errors.js'
-import { CHECKPOINT_WORKER_SOURCE } from './checkpoint-worker.js'
+import { DELETE_SQL, PUT_SQL } from './disk-statements.js'
+import { FILE_WORKER_SOURCE } from './file-worker.js'
 
 /** About as many log pages as SQLite's own automatic checkpoint waits for (its default, 1,000 pages). */
 const PAGES_PER_CHECKPOINT = 1_000
@@ -48,14 +50,45 @@ export interface WalCheckpointerOptions {
   readonly onCheckpoint?: (result: { log: number; checkpointed: number }) => void
   /** Where better-sqlite3 is for the worker. @default resolved from this package */
   readonly sqliteModule?: string
+  /** SQLite `max_page_count` of the file (`disk.maxBytes`), which the worker's connection must respect too. */
+  readonly maxPageCount?: number | undefined
+  /** Hears the outcome of each batch of spill-cache writes (see {@link WalCheckpointer.sendCache}). */
+  readonly onCacheReply?: (reply: CacheReply) => void
+  /** Hears that the worker no longer serves the file: cache batches sent and not yet answered never will be. */
+  readonly onCacheLost?: () => void
 }
 
+/** The outcome of one batch of spill-cache writes in the worker. */
+export interface CacheReply {
+  readonly seq: number
+  /** Undefined when the batch committed; else why its transaction failed (nothing in it was written). */
+  readonly failure?: string
+}
+
+/** The columns of a spill-cache row but its payload. */
+interface CacheRowStamps {
+  expiresAt: number
+  version: number
+  userId: string | null
+  createdAt: number | null
+}
+
+/**
+ * One spill-cache write for the worker: the row to upsert, with its payload as (sealed) text or as `length` UTF-8
+ * bytes at `at` in the batch's payload buffer; or null to delete it.
+ */
+export type CacheOp = readonly [
+  sid: string,
+  row: ((CacheRowStamps & { payload: string }) | (CacheRowStamps & { at: number; length: number })) | null,
+]
+
 interface WorkerReply {
-  readonly type: 'done' | 'failed'
+  readonly type: 'done' | 'failed' | 'cached' | 'cache-failed'
   readonly id: number
   readonly message?: string
   readonly log?: number
   readonly checkpointed?: number
+  readonly seq?: number
 }
 
 /** The process's checkpoint worker (one per better-sqlite3 module path), shared by every file. */
@@ -68,7 +101,7 @@ class CheckpointWorker {
     readonly sqliteModule: string,
     onGone: () => void,
   ) {
-    this.#worker = new Worker(CHECKPOINT_WORKER_SOURCE, { eval: true, workerData: { sqlite: sqliteModule } })
+    this.#worker = new Worker(FILE_WORKER_SOURCE, { eval: true, workerData: { sqlite: sqliteModule } })
     this.#worker.on('message', (reply: WorkerReply) => this.#files.get(reply.id)?.onReply(reply))
     const gone = (reason: string) => {
       if (!this.#alive) return
@@ -78,7 +111,7 @@ class CheckpointWorker {
       this.#files.clear()
     }
     this.#worker.on('error', (error) => gone(error.message))
-    this.#worker.on('exit', (code) => gone(`the checkpoint worker exited (code ${code})`))
+    this.#worker.on('exit', (code) => gone(`the file worker exited (code ${code})`))
     // NB: after the listeners: adding a 'message' listener refs the worker again.
     this.#worker.unref()
   }
@@ -87,13 +120,26 @@ class CheckpointWorker {
     return this.#alive
   }
 
-  attach(id: number, file: WalCheckpointer, path: string, synchronous: string): void {
+  attach(
+    id: number,
+    file: WalCheckpointer,
+    open: {
+      path: string
+      synchronous: string
+      maxPageCount: number | undefined
+      progress: SharedArrayBuffer
+    },
+  ): void {
     this.#files.set(id, file)
-    this.#worker.postMessage({ type: 'open', id, path, synchronous })
+    this.#worker.postMessage({ type: 'open', id, ...open, putSql: PUT_SQL, deleteSql: DELETE_SQL })
   }
 
   checkpoint(id: number): void {
     this.#worker.postMessage({ type: 'checkpoint', id })
+  }
+
+  cache(id: number, seq: number, ops: readonly CacheOp[], payloads: Buffer | undefined): void {
+    this.#worker.postMessage({ type: 'cache', id, seq, ops, payloads })
   }
 
   /** Closes the worker's connection to the file, and waits until it did. */
@@ -134,6 +180,8 @@ export class WalCheckpointer {
   #idleTimer: NodeJS.Timeout | undefined
   #holdTimer: NodeJS.Timeout | undefined
   #count = 0
+  /** [0]: the seq of the last spill-cache batch the worker finished (written by the worker); [1]: 1 once closing. */
+  readonly #cacheProgress = new Int32Array(new SharedArrayBuffer(8))
 
   constructor(options: WalCheckpointerOptions) {
     this.#options = options
@@ -141,9 +189,37 @@ export class WalCheckpointer {
       defaultModule ??= createRequire(import.meta.url).resolve('better-sqlite3')
       this.#worker = workerFor(options.sqliteModule ?? defaultModule)
       options.db.pragma('wal_autocheckpoint = 0')
-      this.#worker.attach(this.#id, this, options.path, options.synchronous.toUpperCase())
+      this.#worker.attach(this.#id, this, {
+        path: options.path,
+        synchronous: options.synchronous.toUpperCase(),
+        maxPageCount: options.maxPageCount,
+        progress: this.#cacheProgress.buffer as SharedArrayBuffer,
+      })
     } catch (error) {
       this.fallBack((error as Error).message)
+    }
+  }
+
+  /**
+   * Sends a batch of spill-cache writes (seq: 1, 2, ... in order) to be written by the worker's connection, in one
+   * transaction, after every batch sent before it; its outcome comes to `onCacheReply`. False when no worker
+   * serves the file (the caller writes on the app's connection instead).
+   */
+  sendCache(seq: number, ops: readonly CacheOp[], payloads?: Buffer | undefined): boolean {
+    if (this.#worker === undefined) return false
+    this.#worker.cache(this.#id, seq, ops, payloads)
+    return true
+  }
+
+  /** Blocks until the worker finished the cache batch `seq` (true), or `timeoutMs` passed or no worker serves (false). */
+  waitCache(seq: number, timeoutMs: number): boolean {
+    const deadline = performance.now() + timeoutMs
+    for (;;) {
+      const done = Atomics.load(this.#cacheProgress, 0)
+      if (done >= seq) return true
+      const left = deadline - performance.now()
+      if (this.#worker === undefined || left <= 0) return false
+      Atomics.wait(this.#cacheProgress, 0, done, left)
     }
   }
 
@@ -193,6 +269,13 @@ export class WalCheckpointer {
 
   /** A reply of the worker about this file. */
   onReply(reply: WorkerReply): void {
+    if (reply.type === 'cached' || reply.type === 'cache-failed') {
+      const seq = reply.seq ?? 0
+      this.#options.onCacheReply?.(
+        reply.type === 'cached' ? { seq } : { seq, failure: reply.message ?? 'unknown failure' },
+      )
+      return
+    }
     if (reply.type === 'failed') {
       this.fallBack(reply.message ?? 'unknown failure')
       return
@@ -216,6 +299,7 @@ export class WalCheckpointer {
     this.#clearIdle()
     this.#release()
     worker?.detach(this.#id)
+    this.#options.onCacheLost?.()
     try {
       this.#options.db.pragma(`wal_autocheckpoint = ${SQLITE_AUTOCHECKPOINT}`)
     } catch {
@@ -235,6 +319,10 @@ export class WalCheckpointer {
     this.#worker = undefined
     this.#clearIdle()
     this.#release()
+    // NB: cache batches still queued are skipped: closing does not wait for a cache to be written.
+    Atomics.store(this.#cacheProgress, 1, 1)
     worker?.detach(this.#id)
+    // NB: answers to cache batches of a closed connection are not routed to this file any more.
+    this.#options.onCacheLost?.()
   }
 }
