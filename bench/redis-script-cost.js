@@ -49,24 +49,22 @@ try {
   const payload = JSON.stringify(sessionFor(1))
   const expiresAt = Date.now() + 86_400_000
   let version = Date.now() * 1000
+  // The ARGV every SET_SCRIPT call starts with: payload, expiresAt, userId, proposed version, channel, origin, sid.
+  const setArgs = (i) => [
+    payload,
+    expiresAt,
+    'user-1',
+    ++version,
+    'bench:invalidations',
+    'origin',
+    `sid${i % 100}`,
+  ]
   const versions = new Map()
   const ops = {
     'GET (connect-redis get)': (i) => client.get(`plain:${i % 100}`),
     'SET EX (connect-redis set)': (i) => client.set(`plain:${i % 100}`, payload, 'EX', 86_400),
     'EXPIRE (connect-redis touch)': (i) => client.expire(`plain:${i % 100}`, 86_400),
-    'SET_SCRIPT (our set)': (i) =>
-      client.evalsha(
-        sha.SET_SCRIPT,
-        1,
-        `h:${i % 100}`,
-        payload,
-        expiresAt,
-        'user-1',
-        ++version,
-        'bench:invalidations',
-        'origin',
-        `sid${i % 100}`,
-      ),
+    'SET_SCRIPT (our set)': (i) => client.evalsha(sha.SET_SCRIPT, 1, `h:${i % 100}`, ...setArgs(i)),
     // A new session of a logged-in user: the session and its user-index entry in one script (not on Cluster).
     'SET_SCRIPT with the index add (our set of a new logged-in session)': (i) =>
       client.evalsha(
@@ -74,13 +72,7 @@ try {
         2,
         `h:${i % 100}`,
         `u:{user-${i % 100}}`,
-        payload,
-        expiresAt,
-        'user-1',
-        ++version,
-        'bench:invalidations',
-        'origin',
-        `sid${i % 100}`,
+        ...setArgs(i),
         '',
         '',
         expiresAt + i,
