@@ -4,7 +4,13 @@
 import type { TouchInput } from '../tiers/tier.js'
 import { TOUCH_COMMIT_MS } from '../tiers/tier.js'
 
-/** Collects touches and sends them every TOUCH_COMMIT_MS, or now on `commit`. */
+/**
+ * Touches in flight at once while a batch is sent: the connection is shared with the requests' commands, which
+ * queue behind whatever was sent before them (a thousand touch scripts at once: ~20 ms of Redis's time).
+ */
+const TOUCHES_IN_FLIGHT = 16
+
+/** Collects touches and sends them every TOUCH_COMMIT_MS, or now on `commit`, TOUCHES_IN_FLIGHT at a time. */
 export class TouchBatch {
   readonly #send: (sid: string, touch: TouchInput) => Promise<void>
   /** Touches waiting for the next batch, the latest of each session. */
@@ -38,7 +44,12 @@ export class TouchBatch {
     const batch = this.#touches
     if (batch.size === 0) return this.#sending ?? Promise.resolve()
     this.#touches = new Map()
-    const sent = Promise.all([...batch].map(([sid, touch]) => this.#send(sid, touch))).then(() => undefined)
+    const queue = batch.entries()
+    const lane = async (): Promise<void> => {
+      for (let next = queue.next(); !next.done; next = queue.next()) await this.#send(...next.value)
+    }
+    const lanes = Math.min(TOUCHES_IN_FLIGHT, batch.size)
+    const sent = Promise.all(Array.from({ length: lanes }, lane)).then(() => undefined)
     const sending: Promise<void> = sent.finally(() => {
       if (this.#sending === sending) this.#sending = undefined
     })

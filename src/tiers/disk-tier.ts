@@ -40,6 +40,9 @@ import type {
 import { TOUCH_COMMIT_MS } from './tier.js'
 import { WalCheckpointer } from './wal-checkpointer.js'
 
+/** Deferred touches handed to the group commit per turn of the event loop once their interval is up. */
+const TOUCHES_PER_TURN = 64
+
 /** Options of {@link DiskTier}. */
 export interface DiskTierOptions {
   readonly path: string
@@ -89,6 +92,9 @@ export class DiskTier implements Tier, DeferredTouches, SpillCache, OutboxLog {
   /** Touches collected since the last batch went to the group commit (they join it when the timer fires). */
   #touchBatch = new Map<string, TouchOp>()
   #touchTimer: NodeJS.Timeout | undefined
+  /** Touches whose interval is up, handed to the group commit TOUCHES_PER_TURN at a time. */
+  #touchesDue = new Map<string, TouchOp>()
+  #touchPacer: NodeJS.Immediate | undefined
   /** SQLite's `data_version` of this connection when last looked at (it moves when another connection commits). */
   #dataVersion = 0
   /** The statement of {@link DiskTier.rowsAfter}, prepared on first use (on the connection opened last). */
@@ -216,7 +222,7 @@ export class DiskTier implements Tier, DeferredTouches, SpillCache, OutboxLog {
     } catch (error) {
       return Promise.reject(error)
     }
-    if (this.#touchBatch.size > 0 && 'sid' in op) this.#touchFirst(op.sid)
+    if ((this.#touchBatch.size > 0 || this.#touchesDue.size > 0) && 'sid' in op) this.#touchFirst(op.sid)
     return this.#writes.enqueue(op, onCommit)
   }
 
@@ -276,16 +282,41 @@ export class DiskTier implements Tier, DeferredTouches, SpillCache, OutboxLog {
     const op: TouchOp = { type: 'touch', sid, latest: touch }
     this.#touches.set(sid, op)
     this.#touchBatch.set(sid, op)
-    this.#touchTimer ??= setTimeout(() => this.#queueTouches(), TOUCH_COMMIT_MS).unref()
+    this.#touchTimer ??= setTimeout(() => this.#touchesAreDue(), TOUCH_COMMIT_MS).unref()
   }
 
-  /** Hands the touches collected so far to the group commit. */
+  /**
+   * The interval is up: the touches collected go to the group commit, TOUCHES_PER_TURN per turn of the event
+   * loop (a thousand touches in one transaction would block it for ~20 ms; requests run between the turns).
+   */
+  #touchesAreDue(): void {
+    this.#touchTimer = undefined
+    for (const [sid, op] of this.#touchBatch) this.#touchesDue.set(sid, op)
+    this.#touchBatch = new Map()
+    this.#paceTouches()
+  }
+
+  #paceTouches(): void {
+    this.#touchPacer = undefined
+    let handed = 0
+    for (const [sid, op] of this.#touchesDue) {
+      if (handed++ === TOUCHES_PER_TURN) break
+      this.#touchesDue.delete(sid)
+      this.#enqueueTouch(op)
+    }
+    if (this.#touchesDue.size > 0) this.#touchPacer = setImmediate(() => this.#paceTouches()).unref()
+  }
+
+  /** Hands every touch collected so far to the group commit, now. */
   #queueTouches(): void {
     if (this.#touchTimer !== undefined) clearTimeout(this.#touchTimer)
     this.#touchTimer = undefined
-    const batch = this.#touchBatch
+    if (this.#touchPacer !== undefined) clearImmediate(this.#touchPacer)
+    this.#touchPacer = undefined
+    for (const op of this.#touchesDue.values()) this.#enqueueTouch(op)
+    for (const op of this.#touchBatch.values()) this.#enqueueTouch(op)
+    this.#touchesDue = new Map()
     this.#touchBatch = new Map()
-    for (const op of batch.values()) this.#enqueueTouch(op)
   }
 
   #enqueueTouch(op: TouchOp): void {
@@ -297,8 +328,9 @@ export class DiskTier implements Tier, DeferredTouches, SpillCache, OutboxLog {
 
   /** Before a data write of `sid` is queued: its collected touch goes first (the write then builds on it). */
   #touchFirst(sid: string): void {
-    const op = this.#touchBatch.get(sid)
+    const op = this.#touchesDue.get(sid) ?? this.#touchBatch.get(sid)
     if (op === undefined) return
+    this.#touchesDue.delete(sid)
     this.#touchBatch.delete(sid)
     this.#enqueueTouch(op)
   }

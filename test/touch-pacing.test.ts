@@ -1,0 +1,77 @@
+// Deferred touches are committed in small pieces once their interval is up, so that a second's worth of them
+// never holds up requests: in local mode at most 64 per group-commit transaction (one turn of the event loop
+// each), in shared mode at most 16 touch scripts in flight on the connection the requests share.
+
+import { join } from 'node:path'
+import { afterEach, describe, expect, it, onTestFinished, vi } from 'vitest'
+import { TouchBatch } from '../src/redis/touch-batch.js'
+import { DiskTier } from '../src/tiers/disk-tier.js'
+import { TOUCH_COMMIT_MS } from '../src/tiers/tier.js'
+import { ManualClock } from './helpers/manual-clock.js'
+import { makeTempDir } from './helpers/temp-dir.js'
+
+const HOUR = 3_600_000
+
+afterEach(() => {
+  vi.useRealTimers()
+})
+
+describe('deferred touches in local mode', () => {
+  it('go to the group commit 64 per turn of the event loop once their interval is up', async () => {
+    const dir = makeTempDir()
+    const clock = new ManualClock()
+    const tier = new DiskTier({ path: join(dir.path, 's.db'), synchronous: 'normal', maxBatchSize: 1000, clock })
+    onTestFinished(() => {
+      tier.close()
+      dir.remove()
+    })
+    const sids = Array.from({ length: 200 }, (_, i) => `s${i}`)
+    const written = await Promise.all(
+      sids.map((sid) =>
+        tier.write(sid, { payload: '{"n":1}', expiresAt: clock.now() + HOUR, userId: null }, {}),
+      ),
+    )
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setImmediate', 'clearImmediate'] })
+    sids.forEach((sid, i) =>
+      tier.touchLater(sid, {
+        version: written[i]?.version ?? 0,
+        expiresAt: clock.now() + 2 * HOUR,
+        payload: '{"n":1}',
+        cookieText: '{}',
+        userId: null,
+      }),
+    )
+    const before = tier.transactions
+    expect(tier.pendingWrites).toBe(0)
+    vi.advanceTimersByTime(TOUCH_COMMIT_MS)
+    const pending: number[] = [tier.pendingWrites]
+    while (vi.getTimerCount() > 0 && pending.length < 50) {
+      vi.advanceTimersToNextTimer()
+      pending.push(tier.pendingWrites)
+    }
+    expect(Math.max(...pending)).toBe(64)
+    expect(tier.transactions - before).toBe(4)
+    expect(tier.pendingWrites).toBe(0)
+    for (const sid of sids) expect(tier.get(sid)?.expiresAt).toBe(clock.now() + 2 * HOUR)
+  })
+})
+
+describe('deferred touches in shared mode', () => {
+  it('are sent at most 16 at a time, all of them', async () => {
+    let inFlight = 0
+    let most = 0
+    const sent: string[] = []
+    const batch = new TouchBatch(async (sid) => {
+      inFlight++
+      most = Math.max(most, inFlight)
+      await new Promise((resolve) => setImmediate(resolve))
+      sent.push(sid)
+      inFlight--
+    })
+    for (let i = 0; i < 100; i++)
+      batch.add(`s${i}`, { version: 1, expiresAt: 1, payload: '{}', cookieText: '{}', userId: null })
+    await batch.commit()
+    expect(most).toBe(16)
+    expect(sent.sort()).toEqual(Array.from({ length: 100 }, (_, i) => `s${i}`).sort())
+  })
+})
