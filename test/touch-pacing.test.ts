@@ -20,7 +20,12 @@ describe('deferred touches in local mode', () => {
   it('go to the group commit 64 per turn of the event loop once their interval is up', async () => {
     const dir = makeTempDir()
     const clock = new ManualClock()
-    const tier = new DiskTier({ path: join(dir.path, 's.db'), synchronous: 'normal', maxBatchSize: 1000, clock })
+    const tier = new DiskTier({
+      path: join(dir.path, 's.db'),
+      synchronous: 'normal',
+      maxBatchSize: 1000,
+      clock,
+    })
     onTestFinished(() => {
       tier.close()
       dir.remove()

@@ -6,13 +6,14 @@
 //
 // Messages in:  { type: 'open', id, path, synchronous, maxPageCount, putSql, deleteSql, progress } (progress: a
 //               SharedArrayBuffer of one Int32, set to the seq of each cache batch once it is done) ·
-//               { type: 'checkpoint', id } ·
+//               { type: 'checkpoint', id } · { type: 'count', id } (the file's rows) ·
 //               { type: 'cache', id, seq, ops, payloads } (ops: [sid, row] to upsert, row { payload, expiresAt,
 //               version, userId, createdAt } or, its payload in `payloads` (UTF-8 bytes), { at, length, ... };
 //               or [sid, null] to delete; one transaction) ·
 //               { type: 'close', id, signal } (signal: a SharedArrayBuffer of one Int32, set to 1 once closed)
 // Messages out: { type: 'done', id, log, checkpointed } · { type: 'failed', id, message } ·
-//               { type: 'cached', id, seq, rows } · { type: 'cache-failed', id, seq, message }
+//               { type: 'cached', id, seq, rows } · { type: 'cache-failed', id, seq, message } ·
+//               { type: 'counted', id, rows } (rows -1: the count failed)
 // workerData:   { sqlite } — the resolved path of better-sqlite3 (the worker's own require has no base to start from).
 
 /** The nice value of the worker's thread (0 is normal, 19 the lowest priority). */
@@ -76,6 +77,15 @@ parentPort.on('message', (m) => {
       parentPort.postMessage({ type: 'done', id: m.id, log: row.log, checkpointed: row.checkpointed })
     } catch (error) {
       fail(m.id, error)
+    }
+  } else if (m.type === 'count') {
+    const file = files.get(m.id)
+    if (file === undefined) return
+    try {
+      const { n } = file.db.prepare('SELECT count(*) AS n FROM sessions').get()
+      parentPort.postMessage({ type: 'counted', id: m.id, rows: n })
+    } catch (error) {
+      parentPort.postMessage({ type: 'counted', id: m.id, rows: -1, message: messageOf(error) })
     }
   } else if (m.type === 'cache') {
     const file = files.get(m.id)

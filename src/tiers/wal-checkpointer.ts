@@ -56,6 +56,8 @@ export interface WalCheckpointerOptions {
   readonly onCacheReply?: (reply: CacheReply) => void
   /** Hears that the worker no longer serves the file: cache batches sent and not yet answered never will be. */
   readonly onCacheLost?: () => void
+  /** Hears the rows the worker counted in the file ({@link WalCheckpointer.requestCount}); -1 when it could not. */
+  readonly onCount?: (rows: number) => void
 }
 
 /** The outcome of one batch of spill-cache writes in the worker. */
@@ -83,12 +85,13 @@ export type CacheOp = readonly [
 ]
 
 interface WorkerReply {
-  readonly type: 'done' | 'failed' | 'cached' | 'cache-failed'
+  readonly type: 'done' | 'failed' | 'cached' | 'cache-failed' | 'counted'
   readonly id: number
   readonly message?: string
   readonly log?: number
   readonly checkpointed?: number
   readonly seq?: number
+  readonly rows?: number
 }
 
 /** The process's checkpoint worker (one per better-sqlite3 module path), shared by every file. */
@@ -136,6 +139,10 @@ class CheckpointWorker {
 
   checkpoint(id: number): void {
     this.#worker.postMessage({ type: 'checkpoint', id })
+  }
+
+  count(id: number): void {
+    this.#worker.postMessage({ type: 'count', id })
   }
 
   cache(id: number, seq: number, ops: readonly CacheOp[], payloads: Buffer | undefined): void {
@@ -211,6 +218,13 @@ export class WalCheckpointer {
     return true
   }
 
+  /** Asks the worker to count the file's rows (the answer goes to `onCount`); false when no worker serves the file. */
+  requestCount(): boolean {
+    if (this.#worker === undefined) return false
+    this.#worker.count(this.#id)
+    return true
+  }
+
   /** Blocks until the worker finished the cache batch `seq` (true), or `timeoutMs` passed or no worker serves (false). */
   waitCache(seq: number, timeoutMs: number): boolean {
     const deadline = performance.now() + timeoutMs
@@ -269,6 +283,10 @@ export class WalCheckpointer {
 
   /** A reply of the worker about this file. */
   onReply(reply: WorkerReply): void {
+    if (reply.type === 'counted') {
+      this.#options.onCount?.(reply.rows ?? -1)
+      return
+    }
     if (reply.type === 'cached' || reply.type === 'cache-failed') {
       const seq = reply.seq ?? 0
       this.#options.onCacheReply?.(
