@@ -37,15 +37,15 @@ describe('deferred touches in local mode', () => {
       ),
     )
     vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setImmediate', 'clearImmediate'] })
-    sids.forEach((sid, i) =>
+    sids.forEach((sid, i) => {
       tier.touchLater(sid, {
         version: written[i]?.version ?? 0,
         expiresAt: clock.now() + 2 * HOUR,
         payload: '{"n":1}',
         cookieText: '{}',
         userId: null,
-      }),
-    )
+      })
+    })
     const before = tier.transactions
     expect(tier.pendingWrites).toBe(0)
     vi.advanceTimersByTime(TOUCH_COMMIT_MS)
