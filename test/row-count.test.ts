@@ -1,30 +1,11 @@
-// stats().disk.entries on a large file: the row count is exact up to syncCountRows (counted on the event loop);
-// above, the worker thread counts (a count(*) reads a whole index: ~10 ms for a million rows) and the count lags
-// by one call.
-
-import { join } from 'node:path'
-import { describe, expect, it, onTestFinished } from 'vitest'
-import { DiskTier } from '../src/tiers/disk-tier.js'
-import { ManualClock } from './helpers/manual-clock.js'
-import { makeTempDir } from './helpers/temp-dir.js'
+import { describe, expect, it } from 'vitest'
+import { openDiskTier } from './helpers/disk-tiers.js'
 
 const HOUR = 3_600_000
 
 describe('the row count of a large file', () => {
   it('is exact up to syncCountRows; above, it comes from the worker thread, one call late', async () => {
-    const dir = makeTempDir()
-    const clock = new ManualClock()
-    const tier = new DiskTier({
-      path: join(dir.path, 'count.db'),
-      synchronous: 'normal',
-      maxBatchSize: 100,
-      clock,
-      syncCountRows: 10,
-    })
-    onTestFinished(() => {
-      tier.close()
-      dir.remove()
-    })
+    const { tier, clock } = openDiskTier({ syncCountRows: 10 })
     const put = (from: number, to: number) =>
       Promise.all(
         Array.from({ length: to - from }, (_, i) =>

@@ -1,34 +1,17 @@
-// Shared mode: the spill cache's rows are written by the file's worker thread. Until they are in the file they
-// are served from the rows on their way; a delete of one follows it; a full disk fails the batch (and says so);
-// past the backlog, rows are not cached at all.
-
-import { join } from 'node:path'
-import { describe, expect, it, onTestFinished } from 'vitest'
-import { DiskTier } from '../src/tiers/disk-tier.js'
+import { describe, expect, it } from 'vitest'
 import type { StoredRecord } from '../src/tiers/tier.js'
-import { ManualClock } from './helpers/manual-clock.js'
+import { openDiskTier } from './helpers/disk-tiers.js'
+import type { ManualClock } from './helpers/manual-clock.js'
 import { useRedis } from './helpers/redis-server.js'
 import { sharedSession, sharedStores } from './helpers/shared-stores.js'
-import { makeTempDir } from './helpers/temp-dir.js'
 
 const HOUR = 3_600_000
 
 function cacheTier(options: { backlogBytes?: number; maxBytes?: number } = {}) {
-  const dir = makeTempDir()
-  const clock = new ManualClock()
-  const tier = new DiskTier({
-    path: join(dir.path, 'cache.db'),
-    synchronous: 'normal',
-    maxBatchSize: 100,
-    clock,
+  return openDiskTier({
     cacheBacklogBytes: options.backlogBytes ?? 1024 * 1024,
     ...(options.maxBytes === undefined ? {} : { maxBytes: options.maxBytes }),
   })
-  onTestFinished(() => {
-    tier.close()
-    dir.remove()
-  })
-  return { tier, clock }
 }
 
 function rows(count: number, clock: ManualClock, tag = 'r'): Array<readonly [string, StoredRecord]> {

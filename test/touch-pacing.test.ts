@@ -1,14 +1,7 @@
-// Deferred touches are committed in small pieces once their interval is up, so that a second's worth of them
-// never holds up requests: in local mode at most 64 per group-commit transaction (one turn of the event loop
-// each), in shared mode at most 16 touch scripts in flight on the connection the requests share.
-
-import { join } from 'node:path'
-import { afterEach, describe, expect, it, onTestFinished, vi } from 'vitest'
+import { afterEach, describe, expect, it, vi } from 'vitest'
 import { TouchBatch } from '../src/redis/touch-batch.js'
-import { DiskTier } from '../src/tiers/disk-tier.js'
 import { TOUCH_COMMIT_MS } from '../src/tiers/tier.js'
-import { ManualClock } from './helpers/manual-clock.js'
-import { makeTempDir } from './helpers/temp-dir.js'
+import { openDiskTier } from './helpers/disk-tiers.js'
 
 const HOUR = 3_600_000
 
@@ -18,18 +11,7 @@ afterEach(() => {
 
 describe('deferred touches in local mode', () => {
   it('go to the group commit 64 per turn of the event loop once their interval is up', async () => {
-    const dir = makeTempDir()
-    const clock = new ManualClock()
-    const tier = new DiskTier({
-      path: join(dir.path, 's.db'),
-      synchronous: 'normal',
-      maxBatchSize: 1000,
-      clock,
-    })
-    onTestFinished(() => {
-      tier.close()
-      dir.remove()
-    })
+    const { tier, clock } = openDiskTier({ maxBatchSize: 1000 })
     const sids = Array.from({ length: 200 }, (_, i) => `s${i}`)
     const written = await Promise.all(
       sids.map((sid) =>

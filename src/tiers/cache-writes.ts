@@ -82,11 +82,6 @@ export class CacheWrites {
     this.#options = options
   }
 
-  /** Rows sent and not yet written (their sessions). */
-  get backlog(): number {
-    return this.#pending.size
-  }
-
   /**
    * Sends as many of `rows` as the backlog has room for, in one batch; returns how many were sent (0: none, and
    * no worker serves the file, or it is too far behind).
