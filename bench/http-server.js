@@ -18,6 +18,7 @@
 //      parent → child { type: 'shutdown' } → { type: 'closed', stats, counts }, then exit.
 // If the parent goes away (IPC disconnect), the child closes its store and exits.
 
+import { readdirSync, readFileSync } from 'node:fs'
 import express from 'express'
 import session from 'express-session'
 import { tieredSession } from 'tiered-session'
@@ -105,6 +106,28 @@ const server = app.listen(0, '127.0.0.1', () => {
 })
 server.keepAliveTimeout = 60_000
 
+// Linux: run time and run-queue wait (ns, /proc/self/task/<tid>/schedstat) of the main thread and of all the
+// other threads together (V8's GC helpers, libuv's pool, our file worker), to tell a slower path from a main
+// thread that waits for a core. null elsewhere.
+function threadTimes() {
+  try {
+    const out = { mainRunNs: 0, mainWaitNs: 0, otherRunNs: 0, otherWaitNs: 0 }
+    for (const tid of readdirSync('/proc/self/task')) {
+      const [run, wait] = readFileSync(`/proc/self/task/${tid}/schedstat`, 'utf8').split(' ').map(Number)
+      if (Number(tid) === process.pid) {
+        out.mainRunNs += run
+        out.mainWaitNs += wait
+      } else {
+        out.otherRunNs += run
+        out.otherWaitNs += wait
+      }
+    }
+    return out
+  } catch {
+    return null
+  }
+}
+
 let closing
 function shutdown() {
   closing ??= (async () => {
@@ -126,6 +149,7 @@ process.on('message', (msg) => {
       counts: { ...counts },
       heapUsed: mem.heapUsed,
       rss: mem.rss,
+      threads: threadTimes(),
       errors: errors.length,
       lastError: errors[errors.length - 1],
     })
