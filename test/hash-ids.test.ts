@@ -25,6 +25,13 @@ function sidsOnDisk(dbPath: string): string[] {
   }
 }
 
+describe('the stored key of an id', () => {
+  it('is SHA-256, base64url without padding (a known digest: files written by earlier versions stay readable)', () => {
+    expect(hashSid('abc')).toBe('ungWv48Bz-pBQUDeXa4iI7ADYaOWF3qctBD_YfIAFa0')
+    expect(hashSid('abc')).toHaveLength(43)
+  })
+})
+
 describe('hashIds in local mode', () => {
   it('stores every session under the SHA-256 of its id, and serves it by its id', async () => {
     const { store, clock, dbPath } = createStore()

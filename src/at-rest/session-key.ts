@@ -1,12 +1,19 @@
 // How a session id becomes the key every tier stores it under (`hashIds`: SHA-256 of the id, so a dump holds
 // no id a cookie could carry), and a session's handle: an opaque name of a stored session, safe to show.
 
-import { createHash } from 'node:crypto'
+import * as crypto from 'node:crypto'
 import { isValidSid } from '../session-fields.js'
+
+const { createHash } = crypto
+
+/** Node's one-shot digest (Node >= 20.12): a third of createHash's cost for a short input (~0.55 against 1.5 µs). */
+const oneShot = (crypto as { hash?: (algorithm: string, data: string, encoding: 'base64url') => string }).hash
 
 /** SHA-256 of a session id, base64url without padding (43 characters): the key it is stored under. */
 export function hashSid(sid: string): string {
-  return createHash('sha256').update(sid).digest('base64url')
+  return oneShot === undefined
+    ? createHash('sha256').update(sid).digest('base64url')
+    : oneShot('sha256', sid, 'base64url')
 }
 
 /**

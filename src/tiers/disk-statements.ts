@@ -80,6 +80,10 @@ export interface DiskStatements {
   readonly any: Statement<[], { one: number }>
   readonly put: Statement<Record<string, unknown>, { version: number }>
   readonly putAfter: Statement<Record<string, unknown>, { version: number }>
+  /** {@link put} of a row that exists with the same userId and createdAt; no row returned otherwise. */
+  readonly replace: Statement<Record<string, unknown>, { version: number }>
+  /** {@link putAfter} of a row that exists with the same userId and createdAt; no row returned otherwise. */
+  readonly replaceAfter: Statement<Record<string, unknown>, { version: number }>
   readonly touch: Statement<Record<string, unknown>>
   readonly delete: Statement<[string]>
   readonly deleteUpTo: Statement<[string, number]>
@@ -119,6 +123,19 @@ export function prepareStatements(db: Database.Database, sealer: PayloadSealer):
          userId = excluded.userId,
          createdAt = excluded.createdAt,
          version = MAX(sessions.version, @after) + 1
+       RETURNING version`,
+    ),
+    // NB: the common write replaces a session's data and expiry and keeps its user and creation time. An UPDATE
+    // that does not name userId leaves the user index alone, where the upsert rewrites its entry: 27 against 43
+    // µs per row at 50,000 rows (a random index page less per row in the write-ahead log).
+    replace: db.prepare<Record<string, unknown>, { version: number }>(
+      `UPDATE sessions SET payload = @payload, expiresAt = @expiresAt, version = COALESCE(@version, version + 1)
+       WHERE sid = @sid AND userId IS @userId AND createdAt IS @createdAt
+       RETURNING version`,
+    ),
+    replaceAfter: db.prepare<Record<string, unknown>, { version: number }>(
+      `UPDATE sessions SET payload = @payload, expiresAt = @expiresAt, version = MAX(version, @after) + 1
+       WHERE sid = @sid AND userId IS @userId AND createdAt IS @createdAt
        RETURNING version`,
     ),
     delete: db.prepare<[string]>(DELETE_SQL),

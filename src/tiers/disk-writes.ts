@@ -55,8 +55,12 @@ export function putRow(
   const payload = stmt.sealer.seal(sid, record.payload)
   const createdAt = record.createdAt ?? null
   const params = { sid, payload, expiresAt: record.expiresAt, version, userId: record.userId, createdAt }
+  const withAfter = version === null && after > 0
+  // NB: an existing row of the same user first (an UPDATE, see DiskStatements.replace), else the upsert.
   const row = (
-    version === null && after > 0 ? stmt.putAfter.get({ ...params, after }) : stmt.put.get(params)
+    withAfter
+      ? (stmt.replaceAfter.get({ ...params, after }) ?? stmt.putAfter.get({ ...params, after }))
+      : (stmt.replace.get(params) ?? stmt.put.get(params))
   ) as { version: number }
   return {
     payload: record.payload,
