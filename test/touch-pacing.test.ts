@@ -23,9 +23,9 @@ describe('deferred touches in local mode', () => {
       tier.touchLater(sid, {
         version: written[i]?.version ?? 0,
         expiresAt: clock.now() + 2 * HOUR,
-        payload: '{"n":1}',
         cookieText: '{}',
         userId: null,
+        windowMs: TOUCH_COMMIT_MS,
       })
     })
     const before = tier.transactions
@@ -56,7 +56,7 @@ describe('deferred touches in shared mode', () => {
       inFlight--
     })
     for (let i = 0; i < 100; i++)
-      batch.add(`s${i}`, { version: 1, expiresAt: 1, payload: '{}', cookieText: '{}', userId: null })
+      batch.add(`s${i}`, { version: 1, expiresAt: 1, cookieText: '{}', userId: null, windowMs: 1000 })
     await batch.commit()
     expect(most).toBe(16)
     expect(sent.sort()).toEqual(Array.from({ length: 100 }, (_, i) => `s${i}`).sort())

@@ -18,7 +18,7 @@ import type {
   UpdateResult,
   WriteOptions,
 } from '../tiers/tier.js'
-import { TOUCH_COMMIT_MS } from '../tiers/tier.js'
+import { touchWindowMs } from '../tiers/tier.js'
 import type { EngineContext } from './context.js'
 import type { SessionPatch } from './engine.js'
 import type { Change } from './outbox-writes.js'
@@ -255,7 +255,7 @@ export class WritePath {
     const shared = ctx.shared
     // NB: a session this close to its expiry is touched durably at once: a deferred touch could land after its
     // old expiry, and meanwhile another instance (or a read from disk after a spill) would find it expired.
-    if (cached.expiresAt - now <= 2 * TOUCH_COMMIT_MS) return false
+    if (cached.expiresAt - now <= 2 * touchWindowMs(touch.expiresAt - now)) return false
     if (shared !== null && (!shared.connection.up || shared.outbox?.has(sid))) return false
     if (this.#plan.limitsLifetime) {
       // NB: a copy written before `maxLifetime` has no creation time: the durable path stamps one.
@@ -296,9 +296,9 @@ export class WritePath {
     ctx.authority.touchLater(sid, {
       version: cached.version,
       expiresAt: touch.expiresAt,
-      payload,
       cookieText: touch.cookieText,
       userId: cached.userId,
+      windowMs: touchWindowMs(touch.expiresAt - now),
     })
     return true
   }

@@ -1,8 +1,8 @@
-// Deferred touches of shared mode (promise 8): the latest touch of each session, collected for TOUCH_COMMIT_MS
-// and then sent together, each by `send` (a small script, no payload).
+// Deferred touches of shared mode (promise 8): the latest touch of each session, held until its window is up
+// (TouchSchedule) and then sent with the others due, each by `send` (a small script, no payload).
 
 import type { TouchInput } from '../tiers/tier.js'
-import { TOUCH_COMMIT_MS } from '../tiers/tier.js'
+import { TouchSchedule } from '../tiers/touch-schedule.js'
 
 /**
  * Touches in flight at once while a batch is sent: the connection is shared with the requests' commands, which
@@ -10,13 +10,14 @@ import { TOUCH_COMMIT_MS } from '../tiers/tier.js'
  */
 const TOUCHES_IN_FLIGHT = 16
 
-/** Collects touches and sends them every TOUCH_COMMIT_MS, or now on `commit`, TOUCHES_IN_FLIGHT at a time. */
+/** Collects touches and sends each once its window is up, or now on `commit`, TOUCHES_IN_FLIGHT at a time. */
 export class TouchBatch {
   readonly #send: (sid: string, touch: TouchInput) => Promise<void>
-  /** Touches waiting for the next batch, the latest of each session. */
-  #touches = new Map<string, TouchInput>()
-  #timer: NodeJS.Timeout | undefined
-  /** The batch in flight, if any. */
+  /** Touches waiting out their window, the latest of each session. */
+  readonly #touches = new TouchSchedule<TouchInput>((due) => {
+    void this.#flush(due)
+  })
+  /** The batch in flight and those queued behind it, if any. */
   #sending: Promise<void> | undefined
 
   /** `send` must not reject: a touch that cannot be sent is lost (the session may expire earlier). */
@@ -25,31 +26,25 @@ export class TouchBatch {
   }
 
   add(sid: string, touch: TouchInput): void {
-    this.#touches.set(sid, touch)
-    this.#timer ??= setTimeout(() => {
-      this.#timer = undefined
-      void this.#flush()
-    }, TOUCH_COMMIT_MS).unref()
+    this.#touches.set(sid, touch, touch.windowMs)
   }
 
-  /** Sends the collected touches now and waits for them (and for a batch already in flight). */
+  /** Sends the collected touches now and waits for them (and for the batches already in flight). */
   async commit(): Promise<void> {
-    if (this.#timer !== undefined) clearTimeout(this.#timer)
-    this.#timer = undefined
     await this.#sending
-    await this.#flush()
+    await this.#flush(this.#touches.takeAll())
   }
 
-  #flush(): Promise<void> {
-    const batch = this.#touches
+  #flush(batch: Map<string, TouchInput>): Promise<void> {
     if (batch.size === 0) return this.#sending ?? Promise.resolve()
-    this.#touches = new Map()
     const queue = batch.entries()
     const lane = async (): Promise<void> => {
       for (let next = queue.next(); !next.done; next = queue.next()) await this.#send(...next.value)
     }
     const lanes = Math.min(TOUCHES_IN_FLIGHT, batch.size)
-    const sent = Promise.all(Array.from({ length: lanes }, lane)).then(() => undefined)
+    const sendAll = () => Promise.all(Array.from({ length: lanes }, lane)).then(() => undefined)
+    // NB: a batch falling due while another is sent goes out after it (TOUCHES_IN_FLIGHT at most, all told).
+    const sent = this.#sending === undefined ? sendAll() : this.#sending.then(sendAll)
     const sending: Promise<void> = sent.finally(() => {
       if (this.#sending === sending) this.#sending = undefined
     })

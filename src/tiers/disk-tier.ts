@@ -37,7 +37,7 @@ import type {
   UpdateResult,
   WriteOptions,
 } from './tier.js'
-import { TOUCH_COMMIT_MS } from './tier.js'
+import { TouchSchedule } from './touch-schedule.js'
 import { WalCheckpointer } from './wal-checkpointer.js'
 
 /** Deferred touches handed to the group commit per turn of the event loop once their interval is up. */
@@ -100,9 +100,8 @@ export class DiskTier implements Tier, DeferredTouches, SpillCache, OutboxLog {
   #mayHoldSessions = true
   /** The touch of each session waiting to be committed (coalesced: one op per session). */
   readonly #touches = new Map<string, TouchOp>()
-  /** Touches collected since the last batch went to the group commit (they join it when the timer fires). */
-  #touchBatch = new Map<string, TouchOp>()
-  #touchTimer: NodeJS.Timeout | undefined
+  /** Touches waiting out their window (they join the group commit once it is up). */
+  readonly #touchSchedule = new TouchSchedule<TouchOp>((due) => this.#touchesAreDue(due))
   /** Touches whose interval is up, handed to the group commit TOUCHES_PER_TURN at a time. */
   #touchesDue = new Map<string, TouchOp>()
   #touchPacer: NodeJS.Immediate | undefined
@@ -244,7 +243,7 @@ export class DiskTier implements Tier, DeferredTouches, SpillCache, OutboxLog {
     } catch (error) {
       return Promise.reject(error)
     }
-    if ((this.#touchBatch.size > 0 || this.#touchesDue.size > 0) && 'sid' in op) this.#touchFirst(op.sid)
+    if ((this.#touchSchedule.size > 0 || this.#touchesDue.size > 0) && 'sid' in op) this.#touchFirst(op.sid)
     return this.#writes.enqueue(op, onCommit)
   }
 
@@ -290,9 +289,10 @@ export class DiskTier implements Tier, DeferredTouches, SpillCache, OutboxLog {
   }
 
   /**
-   * Queues a touch, acknowledged at once (promise 8); a touch of a session already queued replaces it. Touches
-   * join the group commit every TOUCH_COMMIT_MS, so the touches of a busy session cost one row update per
-   * interval. A failed transaction is reported (the touch is lost: the session may expire earlier).
+   * Queues a touch, acknowledged at once (promise 8); a touch of a session already queued replaces it. A touch
+   * joins the group commit once its window is up (TouchInput.windowMs, counted from the session's first queued
+   * touch), so the touches of a busy session cost one row update per window. The row's payload gets the new
+   * cookie then. A failed transaction is reported (the touch is lost: the session may expire earlier).
    */
   touchLater(sid: string, touch: TouchInput): void {
     this.#checkOpen()
@@ -303,19 +303,16 @@ export class DiskTier implements Tier, DeferredTouches, SpillCache, OutboxLog {
     }
     const op: TouchOp = { type: 'touch', sid, latest: touch }
     this.#touches.set(sid, op)
-    this.#touchBatch.set(sid, op)
-    this.#touchTimer ??= setTimeout(() => this.#touchesAreDue(), TOUCH_COMMIT_MS).unref()
+    this.#touchSchedule.set(sid, op, touch.windowMs)
   }
 
   /**
-   * The interval is up: the touches collected go to the group commit, TOUCHES_PER_TURN per turn of the event
-   * loop (a thousand touches in one transaction would block it for ~20 ms; requests run between the turns).
+   * Touches whose window is up go to the group commit, TOUCHES_PER_TURN per turn of the event loop (a thousand
+   * touches in one transaction would block it for ~20 ms; requests run between the turns).
    */
-  #touchesAreDue(): void {
-    this.#touchTimer = undefined
-    for (const [sid, op] of this.#touchBatch) this.#touchesDue.set(sid, op)
-    this.#touchBatch = new Map()
-    this.#paceTouches()
+  #touchesAreDue(due: Map<string, TouchOp>): void {
+    for (const [sid, op] of due) this.#touchesDue.set(sid, op)
+    if (this.#touchPacer === undefined) this.#paceTouches()
   }
 
   #paceTouches(): void {
@@ -331,14 +328,11 @@ export class DiskTier implements Tier, DeferredTouches, SpillCache, OutboxLog {
 
   /** Hands every touch collected so far to the group commit, now. */
   #queueTouches(): void {
-    if (this.#touchTimer !== undefined) clearTimeout(this.#touchTimer)
-    this.#touchTimer = undefined
     if (this.#touchPacer !== undefined) clearImmediate(this.#touchPacer)
     this.#touchPacer = undefined
     for (const op of this.#touchesDue.values()) this.#enqueueTouch(op)
-    for (const op of this.#touchBatch.values()) this.#enqueueTouch(op)
+    for (const op of this.#touchSchedule.takeAll().values()) this.#enqueueTouch(op)
     this.#touchesDue = new Map()
-    this.#touchBatch = new Map()
   }
 
   #enqueueTouch(op: TouchOp): void {
@@ -350,10 +344,9 @@ export class DiskTier implements Tier, DeferredTouches, SpillCache, OutboxLog {
 
   /** Before a data write of `sid` is queued: its collected touch goes first (the write then builds on it). */
   #touchFirst(sid: string): void {
-    const op = this.#touchesDue.get(sid) ?? this.#touchBatch.get(sid)
+    const op = this.#touchesDue.get(sid) ?? this.#touchSchedule.delete(sid)
     if (op === undefined) return
     this.#touchesDue.delete(sid)
-    this.#touchBatch.delete(sid)
     this.#enqueueTouch(op)
   }
 

@@ -2,6 +2,7 @@
 // read-modify-write updates, clear, and the outbox's entries (shared mode), each with its result.
 
 import type { PayloadSealer } from '../at-rest/payload-sealer.js'
+import { withCookie } from '../codec.js'
 import type { DiskStatements, RawRow } from './disk-statements.js'
 import { toRecord } from './disk-statements.js'
 import type { OutboxEntry } from './outbox-log.js'
@@ -93,6 +94,24 @@ function update(
   return { status: 'written', record: putRow(stmt, sid, next, 0, null) }
 }
 
+/**
+ * A deferred touch: the row, while still at the touch's version and expiring earlier, gets the new cookie in its
+ * payload and the new expiry. A row that does not open or whose payload takes no cookie is left as it is.
+ */
+function touchRow(stmt: DiskStatements, sid: string, touch: TouchInput): boolean {
+  const raw = stmt.get.get(sid)
+  if (raw === undefined) return false
+  let payload: string
+  try {
+    const current = toRecord(raw, stmt.sealer)
+    if (current.version !== touch.version || current.expiresAt >= touch.expiresAt) return false
+    payload = stmt.sealer.seal(sid, withCookie(current.payload, touch.cookieText))
+  } catch {
+    return false
+  }
+  return stmt.touch.run({ sid, payload, expiresAt: touch.expiresAt, version: touch.version }).changes > 0
+}
+
 /** Runs one op inside the write transaction. SQLite errors throw (failing the batch); logic errors are results. */
 export function applyOp(stmt: DiskStatements, op: DiskOp, now: number): DiskResult | Error {
   switch (op.type) {
@@ -107,11 +126,8 @@ export function applyOp(stmt: DiskStatements, op: DiskOp, now: number): DiskResu
       return stmt.clear.run().changes
     case 'update':
       return update(stmt, op.sid, op.change, now)
-    case 'touch': {
-      const { payload, expiresAt, version } = op.latest
-      const sealed = stmt.sealer.seal(op.sid, payload)
-      return stmt.touch.run({ sid: op.sid, payload: sealed, expiresAt, version }).changes > 0
-    }
+    case 'touch':
+      return touchRow(stmt, op.sid, op.latest)
     case 'outbox-set':
       putRow(stmt, op.sid, op.record, 0)
       return Number(

@@ -108,19 +108,32 @@ export interface ClearOptions {
 export interface TouchInput {
   readonly version: number
   readonly expiresAt: number
-  /** The whole payload with the new cookie (the disk tier stores it as it is). */
-  readonly payload: string
-  /** The new cookie alone, as JSON text (Redis keeps it beside the payload, which it does not resend). */
+  /** The new cookie alone, as JSON text (the disk tier puts it into the row's payload, Redis beside it). */
   readonly cookieText: string
   readonly userId: string | null
+  /** How long the touch may wait to be made durable, in ms ({@link touchWindowMs}). */
+  readonly windowMs: number
 }
 
-/** How long touches are collected before they are made durable, in ms: `kill -9` loses at most these. */
+/** The tick of deferred touches, in ms: the shortest wait, and the unit of every wait. */
 export const TOUCH_COMMIT_MS = 1000
+
+/** The longest a touch waits to be made durable, in ms. */
+export const MAX_TOUCH_WINDOW_MS = 60_000
+
+/**
+ * How long a touch that leaves its session `remainingMs` to live may wait to be made durable: a 1,440th of that
+ * (a minute a day), from TOUCH_COMMIT_MS to MAX_TOUCH_WINDOW_MS. A touch lost to `kill -9` within it makes the
+ * session expire that much earlier, at most a 1,440th of its life; a session touched all the time costs one
+ * durable touch per window instead of one per second.
+ */
+export function touchWindowMs(remainingMs: number): number {
+  return Math.min(MAX_TOUCH_WINDOW_MS, Math.max(TOUCH_COMMIT_MS, Math.floor(remainingMs / 1440)))
+}
 
 /**
  * The authority's part for touches: coalesced per session (only the latest counts) and made durable in the
- * background, every TOUCH_COMMIT_MS; `commitTouches` makes the pending ones durable now (flush, close).
+ * background once the touch's window is up; `commitTouches` makes the pending ones durable now (flush, close).
  */
 export interface DeferredTouches {
   /** Queues a touch; applied only while the stored record is still at `touch.version` and expires earlier. */

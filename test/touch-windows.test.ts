@@ -1,0 +1,132 @@
+// A deferred touch waits out a window that grows with the session's life (a minute a day, 1 s to 60 s), counted
+// from the session's first touch since its last commit: a session touched all the time costs one durable touch
+// per window. The row gets the new cookie from the touch at commit time (the touch holds no payload).
+
+import { afterEach, describe, expect, it, vi } from 'vitest'
+import { TouchBatch } from '../src/redis/touch-batch.js'
+import type { TouchInput } from '../src/tiers/tier.js'
+import { MAX_TOUCH_WINDOW_MS, TOUCH_COMMIT_MS, touchWindowMs } from '../src/tiers/tier.js'
+import { openDiskTier } from './helpers/disk-tiers.js'
+
+const HOUR = 3_600_000
+const DAY = 24 * HOUR
+
+/** Lets the promise callbacks queued so far run (a batch sent after another is chained on it). */
+async function settle(): Promise<void> {
+  for (let i = 0; i < 20; i++) await Promise.resolve()
+}
+
+afterEach(() => {
+  vi.useRealTimers()
+})
+
+describe('the window of a deferred touch', () => {
+  it('is a 1,440th of the life the touch leaves, from 1 s to 60 s', () => {
+    expect(touchWindowMs(DAY)).toBe(MAX_TOUCH_WINDOW_MS)
+    expect(touchWindowMs(30 * DAY)).toBe(60_000)
+    expect(touchWindowMs(HOUR)).toBe(2_500)
+    expect(touchWindowMs(10 * 60_000)).toBe(TOUCH_COMMIT_MS)
+    expect(touchWindowMs(0)).toBe(1_000)
+  })
+})
+
+describe('deferred touches in local mode', () => {
+  it('are committed once their window is up, not before; a later touch replaces the first and keeps its due time', async () => {
+    const { tier, clock } = openDiskTier()
+    const first = await tier.write('s', {
+      payload: '{"cookie":{"n":0},"cart":[1,2]}',
+      expiresAt: clock.now() + HOUR,
+      userId: 'u',
+    })
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setImmediate', 'clearImmediate'] })
+    const touch = (n: number): TouchInput => ({
+      version: first.version,
+      expiresAt: clock.now() + HOUR + n,
+      cookieText: `{"n":${n}}`,
+      userId: 'u',
+      windowMs: 5_000,
+    })
+    tier.touchLater('s', touch(1))
+    vi.advanceTimersByTime(3 * TOUCH_COMMIT_MS)
+    tier.touchLater('s', touch(2))
+    vi.advanceTimersByTime(TOUCH_COMMIT_MS)
+    // 4 s: still waiting (the row as written).
+    expect(tier.get('s')).toMatchObject({
+      expiresAt: clock.now() + HOUR,
+      payload: '{"cookie":{"n":0},"cart":[1,2]}',
+    })
+    vi.advanceTimersByTime(TOUCH_COMMIT_MS)
+    vi.runOnlyPendingTimers()
+    // 5 s after the first touch: the latest touch is in the row, its cookie in place of the old one.
+    expect(tier.get('s')).toMatchObject({
+      expiresAt: clock.now() + HOUR + 2,
+      payload: '{"cookie":{"n":2},"cart":[1,2]}',
+      version: first.version,
+    })
+  })
+
+  it('commitTouches() commits a touch whose window is not up; a write in between drops the older touch', async () => {
+    const { tier, clock } = openDiskTier()
+    const a = await tier.write('a', {
+      payload: '{"cookie":{},"x":1}',
+      expiresAt: clock.now() + HOUR,
+      userId: null,
+    })
+    const b = await tier.write('b', {
+      payload: '{"cookie":{},"x":1}',
+      expiresAt: clock.now() + HOUR,
+      userId: null,
+    })
+    const later = clock.now() + 2 * HOUR
+    tier.touchLater('a', {
+      version: a.version,
+      expiresAt: later,
+      cookieText: '{"t":1}',
+      userId: null,
+      windowMs: 60_000,
+    })
+    tier.touchLater('b', {
+      version: b.version,
+      expiresAt: later,
+      cookieText: '{"t":1}',
+      userId: null,
+      windowMs: 60_000,
+    })
+    await tier.write('b', { payload: '{"cookie":{},"x":2}', expiresAt: clock.now() + HOUR, userId: null })
+    tier.commitTouches()
+    expect(tier.get('a')).toMatchObject({ expiresAt: later, payload: '{"cookie":{"t":1},"x":1}' })
+    expect(tier.get('b')).toMatchObject({ expiresAt: clock.now() + HOUR, payload: '{"cookie":{},"x":2}' })
+  })
+})
+
+describe('deferred touches in shared mode', () => {
+  it('are sent once their window is up, the latest of each session, and at once on commit()', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] })
+    const sent: Array<[string, string]> = []
+    const batch = new TouchBatch(async (sid, touch) => {
+      sent.push([sid, touch.cookieText])
+    })
+    const touch = (n: number, windowMs: number): TouchInput => ({
+      version: 1,
+      expiresAt: 1,
+      cookieText: String(n),
+      userId: null,
+      windowMs,
+    })
+    batch.add('short', touch(1, 1_000))
+    batch.add('long', touch(1, 3_000))
+    batch.add('rest', touch(1, 60_000))
+    vi.advanceTimersByTime(TOUCH_COMMIT_MS)
+    await settle()
+    expect(sent).toEqual([['short', '1']])
+    batch.add('long', touch(2, 3_000))
+    vi.advanceTimersByTime(2 * TOUCH_COMMIT_MS)
+    await settle()
+    expect(sent).toEqual([
+      ['short', '1'],
+      ['long', '2'],
+    ])
+    await batch.commit()
+    expect(sent.map(([sid]) => sid)).toEqual(['short', 'long', 'rest'])
+  })
+})
