@@ -75,7 +75,8 @@ export const SCENARIOS = {
 
 /**
  * The contender list; `net` is null (no Redis), 'lo' (loopback) or 'proxy'. With `baseline` (a checkout with a
- * built dist/), es-local-base and ts-local-base run that checkout's server instead of ours.
+ * built dist/), es-local-base and ts-local-base run that checkout's server instead of ours, and so does
+ * es-shared-base@lo (Redis on loopback) when named in --http-only.
  */
 export function contenders({ proxy, baseline = null }) {
   const list = [
@@ -118,6 +119,14 @@ export function contenders({ proxy, baseline = null }) {
     const server = join(baseline, 'bench', 'http-server.js')
     list.push({ id: 'es-local-base', middleware: 'es', store: 'local', net: null, server })
     list.push({ id: 'ts-local-base', middleware: 'ts', store: 'local', net: null, server })
+    list.push({
+      id: 'es-shared-base@lo',
+      middleware: 'es',
+      store: 'shared',
+      net: 'lo',
+      server,
+      optional: true,
+    })
   }
   for (const c of list) {
     const net = c.net === null ? '' : c.net === 'lo' ? ', Redis on loopback' : ', Redis +1 ms each way'

@@ -38,6 +38,27 @@ function recorder() {
 }
 
 describe('the spill cache written by the worker thread', () => {
+  it('rewrites a cached row in place for the same user, and moves it in the user index for another', async () => {
+    const { tier, clock } = cacheTier()
+    const { seen, outcome } = recorder()
+    const at = clock.now() + HOUR
+    const noCorrupt = () => {
+      throw new Error('no row here is corrupt')
+    }
+    const keep = async (payload: string, version: number, userId: string | null) => {
+      tier.keepLater([['s', { payload, expiresAt: at + version, version, userId }]], outcome)
+      await tier.cacheSettled()
+    }
+    await keep('{"v":1}', 1, 'u1')
+    await keep('{"v":2}', 2, 'u1')
+    expect(tier.get('s')).toMatchObject({ payload: '{"v":2}', version: 2, expiresAt: at + 2, userId: 'u1' })
+    await keep('{"v":3}', 3, 'u2')
+    expect(tier.get('s')).toMatchObject({ payload: '{"v":3}', version: 3, userId: 'u2' })
+    expect(tier.rowsOfUser('u1', noCorrupt)).toEqual([])
+    expect(tier.rowsOfUser('u2', noCorrupt).map((row) => row.sid)).toEqual(['s'])
+    expect(seen).toEqual(['written', 'written', 'written'])
+  })
+
   it('serves rows on their way to the file, then from the file, with their versions', async () => {
     const { tier, clock } = cacheTier()
     const { seen, outcome } = recorder()

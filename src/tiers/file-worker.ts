@@ -4,7 +4,7 @@
 // with `eval: true`: no file of its own to find next to the bundle. One worker serves every database file of
 // the process; each file it serves gets a connection of its own here.
 //
-// Messages in:  { type: 'open', id, path, synchronous, maxPageCount, putSql, deleteSql, progress } (progress: a
+// Messages in:  { type: 'open', id, path, synchronous, maxPageCount, putSql, replaceSql, deleteSql, progress } (progress: a
 //               SharedArrayBuffer of one Int32, set to the seq of each cache batch once it is done) ·
 //               { type: 'checkpoint', id } · { type: 'count', id } (the file's rows) ·
 //               { type: 'cache', id, seq, ops, payloads } (ops: [sid, row] to upsert, row { payload, expiresAt,
@@ -36,6 +36,7 @@ function cache(file, m) {
     if (Atomics.load(file.progress, 1) === 1) return
 
     file.put ??= file.db.prepare(file.putSql)
+    file.replace ??= file.db.prepare(file.replaceSql)
     file.del ??= file.db.prepare(file.deleteSql)
     const bytes = m.payloads === undefined ? undefined : Buffer.from(m.payloads.buffer, m.payloads.byteOffset, m.payloads.byteLength)
     file.db.transaction(() => {
@@ -45,7 +46,9 @@ function cache(file, m) {
           continue
         }
         const payload = row.payload ?? bytes.toString('utf8', row.at, row.at + row.length)
-        file.put.get({ sid, payload, expiresAt: row.expiresAt, version: row.version, userId: row.userId, createdAt: row.createdAt })
+        const params = { sid, payload, expiresAt: row.expiresAt, version: row.version, userId: row.userId, createdAt: row.createdAt }
+        // NB: a row already cached for the same user is an UPDATE that leaves the user index alone.
+        if (file.replace.get(params) === undefined) file.put.get(params)
       }
     })()
     parentPort.postMessage({ type: 'cached', id: m.id, seq: m.seq, rows: m.ops.length })
@@ -65,7 +68,7 @@ parentPort.on('message', (m) => {
       db.pragma('wal_autocheckpoint = 0')
       if (m.maxPageCount !== undefined) db.pragma('max_page_count = ' + m.maxPageCount)
       const progress = new Int32Array(m.progress)
-      files.set(m.id, { db, putSql: m.putSql, deleteSql: m.deleteSql, progress })
+      files.set(m.id, { db, putSql: m.putSql, replaceSql: m.replaceSql, deleteSql: m.deleteSql, progress })
     } catch (error) {
       fail(m.id, error)
     }

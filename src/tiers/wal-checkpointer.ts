@@ -16,7 +16,7 @@ import { createRequire } from 'node:module'
 import { Worker } from 'node:worker_threads'
 import type Database from 'better-sqlite3'
 import { ErrorCodes, TieredSessionError } from '../errors.js'
-import { DELETE_SQL, PUT_SQL } from './disk-statements.js'
+import { DELETE_SQL, PUT_SQL, REPLACE_SQL } from './disk-statements.js'
 import { FILE_WORKER_SOURCE } from './file-worker.js'
 
 /** About as many log pages as SQLite's own automatic checkpoint waits for (its default, 1,000 pages). */
@@ -134,7 +134,14 @@ class CheckpointWorker {
     },
   ): void {
     this.#files.set(id, file)
-    this.#worker.postMessage({ type: 'open', id, ...open, putSql: PUT_SQL, deleteSql: DELETE_SQL })
+    this.#worker.postMessage({
+      type: 'open',
+      id,
+      ...open,
+      putSql: PUT_SQL,
+      replaceSql: REPLACE_SQL,
+      deleteSql: DELETE_SQL,
+    })
   }
 
   checkpoint(id: number): void {
