@@ -159,8 +159,11 @@ async function parent() {
     for (let r = 0; r < rounds; r++)
       for (const name of r % 2 === 0 ? ['baseline', 'ours'] : ['ours', 'baseline']) await round(name)
     for (const name of ['baseline', 'ours']) {
+      const exited = new Promise((res) => procs[name].once('exit', res))
       procs[name].send({ type: 'close' })
       starts[name].push((await reply(procs[name], 'closed')).cpuUs)
+      // NB: let it exit on its own (a --cpu-prof run writes its profile then).
+      await exited
     }
     // NB: starts[name][0] is the warm-up round's start; round r runs from starts[r + 1] to starts[r + 2].
     const per = (name) =>
