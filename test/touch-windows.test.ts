@@ -6,6 +6,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest'
 import { TouchBatch } from '../src/redis/touch-batch.js'
 import type { TouchInput } from '../src/tiers/tier.js'
 import { MAX_TOUCH_WINDOW_MS, TOUCH_COMMIT_MS, touchWindowMs } from '../src/tiers/tier.js'
+import { MAX_PENDING_TOUCHES, TouchSchedule } from '../src/tiers/touch-schedule.js'
 import { openDiskTier } from './helpers/disk-tiers.js'
 
 const HOUR = 3_600_000
@@ -30,7 +31,52 @@ describe('the window of a deferred touch', () => {
   })
 })
 
+describe('the schedule of pending touches', () => {
+  it('never waits longer than the window (whole ticks, rounded down), and one tick past MAX_PENDING_TOUCHES', () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] })
+    const due: string[] = []
+    const schedule = new TouchSchedule<number>((ready) => due.push(...ready.keys()))
+    schedule.set('w1999', 1, 1_999)
+    schedule.set('w2000', 1, 2_000)
+    vi.advanceTimersByTime(TOUCH_COMMIT_MS)
+    expect(due).toEqual(['w1999'])
+    vi.advanceTimersByTime(TOUCH_COMMIT_MS)
+    expect(due).toEqual(['w1999', 'w2000'])
+    for (let i = 0; i < MAX_PENDING_TOUCHES; i++) schedule.set(`long${i}`, i, 60_000)
+    schedule.set('over', 1, 60_000)
+    vi.advanceTimersByTime(TOUCH_COMMIT_MS)
+    expect(due.at(-1)).toBe('over')
+    expect(schedule.size).toBe(MAX_PENDING_TOUCHES)
+    expect(schedule.takeAll().size).toBe(MAX_PENDING_TOUCHES)
+  })
+})
+
 describe('deferred touches in local mode', () => {
+  it('keep a row they were acknowledged for alive past its old expiry: a sweep leaves it to them', async () => {
+    const { tier, clock } = openDiskTier()
+    const rows = ['a', 'b']
+    const written = await Promise.all(
+      rows.map((sid) =>
+        tier.write(sid, { payload: '{"cookie":{},"x":1}', expiresAt: clock.now() + 10_000, userId: null }),
+      ),
+    )
+    written.forEach((record, i) => {
+      tier.touchLater(rows[i] as string, {
+        version: record.version,
+        expiresAt: clock.now() + HOUR,
+        cookieText: '{"t":1}',
+        userId: null,
+        windowMs: 60_000,
+      })
+    })
+    clock.advance(10_000)
+    // The rows look expired, but their touches (acknowledged while they were live) are pending: left alone.
+    expect(tier.sweep(clock.now(), 100)).toBe(0)
+    tier.commitTouches()
+    for (const sid of rows) expect(tier.get(sid)).toMatchObject({ expiresAt: clock.now() - 10_000 + HOUR })
+    expect(tier.sweep(clock.now(), 100)).toBe(0)
+  })
+
   it('are committed once their window is up, not before; a later touch replaces the first and keeps its due time', async () => {
     const { tier, clock } = openDiskTier()
     const first = await tier.write('s', {
@@ -108,7 +154,7 @@ describe('deferred touches in shared mode', () => {
     })
     const touch = (n: number, windowMs: number): TouchInput => ({
       version: 1,
-      expiresAt: 1,
+      expiresAt: n,
       cookieText: String(n),
       userId: null,
       windowMs,
@@ -120,6 +166,8 @@ describe('deferred touches in shared mode', () => {
     await settle()
     expect(sent).toEqual([['short', '1']])
     batch.add('long', touch(2, 3_000))
+    // The same version with an earlier expiry does not replace it.
+    batch.add('long', { ...touch(3, 3_000), expiresAt: 0 })
     vi.advanceTimersByTime(2 * TOUCH_COMMIT_MS)
     await settle()
     expect(sent).toEqual([

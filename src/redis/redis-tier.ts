@@ -459,8 +459,8 @@ export class RedisTier implements Tier, DeferredTouches {
   }
 
   /**
-   * Queues a touch, acknowledged at once (promise 8); sent every TOUCH_COMMIT_MS with the others queued by then
-   * (the latest of each session), as one small script each (no payload). Lost, should Redis be down then: the
+   * Queues a touch, acknowledged at once (promise 8); sent once its window is up with the others due then (the
+   * latest of each session), as one small script each (no payload). Lost, should Redis be down then: the
    * session may expire earlier.
    */
   touchLater(sid: string, touch: TouchInput): void {

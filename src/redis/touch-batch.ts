@@ -26,6 +26,10 @@ export class TouchBatch {
   }
 
   add(sid: string, touch: TouchInput): void {
+    const pending = this.#touches.get(sid)
+    // NB: never an earlier expiry of the same version (a copy read back after an eviction is older).
+    if (pending !== undefined && pending.version === touch.version && pending.expiresAt >= touch.expiresAt)
+      return
     this.#touches.set(sid, touch, touch.windowMs)
   }
 

@@ -40,7 +40,7 @@ import type {
 import { TouchSchedule } from './touch-schedule.js'
 import { WalCheckpointer } from './wal-checkpointer.js'
 
-/** Deferred touches handed to the group commit per turn of the event loop once their interval is up. */
+/** Deferred touches handed to the group commit per turn of the event loop once their window is up. */
 const TOUCHES_PER_TURN = 64
 
 /**
@@ -102,7 +102,7 @@ export class DiskTier implements Tier, DeferredTouches, SpillCache, OutboxLog {
   readonly #touches = new Map<string, TouchOp>()
   /** Touches waiting out their window (they join the group commit once it is up). */
   readonly #touchSchedule = new TouchSchedule<TouchOp>((due) => this.#touchesAreDue(due))
-  /** Touches whose interval is up, handed to the group commit TOUCHES_PER_TURN at a time. */
+  /** Touches whose window is up, handed to the group commit TOUCHES_PER_TURN at a time. */
   #touchesDue = new Map<string, TouchOp>()
   #touchPacer: NodeJS.Immediate | undefined
   /** The file's rows when last counted (undefined: never), and whether the worker is counting them now. */
@@ -298,7 +298,9 @@ export class DiskTier implements Tier, DeferredTouches, SpillCache, OutboxLog {
     this.#checkOpen()
     const queued = this.#touches.get(sid)
     if (queued !== undefined) {
-      queued.latest = touch
+      // NB: never an earlier expiry of the same version (a copy read back from the file after a spill is older).
+      if (queued.latest.version !== touch.version || queued.latest.expiresAt < touch.expiresAt)
+        queued.latest = touch
       return
     }
     const op: TouchOp = { type: 'touch', sid, latest: touch }
@@ -418,12 +420,12 @@ export class DiskTier implements Tier, DeferredTouches, SpillCache, OutboxLog {
    */
   sweep(now: number, limit: number, onRemoved?: (userId: string | null) => void): number {
     this.#checkOpen()
-    // NB: a pending touch may have given an expired-looking row a new life: commit it first.
-    if (this.#touches.size > 0) this.commitTouches()
     let removed: Array<{ sid: string; userId: string | null }>
     try {
       removed = this.#file.db.transaction(() => {
-        const sids = this.#stmt.expired.all(now, limit)
+        // NB: a row with a touch pending is left to it (a later sweep takes it should the touch not apply), rather
+        // than committing every pending touch first: up to a minute's worth, at once, on the event loop.
+        const sids = this.#stmt.expired.all(now, limit).filter(({ sid }) => !this.#touches.has(sid))
         for (const { sid } of sids) this.#stmt.delete.run(sid)
         return sids
       })()

@@ -104,6 +104,8 @@ function touchRow(stmt: DiskStatements, sid: string, touch: TouchInput): boolean
   let payload: string
   try {
     const current = toRecord(raw, stmt.sealer)
+    // NB: the touch was acknowledged while the session was live, and memory has served its expiry since: it
+    // applies even when committed after the row's old expiry (a sweep leaves rows with a touch pending alone).
     if (current.version !== touch.version || current.expiresAt >= touch.expiresAt) return false
     payload = stmt.sealer.seal(sid, withCookie(current.payload, touch.cookieText))
   } catch {

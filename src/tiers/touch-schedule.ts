@@ -1,8 +1,14 @@
-// When each pending touch is due (promise 8): a touch waits out its window, counted in ticks of TOUCH_COMMIT_MS
-// from the first touch of the session since its last commit; later touches of the session replace it and keep
-// its due tick. One unref'd timer per tick while anything is pending.
+// When each pending touch is due (promise 8): a touch waits out its window, counted in whole ticks of
+// TOUCH_COMMIT_MS (rounded down: never longer than the window) from the first touch of the session since its last
+// commit; later touches of the session replace it and keep its due tick. One unref'd timer per tick while anything
+// is pending. Past MAX_PENDING_TOUCHES sessions pending, a new one waits one tick only: what the pending touches
+// hold outside the memory budget (~0.6 KB each), and what a commit of all of them at once (flush, a listing) costs
+// on the event loop, stay bounded.
 
 import { TOUCH_COMMIT_MS } from './tier.js'
+
+/** Sessions with a pending touch past which a new one waits a single tick. */
+export const MAX_PENDING_TOUCHES = 4096
 
 /** Pending touches (or whatever stands for one) keyed by session, released when their window is up. */
 export class TouchSchedule<T> {
@@ -24,8 +30,8 @@ export class TouchSchedule<T> {
   }
 
   /**
-   * Queues `item` for `sid`, due once `windowMs` is up (at least one tick); an item already pending for `sid` is
-   * replaced and its due tick kept.
+   * Queues `item` for `sid`, due within `windowMs` (whole ticks, at least one); an item already pending for `sid`
+   * is replaced and its due tick kept.
    */
   set(sid: string, item: T, windowMs: number): void {
     const known = this.#dueTick.get(sid)
@@ -33,7 +39,9 @@ export class TouchSchedule<T> {
       this.#buckets.get(known)?.set(sid, item)
       return
     }
-    const due = this.#tick + Math.max(1, Math.ceil(windowMs / TOUCH_COMMIT_MS))
+    const ticks =
+      this.#dueTick.size >= MAX_PENDING_TOUCHES ? 1 : Math.max(1, Math.floor(windowMs / TOUCH_COMMIT_MS))
+    const due = this.#tick + ticks
     let bucket = this.#buckets.get(due)
     if (bucket === undefined) {
       bucket = new Map()
