@@ -2,6 +2,7 @@
 // (TouchSchedule) and then sent with the others due, each by `send` (a small script, no payload).
 
 import type { TouchInput } from '../tiers/tier.js'
+import { replacesPendingTouch } from '../tiers/tier.js'
 import { TouchSchedule } from '../tiers/touch-schedule.js'
 
 /**
@@ -27,10 +28,8 @@ export class TouchBatch {
 
   add(sid: string, touch: TouchInput): void {
     const pending = this.#touches.get(sid)
-    // NB: never an earlier expiry of the same version (a copy read back after an eviction is older).
-    if (pending !== undefined && pending.version === touch.version && pending.expiresAt >= touch.expiresAt)
-      return
-    this.#touches.set(sid, touch, touch.windowMs)
+    if (pending === undefined || replacesPendingTouch(pending, touch))
+      this.#touches.set(sid, touch, touch.windowMs)
   }
 
   /** Sends the collected touches now and waits for them (and for the batches already in flight). */

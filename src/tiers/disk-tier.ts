@@ -37,6 +37,7 @@ import type {
   UpdateResult,
   WriteOptions,
 } from './tier.js'
+import { replacesPendingTouch } from './tier.js'
 import { TouchSchedule } from './touch-schedule.js'
 import { WalCheckpointer } from './wal-checkpointer.js'
 
@@ -298,9 +299,7 @@ export class DiskTier implements Tier, DeferredTouches, SpillCache, OutboxLog {
     this.#checkOpen()
     const queued = this.#touches.get(sid)
     if (queued !== undefined) {
-      // NB: never an earlier expiry of the same version (a copy read back from the file after a spill is older).
-      if (queued.latest.version !== touch.version || queued.latest.expiresAt < touch.expiresAt)
-        queued.latest = touch
+      if (replacesPendingTouch(queued.latest, touch)) queued.latest = touch
       return
     }
     const op: TouchOp = { type: 'touch', sid, latest: touch }

@@ -115,6 +115,14 @@ export interface TouchInput {
   readonly windowMs: number
 }
 
+/**
+ * Whether `next` replaces the touch pending for the same session: never with an earlier expiry of the same
+ * version (a copy read back after a spill or an eviction is older than the touch already made).
+ */
+export function replacesPendingTouch(pending: TouchInput, next: TouchInput): boolean {
+  return pending.version !== next.version || pending.expiresAt < next.expiresAt
+}
+
 /** The tick of deferred touches, in ms: the shortest wait, and the unit of every wait. */
 export const TOUCH_COMMIT_MS = 1000
 
