@@ -8,6 +8,13 @@
 //
 //   node bench/build-ab.js --baseline <checkout with a built dist/> [--mode read|write|new] [--sessions 1000]
 //                          [--ops 10000] [--rounds 12] [--shared]
+//   node bench/build-ab.js --peer memory|memorystore|cr9|cr8 [--shared] [...]
+//
+// --peer: the baseline is that peer store (bench/lib/stores.js) instead of a second build of ours, driven the
+// same way: our store's CPU per request against the store it replaces, with express-session's call pattern
+// and none of the HTTP server's noise. With Redis in the run, each round also reports the redis-server's CPU
+// (INFO cpu, read at each round's start and end; a deferred touch of ours that Redis runs during the peer's
+// next round is billed to the peer: the table says so).
 //
 // A request, 20 in flight (as 20 keep-alive connections would): read-mostly `read` is get, then touch (express-
 // session's unmodified request), or set for every tenth; `write` is get then set (counter + 1); `new` is a set
@@ -23,9 +30,11 @@ import { join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import session from 'express-session'
+import { Redis } from 'ioredis'
 import { BENCH_DIR, startRedis, track, waitForEvent, withTimeout } from './lib/procs.js'
 import { DAY_MS } from './lib/sessions.js'
 import { median } from './lib/stats.js'
+import { NEEDS_REDIS, openStore } from './lib/stores.js'
 
 const IN_FLIGHT = 20
 
@@ -47,7 +56,15 @@ function sessionOf(Cookie, i) {
 
 /** The child: one build's store; runs a round of requests when told, and reports its CPU at each round's start. */
 async function child(spec) {
-  const { Cookie } = session
+  if (spec.peer !== undefined) {
+    const peer = await openStore(spec.peer, {
+      tmpRoot: spec.dir,
+      redisUrl: spec.redisUrl,
+      prefix: `ab-${spec.name}:`,
+      memorystoreMax: 1_000_000,
+    })
+    return serve(spec, peer.store, () => peer.close())
+  }
   const { TieredStore } = await import(spec.dist)
   const store = new TieredStore({
     disk: { path: join(spec.dir, 'sessions.db') },
@@ -60,6 +77,12 @@ async function child(spec) {
       10_000,
       'coherence',
     )
+  return serve(spec, store, () => store.close())
+}
+
+/** Fills the store, then runs each round of requests it is told to, reporting its CPU at the round's start. */
+async function serve(spec, store, close) {
+  const { Cookie } = session
   const sids = Array.from({ length: spec.sessions }, (_, i) => `sid-${i}-${'x'.repeat(24)}`)
   for (let i = 0; i < sids.length; i++) await call((cb) => store.set(sids[i], sessionOf(Cookie, i), cb))
   let next = 0
@@ -88,7 +111,7 @@ async function child(spec) {
       process.send({ type: 'done', cpuUs: cpu.user + cpu.system })
     } else if (msg.type === 'close') {
       const cpu = process.cpuUsage()
-      await store.close()
+      await close()
       process.send({ type: 'closed', cpuUs: cpu.user + cpu.system }, () => process.exit(0))
     }
   })
@@ -113,6 +136,7 @@ async function parent() {
   const { values: args } = parseArgs({
     options: {
       baseline: { type: 'string' },
+      peer: { type: 'string' },
       mode: { type: 'string', default: 'read' },
       sessions: { type: 'string', default: '1000' },
       ops: { type: 'string', default: '10000' },
@@ -120,17 +144,25 @@ async function parent() {
       shared: { type: 'boolean', default: false },
     },
   })
-  if (args.baseline === undefined) {
-    console.error('bench/build-ab.js: --baseline <checkout with a built dist/> is required')
+  if ((args.baseline === undefined) === (args.peer === undefined)) {
+    console.error(
+      'bench/build-ab.js: one of --baseline <checkout with a built dist/> or --peer <store> is required',
+    )
     process.exit(2)
   }
   if (!['read', 'write', 'new'].includes(args.mode)) throw new Error(`--mode: unknown mode ${args.mode}`)
   const ops = Number(args.ops)
   const rounds = Number(args.rounds)
   const root = mkdtempSync(join(tmpdir(), 'build-ab-'))
-  const redis = args.shared ? await startRedis() : null
+  const redis = args.shared || NEEDS_REDIS.has(args.peer) ? await startRedis() : null
+  const info = redis === null ? null : new Redis(redis.url)
+  const redisCpuUs = async () => {
+    const text = await info.info('cpu')
+    const field = (name) => Number(new RegExp(`${name}:([0-9.]+)`).exec(text)?.[1] ?? Number.NaN)
+    return (field('used_cpu_user') + field('used_cpu_sys')) * 1e6
+  }
   const builds = {
-    baseline: join(resolve(args.baseline), 'dist', 'index.js'),
+    baseline: args.peer === undefined ? join(resolve(args.baseline), 'dist', 'index.js') : null,
     ours: join(BENCH_DIR, '..', 'dist', 'index.js'),
   }
   const procs = {}
@@ -142,7 +174,9 @@ async function parent() {
         dir: mkdtempSync(join(root, `${name}-`)),
         mode: args.mode,
         sessions: Number(args.sessions),
-        redisUrl: redis?.url ?? null,
+        // NB: a peer store in the baseline's child; ours is shared only with --shared.
+        redisUrl: name === 'ours' && !args.shared ? null : (redis?.url ?? null),
+        ...(name === 'baseline' && args.peer !== undefined ? { peer: args.peer } : {}),
       }
       const proc = track(fork(fileURLToPath(import.meta.url), ['--child', JSON.stringify(spec)]))
       await reply(proc, 'ready')
@@ -150,9 +184,12 @@ async function parent() {
     }
     // Each build's CPU at the start of each of its rounds (and at the end): a round is billed up to the next.
     const starts = { baseline: [], ours: [] }
+    const redisUs = { baseline: [], ours: [] }
     const round = async (name) => {
+      const before = info === null ? 0 : await redisCpuUs()
       procs[name].send({ type: 'round', ops })
       starts[name].push((await reply(procs[name], 'done')).cpuUs)
+      if (info !== null) redisUs[name].push(((await redisCpuUs()) - before) / ops)
     }
     await round('baseline')
     await round('ours')
@@ -171,13 +208,24 @@ async function parent() {
     const base = per('baseline')
     const ours = per('ours')
     const ratios = ours.map((v, r) => v / base[r])
+    const baseName = args.peer ?? 'baseline'
     console.log(
-      `${args.mode}, ${args.shared ? 'shared' : 'local'}, ${args.sessions} sessions: baseline ${median(base).toFixed(1)} µs, ` +
+      `${args.mode}, ${args.shared ? 'shared' : 'local'}, ${args.sessions} sessions: ${baseName} ${median(base).toFixed(1)} µs, ` +
         `ours ${median(ours).toFixed(1)} µs of CPU per request; ours ÷ baseline, paired: ${median(ratios).toFixed(3)} ` +
         `(rounds: ${ratios.map((x) => x.toFixed(2)).join(' ')})`,
     )
+    if (info !== null) {
+      // NB: [0] is the warm-up round.
+      const redisOf = (name) => median(redisUs[name].slice(1))
+      console.log(
+        `Redis CPU per request (median over rounds): ${baseName} ${redisOf('baseline').toFixed(1)} µs, ours ` +
+          `${redisOf('ours').toFixed(1)} µs; server + Redis: ${baseName} ${(median(base) + redisOf('baseline')).toFixed(1)}, ` +
+          `ours ${(median(ours) + redisOf('ours')).toFixed(1)} µs`,
+      )
+    }
   } finally {
     for (const proc of Object.values(procs)) if (proc.exitCode === null) proc.kill('SIGKILL')
+    info?.disconnect()
     await redis?.stop()
     rmSync(root, { recursive: true, force: true })
   }

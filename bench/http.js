@@ -441,6 +441,8 @@ async function drive(c, server, cookies, scenario, seconds, seed, connections, s
       errors: after.errors - before.errors,
       lastError: after.lastError,
       cpuUsPerRequest: handled > 0 ? serverCpuUs / handled : Number.NaN,
+      // The same split into user and kernel time (all threads): the kernel's share is the sockets' work.
+      systemUsPerRequest: handled > 0 ? (after.cpu.system - before.cpu.system) / handled : Number.NaN,
       cpuShareOfOneCore: serverCpuUs / 1e6 / wallS,
       heapUsedMiB: after.heapUsed / 1024 / 1024,
       // µs per request: the main thread's run time and its wait for a core; the other threads' run time.
@@ -509,7 +511,7 @@ export async function runHttp(cfg, ctx) {
           tmpRoot: ctx.tmpRoot,
           redisUrl: c.net === 'lo' ? redis.url : c.net === 'proxy' ? proxy.url : undefined,
           memorystoreMax: cfg.memorystoreMax,
-          profileDir: cfg.profile === c.id ? ctx.resultsDir : undefined,
+          profileDir: cfg.profile?.split(',').includes(c.id) ? ctx.resultsDir : undefined,
         }),
       ),
     )
@@ -557,6 +559,7 @@ export async function runHttp(cfg, ctx) {
           ctx.log(
             `  [http ${scenario}] round ${round + 1}/${cfg.rounds} ${c.id.padEnd(20)} ${fmtInt(run.reqPerSec).padStart(6)} req/s ` +
               `p50 ${fmtMs(run.latencyMs.p50)} p99 ${fmtMs(run.latencyMs.p99)} ms, server ${fmtInt(run.server.cpuUsPerRequest)} µs/req ` +
+              `(kernel ${fmtInt(run.server.systemUsPerRequest)}) ` +
               `(${fmtInt(run.server.cpuShareOfOneCore * 100)}% of a core; load generator ${fmtInt(run.loadGenCpuShareOfOneCore * 100)}%` +
               (run.server.threads
                 ? `; main thread ${fmtInt(run.server.threads.mainRunUs)} + waits ${fmtInt(run.server.threads.mainWaitUs)}, other threads ${fmtInt(run.server.threads.otherRunUs)} µs/req`

@@ -18,7 +18,7 @@
 // all files live in one mkdtemp() directory that is deleted at the end.
 //
 // Options: --quick, --only store,http,memory,spill, --rounds N and --duration S (HTTP), --sessions N
-// (section 3/4), --http-only <id,id> (HTTP contenders), --scenarios read,write,new,paced (HTTP), --profile <http contender id> (that server runs
+// (section 3/4), --http-only <id,id> (HTTP contenders), --scenarios read,write,new,paced (HTTP), --profile <http contender id[,id]> (those servers run
 // under --cpu-prof; its profile lands in bench/results/), --no-proxy, --baseline DIR (HTTP: adds es-local-base and
 // ts-local-base, the same apps run from another checkout's bench/http-server.js and built dist/, e.g. a git
 // worktree of an earlier commit, to measure what a change costs in the same run; section 3: the flood also runs
