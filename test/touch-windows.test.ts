@@ -4,7 +4,7 @@
 
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import { TouchBatch } from '../src/redis/touch-batch.js'
-import type { TouchInput } from '../src/tiers/tier.js'
+import type { StoredRecord, TouchInput } from '../src/tiers/tier.js'
 import { MAX_TOUCH_WINDOW_MS, TOUCH_COMMIT_MS, touchWindowMs } from '../src/tiers/tier.js'
 import { MAX_PENDING_TOUCHES, TouchSchedule } from '../src/tiers/touch-schedule.js'
 import { openDiskTier } from './helpers/disk-tiers.js'
@@ -143,6 +143,48 @@ describe('deferred touches in local mode', () => {
     expect(tier.get('a')).toMatchObject({ expiresAt: later, payload: '{"cookie":{"t":1},"x":1}' })
     expect(tier.get('b')).toMatchObject({ expiresAt: clock.now() + HOUR, payload: '{"cookie":{},"x":2}' })
   })
+
+  it('a write that replaces the row drops the touch collected before it; an update builds on it', async () => {
+    const { tier, clock } = openDiskTier()
+    const write = (sid: string) =>
+      tier.write(sid, { payload: '{"cookie":{},"x":1}', expiresAt: clock.now() + HOUR, userId: null })
+    const touch = (sid: string, version: number) =>
+      tier.touchLater(sid, {
+        version,
+        expiresAt: clock.now() + 2 * HOUR,
+        cookieText: '{"t":1}',
+        userId: null,
+        windowMs: 60_000,
+      })
+    const [a, b, c] = await Promise.all([write('a'), write('b'), write('c')])
+    touch('a', (a as StoredRecord).version)
+    touch('b', (b as StoredRecord).version)
+    touch('c', (c as StoredRecord).version)
+    // A set (the whole row, a shorter life than the touch's) and a destroy: queued alone, the touch dropped.
+    const set = tier.write('a', {
+      payload: '{"cookie":{},"x":2}',
+      expiresAt: clock.now() + HOUR,
+      userId: null,
+    })
+    expect(tier.pendingWrites).toBe(1)
+    const destroyed = tier.delete('b')
+    expect(tier.pendingWrites).toBe(2)
+    // A read-modify-write goes after the touch, and sees its cookie and expiry.
+    const updated = tier.update('c', (current) => ({
+      ...current,
+      payload: current.payload.replace('"x":1', '"x":3'),
+    }))
+    expect(tier.pendingWrites).toBe(4)
+    await Promise.all([set, destroyed, updated])
+    tier.commitTouches()
+    expect(tier.pendingWrites).toBe(0)
+    expect(tier.get('a')).toMatchObject({ expiresAt: clock.now() + HOUR, payload: '{"cookie":{},"x":2}' })
+    expect(tier.get('b')).toBeUndefined()
+    expect(tier.get('c')).toMatchObject({
+      expiresAt: clock.now() + 2 * HOUR,
+      payload: '{"cookie":{"t":1},"x":3}',
+    })
+  })
 })
 
 describe('deferred touches in shared mode', () => {
@@ -176,5 +218,28 @@ describe('deferred touches in shared mode', () => {
     ])
     await batch.commit()
     expect(sent.map(([sid]) => sid)).toEqual(['short', 'long', 'rest'])
+  })
+
+  it('a touch made on a version older than a write since is dropped; a newer one is kept', async () => {
+    const sent: string[] = []
+    const batch = new TouchBatch(async (sid) => {
+      sent.push(sid)
+    })
+    const touch = (version: number): TouchInput => ({
+      version,
+      expiresAt: 1,
+      cookieText: '{}',
+      userId: null,
+      windowMs: 60_000,
+    })
+    batch.add('stale', touch(3))
+    batch.add('current', touch(4))
+    batch.add('destroyed', touch(9))
+    // A write made version 4 of each, and a destroy left a tombstone.
+    batch.dropOlder('stale', 4)
+    batch.dropOlder('current', 4)
+    batch.dropOlder('destroyed', Number.POSITIVE_INFINITY)
+    await batch.commit()
+    expect(sent).toEqual(['current'])
   })
 })

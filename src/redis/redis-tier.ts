@@ -312,6 +312,8 @@ export class RedisTier implements Tier, DeferredTouches {
     if (previousUser !== '' && previousUser !== record.userId)
       await this.#index.remove(sid, previousUser, budget)
     const stored = { payload: record.payload, expiresAt, userId: record.userId, createdAt, version }
+    // NB: before onCommit: a touch collected until now was made on an older copy (the script would refuse it).
+    this.#touches.dropOlder(sid, version)
     if (Number(reply[2]) === 1) options.onCreated?.()
     options.onCommit?.(stored)
     return stored
@@ -527,6 +529,8 @@ export class RedisTier implements Tier, DeferredTouches {
       budget,
     )) as [number, string]
     const existed = Number(reply[0]) === 1 || legacyExisted
+    // NB: a tombstone stands now: the script refuses every touch of the session.
+    if (existed) this.#touches.dropOlder(sid, Number.POSITIVE_INFINITY)
     if (existed) await this.#index.remove(sid, reply[1], budget)
     options.onCommit?.(existed)
     return existed

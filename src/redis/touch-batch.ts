@@ -32,6 +32,15 @@ export class TouchBatch {
       this.#touches.set(sid, touch, touch.windowMs)
   }
 
+  /**
+   * Drops the collected touch of `sid` if it was made on a version before `version` (a data write since then made
+   * it stale: Redis would refuse it, so sending it would only cost a script call).
+   */
+  dropOlder(sid: string, version: number): void {
+    const pending = this.#touches.get(sid)
+    if (pending !== undefined && pending.version < version) this.#touches.delete(sid)
+  }
+
   /** Sends the collected touches now and waits for them (and for the batches already in flight). */
   async commit(): Promise<void> {
     await this.#sending

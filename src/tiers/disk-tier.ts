@@ -13,7 +13,7 @@ import { CacheWrites } from './cache-writes.js'
 import type { DiskStatements, RawRow } from './disk-statements.js'
 import { prepareStatements, toRecord } from './disk-statements.js'
 import type { DiskOp, DiskResult, TouchOp } from './disk-writes.js'
-import { applyOp, mayPut, putRow, toOutboxEntry } from './disk-writes.js'
+import { applyOp, mayPut, putRow, replacesRow, toOutboxEntry } from './disk-writes.js'
 import { GroupCommit } from './group-commit.js'
 import type { Inventory } from './inventory.js'
 import { diskInventory } from './inventory.js'
@@ -244,7 +244,10 @@ export class DiskTier implements Tier, DeferredTouches, SpillCache, OutboxLog {
     } catch (error) {
       return Promise.reject(error)
     }
-    if ((this.#touchSchedule.size > 0 || this.#touchesDue.size > 0) && 'sid' in op) this.#touchFirst(op.sid)
+    if ((this.#touchSchedule.size > 0 || this.#touchesDue.size > 0) && 'sid' in op) {
+      if (replacesRow(op)) this.#dropTouch(op.sid)
+      else this.#touchFirst(op.sid)
+    }
     return this.#writes.enqueue(op, onCommit)
   }
 
@@ -349,6 +352,18 @@ export class DiskTier implements Tier, DeferredTouches, SpillCache, OutboxLog {
     if (op === undefined) return
     this.#touchesDue.delete(sid)
     this.#enqueueTouch(op)
+  }
+
+  /**
+   * Before a write that replaces or deletes the row of `sid`: its collected touch, not handed to the group commit
+   * yet, is dropped: the write sets the cookie and expiry itself (as the touch would have been overwritten by it),
+   * so committing the touch first would only read, decode and rewrite a row about to be replaced.
+   */
+  #dropTouch(sid: string): void {
+    const op = this.#touchesDue.get(sid) ?? this.#touchSchedule.delete(sid)
+    if (op === undefined) return
+    this.#touchesDue.delete(sid)
+    if (this.#touches.get(sid) === op) this.#touches.delete(sid)
   }
 
   /** Commits the queued touches (with every other queued write) now. */

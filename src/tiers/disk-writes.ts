@@ -37,6 +37,14 @@ export type DiskResult = StoredRecord | UpdateResult | boolean | number
 const MISSING: UpdateResult = { status: 'missing' }
 const UNCHANGED: UpdateResult = { status: 'unchanged' }
 
+/**
+ * True when the op writes the whole row of its session, or deletes it whatever its version: a touch collected
+ * before it has nothing left to add.
+ */
+export function replacesRow(op: DiskOp): boolean {
+  return op.type === 'put' || (op.type === 'delete' && op.upToVersion === undefined)
+}
+
 /** True when the op may leave a session row behind (so lookups can no longer be skipped). */
 export function mayPut(op: DiskOp): boolean {
   return op.type === 'put' || op.type === 'update' || op.type === 'outbox-set'
