@@ -97,7 +97,7 @@ export class WritePath {
         // NB: ordering after other writers' versions and the user-index hint matter only to a shared authority.
         const options: WriteOptions =
           ctx.shared === null
-            ? { onCommit }
+            ? { onCommit, fresh: ctx.memory.peek(sid) === undefined }
             : {
                 after: this.#offline.knownVersion(sid),
                 previousUser: ctx.memory.peek(sid)?.userId,

@@ -270,7 +270,7 @@ export class DiskTier implements Tier, DeferredTouches, SpillCache, OutboxLog {
 
   /** Queues an upsert; resolves to the stored record (with its new version) once committed. */
   write(sid: string, record: RecordInput, options: WriteOptions = {}): Promise<StoredRecord> {
-    const op: DiskOp = { type: 'put', sid, record, after: options.after ?? 0 }
+    const op: DiskOp = { type: 'put', sid, record, after: options.after ?? 0, fresh: options.fresh === true }
     return this.#enqueue(op, options.onCommit as (r: DiskResult) => void) as Promise<StoredRecord>
   }
 

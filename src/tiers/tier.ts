@@ -47,6 +47,11 @@ export interface WriteOptions {
   readonly after?: number
   /** The user of the copy the caller holds, if any: a hint that lets a tier with a user index skip an update. */
   readonly previousUser?: string | null
+  /**
+   * A hint: the caller holds no copy, so the session is probably new. The disk tier then inserts at once instead
+   * of first trying the UPDATE of an existing row (the same row either way).
+   */
+  readonly fresh?: boolean
   /** Called once the write is durable, before the returned value settles: keeps caches in step with commits. */
   readonly onCommit?: (stored: StoredRecord) => void
   /**
