@@ -187,6 +187,41 @@ describe('deferred touches in local mode', () => {
   })
 })
 
+describe('a touch dropped for a write that replaces the row (local mode)', () => {
+  it('keeps the sweeper off the row until that write commits; a touch after the write is committed', async () => {
+    const { tier, clock } = openDiskTier()
+    const write = (sid: string, x: number, ms: number) =>
+      tier.write(sid, { payload: `{"cookie":{},"x":${x}}`, expiresAt: clock.now() + ms, userId: null })
+    const touch = (sid: string, version: number, ms: number) =>
+      tier.touchLater(sid, {
+        version,
+        expiresAt: clock.now() + ms,
+        cookieText: '{"t":1}',
+        userId: null,
+        windowMs: 60_000,
+      })
+    const s = await write('s', 1, 10_000)
+    const d = await write('d', 1, 10_000)
+    touch('s', s.version, HOUR)
+    touch('d', d.version, HOUR)
+    // Both rows look expired on disk; memory (touched) has them live. A set and a destroy are queued, and a
+    // sweep runs before they commit: it must leave the rows alone.
+    clock.advance(20_000)
+    const set = write('s', 2, HOUR)
+    const destroyed = tier.delete('d')
+    // A touch of the version the set will make, while the set waits: a touch of its own, not lost in the dropped one.
+    touch('s', s.version + 1, 2 * HOUR)
+    expect(tier.sweep(clock.now(), 100)).toBe(0)
+    expect((await set).version).toBe(s.version + 1)
+    expect(await destroyed).toBe(true)
+    tier.commitTouches()
+    expect(tier.get('s')).toMatchObject({ expiresAt: clock.now() + 2 * HOUR, version: s.version + 1 })
+    // Once the writes are done nothing guards the rows any more: an expired one is swept.
+    clock.advance(3 * HOUR)
+    expect(tier.sweep(clock.now(), 100)).toBe(1)
+  })
+})
+
 describe('deferred touches in shared mode', () => {
   it('are sent once their window is up, the latest of each session, and at once on commit()', async () => {
     vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] })

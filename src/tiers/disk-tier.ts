@@ -245,8 +245,20 @@ export class DiskTier implements Tier, DeferredTouches, SpillCache, OutboxLog {
       return Promise.reject(error)
     }
     if ((this.#touchSchedule.size > 0 || this.#touchesDue.size > 0) && 'sid' in op) {
-      if (replacesRow(op)) this.#dropTouch(op.sid)
-      else this.#touchFirst(op.sid)
+      if (replacesRow(op)) {
+        const dropped = this.#dropTouch(op.sid)
+        const done = this.#writes.enqueue(op, onCommit)
+        // NB: the dropped touch keeps the sweeper off the row until the write is done (it may look expired on
+        // disk while memory, touched, has it live: a sweep meanwhile would delete a live session).
+        if (dropped !== undefined) {
+          const release = () => {
+            if (this.#touches.get(op.sid) === dropped) this.#touches.delete(op.sid)
+          }
+          done.then(release, release)
+        }
+        return done
+      }
+      this.#touchFirst(op.sid)
     }
     return this.#writes.enqueue(op, onCommit)
   }
@@ -301,7 +313,7 @@ export class DiskTier implements Tier, DeferredTouches, SpillCache, OutboxLog {
   touchLater(sid: string, touch: TouchInput): void {
     this.#checkOpen()
     const queued = this.#touches.get(sid)
-    if (queued !== undefined) {
+    if (queued !== undefined && queued.dropped !== true) {
       if (replacesPendingTouch(queued.latest, touch)) queued.latest = touch
       return
     }
@@ -357,13 +369,15 @@ export class DiskTier implements Tier, DeferredTouches, SpillCache, OutboxLog {
   /**
    * Before a write that replaces or deletes the row of `sid`: its collected touch, not handed to the group commit
    * yet, is dropped: the write sets the cookie and expiry itself (as the touch would have been overwritten by it),
-   * so committing the touch first would only read, decode and rewrite a row about to be replaced.
+   * so committing the touch first would only read, decode and rewrite a row about to be replaced. Returns the
+   * dropped op, which stays in #touches (marked) as the sweeper's guard until the write is done.
    */
-  #dropTouch(sid: string): void {
+  #dropTouch(sid: string): TouchOp | undefined {
     const op = this.#touchesDue.get(sid) ?? this.#touchSchedule.delete(sid)
-    if (op === undefined) return
+    if (op === undefined) return undefined
     this.#touchesDue.delete(sid)
-    if (this.#touches.get(sid) === op) this.#touches.delete(sid)
+    op.dropped = true
+    return op
   }
 
   /** Commits the queued touches (with every other queued write) now. */

@@ -13,6 +13,11 @@ export interface TouchOp {
   readonly type: 'touch'
   readonly sid: string
   latest: TouchInput
+  /**
+   * True once a write that replaces the row was queued after it: it is never committed, and stays only to keep
+   * the sweeper off the row until that write commits (later touches start a new op).
+   */
+  dropped?: boolean
 }
 
 /** One write in a group-committed transaction. */
