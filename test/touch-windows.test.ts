@@ -220,6 +220,27 @@ describe('a touch dropped for a write that replaces the row (local mode)', () =>
     clock.advance(3 * HOUR)
     expect(tier.sweep(clock.now(), 100)).toBe(1)
   })
+
+  it('stops guarding the row once the write is done, with no touch after it', async () => {
+    const { tier, clock } = openDiskTier()
+    const first = await tier.write('s', {
+      payload: '{"cookie":{},"x":1}',
+      expiresAt: clock.now() + 10_000,
+      userId: null,
+    })
+    tier.touchLater('s', {
+      version: first.version,
+      expiresAt: clock.now() + HOUR,
+      cookieText: '{"t":1}',
+      userId: null,
+      windowMs: 60_000,
+    })
+    clock.advance(20_000)
+    await tier.write('s', { payload: '{"cookie":{},"x":2}', expiresAt: clock.now() + 1_000, userId: null })
+    clock.advance(2_000)
+    expect(tier.sweep(clock.now(), 100)).toBe(1)
+    expect(tier.get('s')).toBeUndefined()
+  })
 })
 
 describe('deferred touches in shared mode', () => {

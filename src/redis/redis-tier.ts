@@ -529,8 +529,8 @@ export class RedisTier implements Tier, DeferredTouches {
       budget,
     )) as [number, string]
     const existed = Number(reply[0]) === 1 || legacyExisted
-    // NB: a tombstone stands now: the script refuses every touch of the session (not so when only connect-redis's
-    // copy was there: ours may be newer than an outbox replay's `upToVersion`).
+    // NB: a tombstone (or, for a key that had no expiry, no key) stands now: the script refuses every touch of the
+    // session (not so when only connect-redis's copy was there: ours may be newer than a replay's `upToVersion`).
     if (Number(reply[0]) === 1) this.#touches.dropOlder(sid, Number.POSITIVE_INFINITY)
     if (existed) await this.#index.remove(sid, reply[1], budget)
     options.onCommit?.(existed)

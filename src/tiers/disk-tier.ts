@@ -346,9 +346,13 @@ export class DiskTier implements Tier, DeferredTouches, SpillCache, OutboxLog {
   #queueTouches(): void {
     if (this.#touchPacer !== undefined) clearImmediate(this.#touchPacer)
     this.#touchPacer = undefined
-    for (const op of this.#touchesDue.values()) this.#enqueueTouch(op)
-    for (const op of this.#touchSchedule.takeAll().values()) this.#enqueueTouch(op)
+    // NB: both taken out before any is queued: a full batch may commit inside the loop, and a write its callbacks
+    // queue must not find (and drop, or queue again) a touch already handed over.
+    const due = this.#touchesDue
     this.#touchesDue = new Map()
+    const scheduled = this.#touchSchedule.takeAll()
+    for (const op of due.values()) this.#enqueueTouch(op)
+    for (const op of scheduled.values()) this.#enqueueTouch(op)
   }
 
   #enqueueTouch(op: TouchOp): void {
