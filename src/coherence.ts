@@ -137,7 +137,7 @@ export class Coherence {
   /** Another instance wrote or destroyed `sid`, making it `version`. */
   #apply(sid: string, version: number): void {
     for (const read of this.#inflight.get(sid) ?? []) read.newest = Math.max(read.newest, version)
-    const cached = this.#options.memory.peek(sid)
+    const cached = this.#options.memory.peekMeta(sid)
     // NB: keep our own newer copy (a write of ours that Redis ordered after this one).
     if (cached === undefined || cached.version < version) this.#options.memory.delete(sid)
     this.#options.dropCopy(sid)

@@ -116,6 +116,16 @@ describe('MemoryTier with payloads in the slab', () => {
     expect({ ...copy }).toMatchObject({ payload: '{"n":1}', version: 1, bytes: 7 })
   })
 
+  it('peekMeta() gives the metadata of the record peek() would copy, and nothing for a session not held', () => {
+    const { clock, memory } = tier()
+    memory.write('a', { payload: '{"n":1}', expiresAt: clock.now() + 1000, userId: 'u', createdAt: 5 })
+    const { payload: _payload, ...meta } = { ...(memory.peek('a') as MemoryRecord) }
+    expect(memory.peekMeta('a')).toMatchObject(meta)
+    expect(memory.peekMeta('b')).toBeUndefined()
+    memory.delete('a')
+    expect(memory.peekMeta('a')).toBeUndefined()
+  })
+
   it('gives every copy of one stored record the same identity, and a rewrite a new one', () => {
     const { clock, memory } = tier()
     const written = memory.write('a', { payload: '{"n":1}', expiresAt: clock.now() + 1000, userId: null })

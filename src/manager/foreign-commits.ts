@@ -114,7 +114,7 @@ export class ForeignCommits {
     const stamps = disk.stampsOf(sids)
     let dropped = 0
     for (const sid of sids) {
-      const copy = memory.peek(sid)
+      const copy = memory.peekMeta(sid)
       if (copy === undefined) continue
       const row = stamps.get(sid)
       if (row !== undefined && row.version === copy.version && row.expiresAt === copy.expiresAt) continue

@@ -77,7 +77,7 @@ export class OutboxWrites {
   knownVersion(sid: string): number {
     const ctx = this.#ctx
     const pending = ctx.shared?.outbox?.versionOf(sid) ?? 0
-    const cached = ctx.memory.peek(sid)?.version
+    const cached = ctx.memory.peekMeta(sid)?.version
     // NB: a copy in memory is at least as new as one on disk (disk copies are spilled from memory).
     if (cached !== undefined || ctx.cache === null) return Math.max(pending, cached ?? 0)
     let onDisk = 0

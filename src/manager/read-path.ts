@@ -156,7 +156,7 @@ export class ReadPath {
     // NB: a session connect-redis wrote (migrate) is served, not cached: its first write converts it.
     const cacheable = fresh.legacy === undefined && !shared.outbox?.has(sid)
     if ((current || shared.coherence.lostDuring(read)) && cacheable) {
-      const mine = ctx.memory.peek(sid)
+      const mine = ctx.memory.peekMeta(sid)
       if (mine === undefined || mine.version <= fresh.version)
         ctx.remember(sid, fresh, current ? now : undefined)
       if (diskCopy) ctx.dropCacheCopy(sid)

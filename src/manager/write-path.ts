@@ -97,10 +97,10 @@ export class WritePath {
         // NB: ordering after other writers' versions and the user-index hint matter only to a shared authority.
         const options: WriteOptions =
           ctx.shared === null
-            ? { onCommit, fresh: ctx.memory.peek(sid) === undefined }
+            ? { onCommit, fresh: ctx.memory.peekMeta(sid) === undefined }
             : {
                 after: this.#offline.knownVersion(sid),
-                previousUser: ctx.memory.peek(sid)?.userId,
+                previousUser: ctx.memory.peekMeta(sid)?.userId,
                 onCommit,
                 onCreated: () => {
                   created = true
@@ -220,7 +220,7 @@ export class WritePath {
    */
   #createdAt(sid: string, now: number): number | undefined {
     const ctx = this.#ctx
-    const cached = ctx.memory.peek(sid)
+    const cached = ctx.memory.peekMeta(sid)
     if (cached !== undefined && cached.expiresAt > now) return cached.createdAt
     const stored = ctx.readDisk(sid)
     return stored !== undefined && stored.expiresAt > now ? stored.createdAt : undefined
@@ -351,7 +351,7 @@ export class WritePath {
     const pending = ctx.shared?.outbox?.get(sid)
     if (pending !== undefined)
       return pending.op === 'set' && pending.record.expiresAt > now ? pending.record.userId : undefined
-    const cached = ctx.memory.peek(sid)
+    const cached = ctx.memory.peekMeta(sid)
     if (cached !== undefined && cached.expiresAt > now) return cached.userId
     try {
       return ctx.disk?.get(sid)?.userId

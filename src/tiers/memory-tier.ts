@@ -19,6 +19,16 @@ import type {
   WriteOptions,
 } from './tier.js'
 
+/** What the memory tier knows of a record without decoding its payload. */
+export interface RecordMeta {
+  readonly expiresAt: number
+  readonly version: number
+  readonly userId: string | null
+  readonly createdAt: number | undefined
+  /** UTF-8 bytes of the payload. */
+  readonly bytes: number
+}
+
 /** A record in memory, with its exact payload size. */
 export interface MemoryRecord extends StoredRecord {
   /** UTF-8 bytes of the payload. */
@@ -171,6 +181,14 @@ export class MemoryTier implements Tier {
   peek(sid: string): MemoryRecord | undefined {
     const record = this.#lru.peek(sid)
     return record === undefined ? undefined : new MemoryCopy(record, record.payload)
+  }
+
+  /**
+   * The record's metadata, live or not, without touching recency and without decoding its payload (peek() makes
+   * a string of it): for callers that need only its version, user, expiry or creation time, right away.
+   */
+  peekMeta(sid: string): RecordMeta | undefined {
+    return this.#lru.peek(sid)
   }
 
   /** Stores a record now; without `version` it gets one more than the copy held (and than `after`). */
