@@ -264,14 +264,19 @@ export class EngineContext {
     this.report(error)
   }
 
-  /** Drops the disk cache's copy of a session (shared mode), unless the outbox holds it. */
-  dropCacheCopy(sid: string): void {
-    if (this.cache === null || this.shared?.outbox?.has(sid)) return
+  /**
+   * Drops the disk cache's copy of a session (shared mode), unless the outbox holds it; true when the cache holds
+   * no row of it now (or only one on its way out).
+   */
+  dropCacheCopy(sid: string): boolean {
+    if (this.cache === null || this.shared?.outbox?.has(sid)) return false
     try {
       this.cache.dropNow(sid)
+      return true
     } catch (error) {
       // NB: a copy left behind is harmless: shared mode checks a disk copy's version in Redis before serving it.
       this.#cacheFailed(wrapError(ErrorCodes.DISK_IO, 'dropping a cached session failed', error))
+      return false
     }
   }
 

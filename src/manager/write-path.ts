@@ -284,6 +284,7 @@ export class WritePath {
     } catch {
       return false
     }
+    const noCacheRow = shared !== null && ctx.memory.peekMeta(sid)?.noCacheRow === true
     const touched = ctx.memory.write(sid, {
       payload,
       expiresAt: touch.expiresAt,
@@ -291,6 +292,8 @@ export class WritePath {
       createdAt: cached.createdAt,
       version: cached.version,
     })
+    // NB: the same session, rewritten in memory: what was known of the cache's row holds.
+    if (noCacheRow) ctx.memory.markNoCacheRow(sid)
     shared?.coherence.carryTrust(cached, touched)
     ctx.counters.writes++
     ctx.authority.touchLater(sid, {
@@ -514,6 +517,9 @@ export class WritePath {
     }
     outbox?.superseded(sid)
     const coherence = ctx.shared?.coherence
+    // NB: shared mode: a copy held since a write that dropped the cache's row says none came since (a spilled
+    // record leaves memory): no lookup in the file for it on every write.
+    const noCacheRow = ctx.memory.peekMeta(sid)?.noCacheRow === true
     if (tracked === undefined || coherence?.isCurrent(tracked, stored.version)) {
       ctx.remember(sid, stored, ctx.now())
     } else if (coherence?.lostDuring(tracked)) {
@@ -521,7 +527,7 @@ export class WritePath {
       // before it is served; during an outage it is the best there is), not dropped.
       ctx.remember(sid, stored)
     } else ctx.memory.delete(sid)
-    ctx.dropCacheCopy(sid)
+    if (noCacheRow || ctx.dropCacheCopy(sid)) ctx.memory.markNoCacheRow(sid)
     ctx.counters.writes++
   }
 

@@ -27,6 +27,12 @@ export interface RecordMeta {
   readonly createdAt: number | undefined
   /** UTF-8 bytes of the payload. */
   readonly bytes: number
+  /**
+   * Shared mode: true once the spill cache is known to hold no row of this session (set by
+   * {@link MemoryTier.markNoCacheRow} after a write dropped it). A record spilled leaves memory in the same step,
+   * so while it is held no row can appear; false (unknown) for every record written otherwise.
+   */
+  readonly noCacheRow: boolean
 }
 
 /** A record in memory, with its exact payload size. */
@@ -48,6 +54,7 @@ class HeldRecord implements MemoryRecord {
   readonly userId: string | null
   readonly createdAt: number | undefined
   readonly bytes: number
+  noCacheRow = false
   readonly #slab: PayloadSlab
   /** First block of the payload in the slab; -1 once released. */
   #head: number
@@ -189,6 +196,12 @@ export class MemoryTier implements Tier {
    */
   peekMeta(sid: string): RecordMeta | undefined {
     return this.#lru.peek(sid)
+  }
+
+  /** Notes that the spill cache holds no row of the session held now (see {@link RecordMeta.noCacheRow}). */
+  markNoCacheRow(sid: string): void {
+    const record = this.#lru.peek(sid)
+    if (record !== undefined) record.noCacheRow = true
   }
 
   /** Stores a record now; without `version` it gets one more than the copy held (and than `after`). */
