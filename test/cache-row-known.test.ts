@@ -1,6 +1,7 @@
 // Shared mode: once the spill cache holds rows, a write must make sure the file keeps no older copy of the
 // session (a SQLite lookup on the event loop). A copy held in memory since a write that did that says the file
-// has none (a spilled record leaves memory in the same step): its next writes, and touches in between, skip it.
+// has none (a spilled record leaves memory in the same step): its next writes, and touches in between, skip it;
+// once spilled again and read back, the next write asks the file again.
 
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import { hashSid } from '../src/at-rest/session-key.js'
@@ -39,6 +40,16 @@ describe('the spill cache row of a session written again (shared mode)', () => {
     await store.set('fill0', sharedSession(clock.now(), HOUR, { i: 0, n: 3 }))
     expect(dropsOfFill0()).toBe(1)
     expect(await store.get('fill0')).toMatchObject({ i: 0, n: 3 })
+    // Spilled again (its record left memory, and what was known with it), read back, written: asked again.
+    for (let i = 200; i < 400; i++)
+      await store.set(`fill${i}`, sharedSession(clock.now(), HOUR, { i, pad: 'p'.repeat(900) }))
+    await store.flush()
+    const fromDisk = store.stats().hits.disk
+    expect(await store.get('fill0')).toMatchObject({ i: 0, n: 3 })
+    expect(store.stats().hits.disk).toBe(fromDisk + 1)
+    await store.set('fill0', sharedSession(clock.now(), HOUR, { i: 0, n: 4 }))
+    expect(dropsOfFill0()).toBe(2)
+    expect(await store.get('fill0')).toMatchObject({ i: 0, n: 4 })
     expect(store.stats().errors).toEqual({})
   })
 })

@@ -265,14 +265,13 @@ export class EngineContext {
   }
 
   /**
-   * Drops the disk cache's copy of a session (shared mode), unless the outbox holds it; true when the cache holds
-   * no row of it now (or only one on its way out).
+   * Drops the disk cache's copy of a session (shared mode), unless the outbox holds it; true when the file holds
+   * no row of it now (false too when the row was still on its way: its delete is the worker's, and may fail).
    */
   dropCacheCopy(sid: string): boolean {
     if (this.cache === null || this.shared?.outbox?.has(sid)) return false
     try {
-      this.cache.dropNow(sid)
-      return true
+      return this.cache.dropNow(sid)
     } catch (error) {
       // NB: a copy left behind is harmless: shared mode checks a disk copy's version in Redis before serving it.
       this.#cacheFailed(wrapError(ErrorCodes.DISK_IO, 'dropping a cached session failed', error))

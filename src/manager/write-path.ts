@@ -293,7 +293,7 @@ export class WritePath {
       version: cached.version,
     })
     // NB: the same session, rewritten in memory: what was known of the cache's row holds.
-    if (noCacheRow) ctx.memory.markNoCacheRow(sid)
+    if (noCacheRow) ctx.memory.markNoCacheRow(sid, touched)
     shared?.coherence.carryTrust(cached, touched)
     ctx.counters.writes++
     ctx.authority.touchLater(sid, {
@@ -520,14 +520,16 @@ export class WritePath {
     // NB: shared mode: a copy held since a write that dropped the cache's row says none came since (a spilled
     // record leaves memory): no lookup in the file for it on every write.
     const noCacheRow = ctx.memory.peekMeta(sid)?.noCacheRow === true
+    let kept: StoredRecord | undefined
     if (tracked === undefined || coherence?.isCurrent(tracked, stored.version)) {
-      ctx.remember(sid, stored, ctx.now())
+      kept = ctx.remember(sid, stored, ctx.now())
     } else if (coherence?.lostDuring(tracked)) {
       // NB: the channel dropped meanwhile: the copy may be stale, so it is kept unverified (checked against Redis
       // before it is served; during an outage it is the best there is), not dropped.
-      ctx.remember(sid, stored)
+      kept = ctx.remember(sid, stored)
     } else ctx.memory.delete(sid)
-    if (noCacheRow || ctx.dropCacheCopy(sid)) ctx.memory.markNoCacheRow(sid)
+    // NB: only the record just kept is marked (a spill that remember() started may have replaced it already).
+    if ((noCacheRow || ctx.dropCacheCopy(sid)) && kept !== undefined) ctx.memory.markNoCacheRow(sid, kept)
     ctx.counters.writes++
   }
 

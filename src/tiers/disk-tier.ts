@@ -623,16 +623,20 @@ export class DiskTier implements Tier, DeferredTouches, SpillCache, OutboxLog {
     return this.#cacheWrites?.settled() ?? Promise.resolve()
   }
 
-  /** Deletes one row now (dropping a cached copy that is no longer current). */
-  dropNow(sid: string): void {
+  /**
+   * Deletes one row now (dropping a cached copy that is no longer current). True when the file holds no row of
+   * `sid` now; false when a row still on its way got a delete after it (the worker's, later).
+   */
+  dropNow(sid: string): boolean {
     // NB: a row still on its way to the file is deleted after it, by the worker, in order.
-    if (this.#cacheWrites?.drop(sid)) return
+    if (this.#cacheWrites?.drop(sid)) return false
     // NB: look first: a DELETE that finds nothing still costs a write transaction, and most sessions
     // (never spilled) have no row here; while nothing was ever put, not even the look is needed.
-    if (!this.#mayHoldSessions) return
+    if (!this.#mayHoldSessions) return true
     this.#change('a session', () =>
       this.#stmt.exists.get(sid) === undefined ? 0 : this.#stmt.delete.run(sid).changes,
     )
+    return true
   }
 
   /** Deletes every session row now (the outbox is kept). */

@@ -198,10 +198,13 @@ export class MemoryTier implements Tier {
     return this.#lru.peek(sid)
   }
 
-  /** Notes that the spill cache holds no row of the session held now (see {@link RecordMeta.noCacheRow}). */
-  markNoCacheRow(sid: string): void {
+  /**
+   * Notes that the spill cache holds no row of the session (see {@link RecordMeta.noCacheRow}): of the record
+   * held now, only if it is the one `copy` (a copy this tier handed out) stands for.
+   */
+  markNoCacheRow(sid: string, copy: StoredRecord): void {
     const record = this.#lru.peek(sid)
-    if (record !== undefined) record.noCacheRow = true
+    if (record !== undefined && MemoryCopy.identityOf(copy) === record) record.noCacheRow = true
   }
 
   /** Stores a record now; without `version` it gets one more than the copy held (and than `after`). */

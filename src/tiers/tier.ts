@@ -200,8 +200,11 @@ export interface SpillCache {
   keepNow(rows: ReadonlyArray<readonly [string, StoredRecord]>): void
   /** Stores spilled records in the background (or now, when nothing runs in the background); `outcome` hears how. */
   keepLater(rows: ReadonlyArray<readonly [string, StoredRecord]>, outcome: KeepOutcome): void
-  /** Drops the copy of `sid` now, if there is one. */
-  dropNow(sid: string): void
+  /**
+   * Drops the copy of `sid` now, if there is one. True when the file holds no row of it now; false when a copy
+   * still on its way was given a delete that follows it (done by the worker, later).
+   */
+  dropNow(sid: string): boolean
   /** Drops every copy now. */
   clearNow(): void
 }
