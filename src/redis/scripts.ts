@@ -68,9 +68,8 @@ const INDEX_ADD = (key: string, sid: number, until: number) => `do
   end
   local at = tonumber(ARGV[${until}]) or 0
   if (redis.REDIS_VERSION_NUM or 0) >= 458752 then
-    if redis.call('PEXPIREAT', ${key}, string.format('%d', at), 'NX') == 0 then
-      redis.call('PEXPIREAT', ${key}, string.format('%d', at), 'GT')
-    end
+    local atText = string.format('%d', at)
+    if redis.call('PEXPIREAT', ${key}, atText, 'NX') == 0 then redis.call('PEXPIREAT', ${key}, atText, 'GT') end
   else
     local ttl = redis.call('PTTL', ${key})
     local now = redis.call('TIME')

@@ -244,23 +244,22 @@ export class DiskTier implements Tier, DeferredTouches, SpillCache, OutboxLog {
     } catch (error) {
       return Promise.reject(error)
     }
+    let dropped: TouchOp | undefined
     if ((this.#touchSchedule.size > 0 || this.#touchesDue.size > 0) && 'sid' in op) {
-      if (replacesRow(op)) {
-        const dropped = this.#dropTouch(op.sid)
-        const done = this.#writes.enqueue(op, onCommit)
-        // NB: the dropped touch keeps the sweeper off the row until the write is done (it may look expired on
-        // disk while memory, touched, has it live: a sweep meanwhile would delete a live session).
-        if (dropped !== undefined) {
-          const release = () => {
-            if (this.#touches.get(op.sid) === dropped) this.#touches.delete(op.sid)
-          }
-          done.then(release, release)
-        }
-        return done
-      }
-      this.#touchFirst(op.sid)
+      if (replacesRow(op)) dropped = this.#dropTouch(op.sid)
+      else this.#touchFirst(op.sid)
     }
-    return this.#writes.enqueue(op, onCommit)
+    const done = this.#writes.enqueue(op, onCommit)
+    // NB: the dropped touch keeps the sweeper off the row until the write is done (it may look expired on disk
+    // while memory, touched, has it live: a sweep meanwhile would delete a live session).
+    if (dropped !== undefined) {
+      const sid = dropped.sid
+      const release = () => {
+        if (this.#touches.get(sid) === dropped) this.#touches.delete(sid)
+      }
+      done.then(release, release)
+    }
+    return done
   }
 
   // ---- the Tier contract ----------------------------------------------------------------------------
