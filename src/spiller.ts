@@ -32,11 +32,11 @@ export interface SpillerOptions {
   readonly sliceClock?: () => number
 }
 
-/** Most sessions moved per step of a slice (one moveDown each: one SQLite transaction in shared mode). */
+/** Most sessions moved per step of a slice (one moveDown each: one batch for the spill cache in shared mode). */
 const STEP_SESSIONS = 64
-/** Fewest sessions per step, however slow moving them down is (a transaction has a cost of its own). */
+/** Fewest sessions per step, however slow a step is (a batch has a cost of its own). */
 const MIN_STEP_SESSIONS = 4
-/** A step that moves sessions down aims at this share of a slice: one step alone never blocks much past it. */
+/** A step aims at this share of a slice: one step alone never blocks much past it. */
 const STEP_SHARE_OF_SLICE = 0.5
 
 /** Longest one slice runs before it yields to the event loop, in ms. */
@@ -57,8 +57,8 @@ export class Spiller {
   /** True while a cycle is under way (memory went above the high watermark, not yet down to the low one). */
   #draining = false
   /**
-   * Sessions per step: with a `moveDown` (random inserts into SQLite's B-trees, ~30 µs a row on a slow disk),
-   * sized from the last steps so that a step takes about STEP_SHARE_OF_SLICE of a slice.
+   * Sessions per step, sized from the last steps (picking, moving down and dropping them) so that a step takes
+   * about STEP_SHARE_OF_SLICE of a slice.
    */
   #stepSessions = STEP_SESSIONS
 
@@ -154,6 +154,7 @@ export class Spiller {
 
   /** One step: up to STEP_SESSIONS least recently used sessions, down first, then out of memory. */
   #spill(memory: MemoryTier, clock: () => number): SpillResult {
+    const started = clock()
     const victims: Array<readonly [string, MemoryRecord]> = []
     let remaining = memory.bytes
     // NB: spillCandidates() makes no copies (peek() would decode every payload); moveDown reads them in this step.
@@ -163,20 +164,14 @@ export class Spiller {
       remaining -= victim[1].bytes
     }
     // NB: down first, then out of memory, all in one synchronous step: no read can miss in between.
-    const moveDown = this.#options.moveDown
-    if (moveDown !== undefined && victims.length > 0) {
-      const started = clock()
-      moveDown(victims)
-      this.#sizeSteps(victims.length, clock() - started)
-    }
-    let bytes = 0
-    for (const [sid, record] of victims) {
-      if (memory.delete(sid)) bytes += record.bytes
-    }
+    if (victims.length > 0) this.#options.moveDown?.(victims)
+    // NB: the victims are the oldest records, in order, and nothing ran in between: off the LRU's old end.
+    const bytes = memory.dropOldest(victims)
+    if (victims.length > 0) this.#sizeSteps(victims.length, clock() - started)
     return { sessions: victims.length, bytes }
   }
 
-  /** The next steps' size from this one's: `sessions` moved down in `ms`. */
+  /** The next steps' size from this one's: `sessions` moved in `ms`. */
   #sizeSteps(sessions: number, ms: number): void {
     const perSession = ms / sessions
     const fits = perSession > 0 ? Math.floor((SLICE_MS * STEP_SHARE_OF_SLICE) / perSession) : STEP_SESSIONS

@@ -161,4 +161,38 @@ describe('MemoryTier with payloads in the slab', () => {
     expect(memory.peek('big')).toBeUndefined()
     expect(memory.bytes).toBe(0)
   })
+
+  it('drops the spill candidates it was handed off the old end of the LRU, and gives their blocks back', () => {
+    const { clock, memory } = tier()
+    for (const sid of ['a', 'b', 'c'])
+      memory.write(sid, { payload: `{"s":"${sid}"}`, expiresAt: clock.now() + 1000, userId: null })
+    const victims = [...memory.spillCandidates()].slice(0, 2)
+    expect(victims.map(([sid]) => sid)).toEqual(['a', 'b'])
+    const freed = memory.dropOldest(victims)
+    expect(freed).toBe(payloadBytes('{"s":"a"}') + payloadBytes('{"s":"b"}'))
+    expect(memory.bytes).toBe(payloadBytes('{"s":"c"}'))
+    expect([...memory.leastRecentlyUsed()]).toEqual(['c'])
+    // Their blocks are free again: two more sessions take no new page.
+    memory.write('d', { payload: '{"s":"d"}', expiresAt: clock.now() + 1000, userId: null })
+    expect(memory.peek('c')?.payload).toBe('{"s":"c"}')
+    expect(memory.peek('d')?.payload).toBe('{"s":"d"}')
+  })
+
+  it('drops by key once the order changed after the candidates were taken, never a newer record of a victim', () => {
+    const { clock, memory } = tier()
+    for (const sid of ['a', 'b', 'c'])
+      memory.write(sid, { payload: `{"s":"${sid}"}`, expiresAt: clock.now() + 1000, userId: null })
+    const victims = [...memory.spillCandidates()].slice(0, 2)
+    // a read makes 'a' the most recent, and 'b' is written again: neither is at the old end any more.
+    memory.get('a')
+    memory.write('b', { payload: '{"s":"b2"}', expiresAt: clock.now() + 1000, userId: null })
+    // The old end now holds 'c', which was no victim: taken off all the same (memory is only a copy), then 'a'
+    // by its key; 'b' holds a newer record than the victim's and stays.
+    const freed = memory.dropOldest(victims)
+    expect(freed).toBe(payloadBytes('{"s":"a"}'))
+    expect(memory.peek('a')).toBeUndefined()
+    expect(memory.peek('c')).toBeUndefined()
+    expect(memory.peek('b')?.payload).toBe('{"s":"b2"}')
+    expect(memory.bytes).toBe(payloadBytes('{"s":"b2"}'))
+  })
 })

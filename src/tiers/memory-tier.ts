@@ -319,10 +319,31 @@ export class MemoryTier implements Tier {
    * made: nothing is decoded unless a record's payload is read). NB: read a record's payload before it leaves
    * memory; after that it throws TS_DECODE_FAILED.
    */
-  *spillCandidates(): IterableIterator<readonly [string, MemoryRecord]> {
-    for (const sid of this.#lru.rkeys()) {
-      const record = this.#lru.peek(sid)
-      if (record !== undefined) yield [sid, record]
+  spillCandidates(): IterableIterator<readonly [string, MemoryRecord]> {
+    // NB: lru-cache's own entries, oldest first: no lookup of each key again.
+    return this.#lru.rentries() as unknown as IterableIterator<readonly [string, HeldRecord]>
+  }
+
+  /**
+   * Drops `victims`, which must be the oldest records, in order, as {@link spillCandidates} just yielded them (the
+   * spiller, in the same synchronous step): each is taken off the old end of the LRU, with no lookup of its key.
+   * Should the old end hold another record (the order changed in between), that one and the rest are dropped by
+   * their keys instead; the one taken off by mistake is gone from memory too (every record in memory is held by a
+   * lower tier as well, so nothing is lost). Returns the payload bytes freed.
+   */
+  dropOldest(victims: ReadonlyArray<readonly [string, MemoryRecord]>): number {
+    let bytes = 0
+    let i = 0
+    for (; i < victims.length; i++) {
+      const record = (victims[i] as readonly [string, MemoryRecord])[1]
+      if (this.#lru.pop() !== record) break
+      bytes += record.bytes
     }
+    // NB: only after a change of order (never in the spiller's step): the rest by their keys.
+    for (; i < victims.length; i++) {
+      const [sid, record] = victims[i] as readonly [string, MemoryRecord]
+      if (this.#lru.peek(sid) === record && this.#lru.delete(sid)) bytes += record.bytes
+    }
+    return bytes
   }
 }
