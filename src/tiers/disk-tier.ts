@@ -12,8 +12,9 @@ import type { KeepOutcome } from './cache-writes.js'
 import { CacheWrites } from './cache-writes.js'
 import type { DiskStatements, RawRow } from './disk-statements.js'
 import { prepareStatements, toRecord } from './disk-statements.js'
-import type { DiskOp, DiskResult, TouchOp } from './disk-writes.js'
-import { applyOp, mayPut, putRow, replacesRow, toOutboxEntry } from './disk-writes.js'
+import { DiskTouches } from './disk-touches.js'
+import type { DiskOp, DiskResult } from './disk-writes.js'
+import { applyOp, mayPut, putRow, toOutboxEntry } from './disk-writes.js'
 import { GroupCommit } from './group-commit.js'
 import type { Inventory } from './inventory.js'
 import { diskInventory } from './inventory.js'
@@ -37,12 +38,7 @@ import type {
   UpdateResult,
   WriteOptions,
 } from './tier.js'
-import { replacesPendingTouch } from './tier.js'
-import { TouchSchedule } from './touch-schedule.js'
 import { WalCheckpointer } from './wal-checkpointer.js'
-
-/** Deferred touches handed to the group commit per turn of the event loop once their window is up. */
-const TOUCHES_PER_TURN = 64
 
 /**
  * Rows up to which `count()` counts on the event loop: SQLite's count(*) reads a whole index (~10 ms for a
@@ -99,13 +95,8 @@ export class DiskTier implements Tier, DeferredTouches, SpillCache, OutboxLog {
   #closed = false
   /** False only while the sessions table is known to be empty (nothing spilled yet): lookups can skip it. */
   #mayHoldSessions = true
-  /** The touch of each session waiting to be committed (coalesced: one op per session). */
-  readonly #touches = new Map<string, TouchOp>()
-  /** Touches waiting out their window (they join the group commit once it is up). */
-  readonly #touchSchedule = new TouchSchedule<TouchOp>((due) => this.#touchesAreDue(due))
-  /** Touches whose window is up, handed to the group commit TOUCHES_PER_TURN at a time. */
-  #touchesDue = new Map<string, TouchOp>()
-  #touchPacer: NodeJS.Immediate | undefined
+  /** Touches collected and not yet committed (promise 8). */
+  readonly #touches: DiskTouches
   /** The file's rows when last counted (undefined: never), and whether the worker is counting them now. */
   #rowCount: number | undefined
   #counting = false
@@ -143,6 +134,7 @@ export class DiskTier implements Tier, DeferredTouches, SpillCache, OutboxLog {
         }
       },
     })
+    this.#touches = new DiskTouches({ writes: this.#writes, onError: options.onError })
   }
 
   #open(): void {
@@ -166,7 +158,7 @@ export class DiskTier implements Tier, DeferredTouches, SpillCache, OutboxLog {
       if (ops.some(mayPut)) this.#mayHoldSessions = true
       const now = this.#clock.now()
       return ops.map((op) => {
-        if (op.type === 'touch' && this.#touches.get(op.sid) === op) this.#touches.delete(op.sid)
+        if (op.type === 'touch') this.#touches.committing(op)
         return applyOp(this.#stmt, op, now)
       })
     })
@@ -244,21 +236,9 @@ export class DiskTier implements Tier, DeferredTouches, SpillCache, OutboxLog {
     } catch (error) {
       return Promise.reject(error)
     }
-    let dropped: TouchOp | undefined
-    if ((this.#touchSchedule.size > 0 || this.#touchesDue.size > 0) && 'sid' in op) {
-      if (replacesRow(op)) dropped = this.#dropTouch(op.sid)
-      else this.#touchFirst(op.sid)
-    }
+    const dropped = this.#touches.beforeWrite(op)
     const done = this.#writes.enqueue(op, onCommit)
-    // NB: the dropped touch keeps the sweeper off the row until the write is done (it may look expired on disk
-    // while memory, touched, has it live: a sweep meanwhile would delete a live session).
-    if (dropped !== undefined) {
-      const sid = dropped.sid
-      const release = () => {
-        if (this.#touches.get(sid) === dropped) this.#touches.delete(sid)
-      }
-      done.then(release, release)
-    }
+    if (dropped !== undefined) this.#touches.guardUntil(dropped, done)
     return done
   }
 
@@ -311,81 +291,12 @@ export class DiskTier implements Tier, DeferredTouches, SpillCache, OutboxLog {
    */
   touchLater(sid: string, touch: TouchInput): void {
     this.#checkOpen()
-    const queued = this.#touches.get(sid)
-    if (queued !== undefined && queued.dropped !== true) {
-      if (replacesPendingTouch(queued.latest, touch)) queued.latest = touch
-      return
-    }
-    const op: TouchOp = { type: 'touch', sid, latest: touch }
-    this.#touches.set(sid, op)
-    this.#touchSchedule.set(sid, op, touch.windowMs)
-  }
-
-  /**
-   * Touches whose window is up go to the group commit, TOUCHES_PER_TURN per turn of the event loop (a thousand
-   * touches in one transaction would block it for ~20 ms; requests run between the turns).
-   */
-  #touchesAreDue(due: Map<string, TouchOp>): void {
-    for (const [sid, op] of due) this.#touchesDue.set(sid, op)
-    if (this.#touchPacer === undefined) this.#paceTouches()
-  }
-
-  #paceTouches(): void {
-    this.#touchPacer = undefined
-    let handed = 0
-    for (const [sid, op] of this.#touchesDue) {
-      if (handed++ === TOUCHES_PER_TURN) break
-      this.#touchesDue.delete(sid)
-      this.#enqueueTouch(op)
-    }
-    if (this.#touchesDue.size > 0) this.#touchPacer = setImmediate(() => this.#paceTouches()).unref()
-  }
-
-  /** Hands every touch collected so far to the group commit, now. */
-  #queueTouches(): void {
-    if (this.#touchPacer !== undefined) clearImmediate(this.#touchPacer)
-    this.#touchPacer = undefined
-    // NB: both taken out before any is queued: a full batch may commit inside the loop, and a write its callbacks
-    // queue must not find (and drop, or queue again) a touch already handed over.
-    const due = this.#touchesDue
-    this.#touchesDue = new Map()
-    const scheduled = this.#touchSchedule.takeAll()
-    for (const op of due.values()) this.#enqueueTouch(op)
-    for (const op of scheduled.values()) this.#enqueueTouch(op)
-  }
-
-  #enqueueTouch(op: TouchOp): void {
-    this.#writes.enqueueDetached(op, (error) => {
-      if (this.#touches.get(op.sid) === op) this.#touches.delete(op.sid)
-      this.#options.onError?.(wrapError(ErrorCodes.DISK_IO, 'committing touches failed', error))
-    })
-  }
-
-  /** Before a data write of `sid` is queued: its collected touch goes first (the write then builds on it). */
-  #touchFirst(sid: string): void {
-    const op = this.#touchesDue.get(sid) ?? this.#touchSchedule.delete(sid)
-    if (op === undefined) return
-    this.#touchesDue.delete(sid)
-    this.#enqueueTouch(op)
-  }
-
-  /**
-   * Before a write that replaces or deletes the row of `sid`: its collected touch, not handed to the group commit
-   * yet, is dropped: the write sets the cookie and expiry itself (as the touch would have been overwritten by it),
-   * so committing the touch first would only read, decode and rewrite a row about to be replaced. Returns the
-   * dropped op, which stays in #touches (marked) as the sweeper's guard until the write is done.
-   */
-  #dropTouch(sid: string): TouchOp | undefined {
-    const op = this.#touchesDue.get(sid) ?? this.#touchSchedule.delete(sid)
-    if (op === undefined) return undefined
-    this.#touchesDue.delete(sid)
-    op.dropped = true
-    return op
+    this.#touches.add(sid, touch)
   }
 
   /** Commits the queued touches (with every other queued write) now. */
   commitTouches(): void {
-    this.#queueTouches()
+    this.#touches.queueAll()
     this.#writes.commitNow()
   }
 
@@ -476,7 +387,7 @@ export class DiskTier implements Tier, DeferredTouches, SpillCache, OutboxLog {
   /** Commits what is queued and closes the file. Idempotent. */
   close(): void {
     if (this.#closed) return
-    this.#queueTouches()
+    this.#touches.queueAll()
     this.#writes.commitNow()
     this.#closed = true
     this.#checkpoints.close()
