@@ -49,6 +49,11 @@ export class Outbox {
   readonly #options: OutboxOptions
   /** The latest entry of each session that Redis has not acknowledged yet. */
   readonly #pending = new Map<string, OutboxEntry>()
+  /**
+   * The log's entries this store answers for: those it appended, and those it found at its start. Any other entry
+   * is another store's on the same file (another process): replayed all the same, never dropped unreplayed.
+   */
+  readonly #mine = new Set<number>()
   /** When (store clock, ms) each entry still in the log was queued, oldest first (seq order); for health. */
   readonly #queuedAt = new Map<number, number>()
   #replaying: Promise<void> | undefined
@@ -65,6 +70,7 @@ export class Outbox {
     const startedAt = options.clock.now()
     for (const entry of options.log.entries(options.report)) {
       this.#pending.set(entry.sid, entry)
+      this.#mine.add(entry.seq)
       this.#queuedAt.set(entry.seq, startedAt)
     }
   }
@@ -88,9 +94,17 @@ export class Outbox {
     this.#pending.delete(sid)
   }
 
-  /** Forgets every entry (the store was cleared; the log rows go with the next replay). */
+  /**
+   * Forgets every entry (the store was cleared): the log's rows, those of other stores on the file included, go
+   * with the next replay, unreplayed.
+   */
   clear(): void {
     this.#pending.clear()
+    try {
+      for (const entry of this.#options.log.entries(this.#options.report)) this.#mine.add(entry.seq)
+    } catch (error) {
+      this.#options.report(wrapError(ErrorCodes.DISK_IO, 'reading the outbox failed', error))
+    }
   }
 
   /**
@@ -112,6 +126,7 @@ export class Outbox {
           record: { payload: '', expiresAt: 0, version, userId: null },
         }
         this.#pending.set(sid, entry)
+        this.#mine.add(seq)
         this.#queuedAt.set(seq, this.#options.clock.now())
         onCommit(entry)
       })
@@ -121,6 +136,7 @@ export class Outbox {
     await this.#options.log.appendWrite(sid, stored, (seq) => {
       const entry: OutboxEntry = { seq, sid, op: 'set', record: stored }
       this.#pending.set(sid, entry)
+      this.#mine.add(seq)
       this.#queuedAt.set(seq, this.#options.clock.now())
       onCommit(entry)
     })
@@ -166,8 +182,9 @@ export class Outbox {
   }
 
   /**
-   * Replays the log once Redis is back: for each session only its latest entry (older ones are superseded),
-   * and only if no live operation replaced it meanwhile. A newer value in Redis is kept, a destroy deletes
+   * Replays the log once Redis is back: of this store's entries, for each session only its latest (older ones
+   * are superseded), and only if no live operation replaced it meanwhile; every entry of another store on the
+   * same file (another process, running or gone), in log order. A newer value in Redis is kept, a destroy deletes
    * anything not newer, a tombstone blocks a write, expired entries are dropped. An entry Redis refuses stays
    * (it was acknowledged) and is retried with a growing delay; one the replicas did not confirm stays and is
    * retried a second later; an outage stops the replay until Redis is back.
@@ -184,10 +201,13 @@ export class Outbox {
     this.#replaying = (async () => {
       let refused = 0
       let unconfirmed = 0
-      for (const entry of log.entries(report)) {
+      const entries = log.entries(report)
+      this.#replayedElsewhere(entries)
+      for (const entry of entries) {
         if (!isUp() || this.#closed) return
-        if (this.#pending.get(entry.sid)?.seq !== entry.seq) {
+        if (this.#mine.has(entry.seq) && this.#pending.get(entry.sid)?.seq !== entry.seq) {
           log.remove(entry.seq)
+          this.#mine.delete(entry.seq)
           this.#queuedAt.delete(entry.seq)
           continue
         }
@@ -215,6 +235,27 @@ export class Outbox {
       })
   }
 
+  /**
+   * Entries of ours that are no longer in the log (`entries`, read just now): another store on the same file
+   * replayed them. Whether Redis took them or held something newer is unknown, so our copies are dropped (the
+   * next read asks Redis).
+   */
+  #replayedElsewhere(entries: readonly OutboxEntry[]): void {
+    if (this.#mine.size === 0) return
+    const inLog = new Set<number>()
+    for (const entry of entries) inLog.add(entry.seq)
+    for (const [sid, entry] of this.#pending) {
+      if (inLog.has(entry.seq)) continue
+      this.#pending.delete(sid)
+      this.#options.onStale(sid)
+    }
+    for (const seq of this.#mine) {
+      if (inLog.has(seq)) continue
+      this.#mine.delete(seq)
+      this.#queuedAt.delete(seq)
+    }
+  }
+
   /** Replays one entry; it leaves the log unless Redis refused it, an outage stopped it, or it is unconfirmed. */
   async #replayEntry(entry: OutboxEntry): Promise<ReplayOutcome> {
     const { log, redis, isUp, clock, report, onStale } = this.#options
@@ -231,6 +272,7 @@ export class Outbox {
       return 'refused'
     }
     log.remove(entry.seq)
+    this.#mine.delete(entry.seq)
     this.#queuedAt.delete(entry.seq)
     if (this.#pending.get(entry.sid)?.seq === entry.seq) this.#pending.delete(entry.sid)
     return 'done'

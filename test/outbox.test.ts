@@ -117,4 +117,61 @@ describe('Outbox', () => {
     expect(outbox.has('s')).toBe(false)
     expect((await tier.get('s'))?.payload).toBe('{"outage":1}')
   })
+
+  it("replays another store's entries on the same file instead of dropping them; that store then counts them as replayed elsewhere", async () => {
+    const { clock, tier, open, stale } = await setup()
+    const a = open()
+    const b = open()
+    const record = (n: number) => ({ payload: `{"n":${n}}`, expiresAt: clock.now() + HOUR, userId: null })
+    // B's entries come after A opened the log: to A they are another store's (another process on the file).
+    await b.outbox.append('b1', record(1), 10, () => undefined)
+    await b.outbox.append('b1', record(2), 11, () => undefined)
+    await b.outbox.append('b2', null, 12, () => undefined)
+    await a.outbox.append('a1', record(3), 13, () => undefined)
+    await tier.write('b2', {
+      payload: '{"doomed":1}',
+      expiresAt: clock.now() + HOUR,
+      userId: null,
+      version: 5,
+    })
+    a.outbox.replay()
+    await a.outbox.replayed()
+    expect((await tier.get('b1'))?.payload).toBe('{"n":2}')
+    expect(await tier.get('b2')).toBeUndefined()
+    expect((await tier.get('a1'))?.payload).toBe('{"n":3}')
+    expect(a.outbox.depth()).toBe(0)
+    expect(stale).toEqual([])
+    // B finds its entries gone from the log: no longer pending, its copies reported stale (the next read asks Redis).
+    expect(b.outbox.has('b1')).toBe(true)
+    b.outbox.replay()
+    await b.outbox.replayed()
+    expect(b.outbox.has('b1')).toBe(false)
+    expect(b.outbox.has('b2')).toBe(false)
+    expect(b.outbox.oldestAgeMs()).toBeNull()
+    expect(stale.sort()).toEqual(['b1', 'b2'])
+  })
+
+  it("a clear drops every entry of the file unreplayed, another store's included", async () => {
+    const { clock, tier, open } = await setup()
+    const a = open()
+    const b = open()
+    await b.outbox.append(
+      'x',
+      { payload: '{"x":1}', expiresAt: clock.now() + HOUR, userId: null },
+      10,
+      () => undefined,
+    )
+    await a.outbox.append(
+      'y',
+      { payload: '{"y":1}', expiresAt: clock.now() + HOUR, userId: null },
+      11,
+      () => undefined,
+    )
+    a.outbox.clear()
+    a.outbox.replay()
+    await a.outbox.replayed()
+    expect(await tier.get('x')).toBeUndefined()
+    expect(await tier.get('y')).toBeUndefined()
+    expect(a.outbox.depth()).toBe(0)
+  })
 })
