@@ -50,10 +50,11 @@ export class Outbox {
   /** The latest entry of each session that Redis has not acknowledged yet. */
   readonly #pending = new Map<string, OutboxEntry>()
   /**
-   * The log's entries this store answers for: those it appended, and those it found at its start. Any other entry
-   * is another store's on the same file (another process): replayed all the same, never dropped unreplayed.
+   * The log's entries this store answers for (seq to session): those it appended, and those it found at its start.
+   * Any other entry is another store's on the same file (another process): replayed all the same, never dropped
+   * unreplayed; so entries this store drops unreplayed (superseded, cleared) leave the log at once.
    */
-  readonly #mine = new Set<number>()
+  readonly #mine = new Map<number, string>()
   /** When (store clock, ms) each entry still in the log was queued, oldest first (seq order); for health. */
   readonly #queuedAt = new Map<number, number>()
   #replaying: Promise<void> | undefined
@@ -70,7 +71,7 @@ export class Outbox {
     const startedAt = options.clock.now()
     for (const entry of options.log.entries(options.report)) {
       this.#pending.set(entry.sid, entry)
-      this.#mine.add(entry.seq)
+      this.#mine.set(entry.seq, entry.sid)
       this.#queuedAt.set(entry.seq, startedAt)
     }
   }
@@ -89,21 +90,39 @@ export class Outbox {
     return this.#pending.get(sid)?.record.version ?? 0
   }
 
-  /** A live write or destroy of `sid` reached Redis: the entries before it need no replay. */
+  /**
+   * A live write or destroy of `sid` reached Redis: the entries before it need no replay. They leave the log now
+   * (another store on the file would replay them: after a destroy that left no tombstone, that would bring the
+   * session back); a replay of ours under way skips them (still ours, no longer pending).
+   */
   superseded(sid: string): void {
-    this.#pending.delete(sid)
+    if (!this.#pending.delete(sid)) return
+    this.#removeRows((of) => of === sid)
   }
 
-  /**
-   * Forgets every entry (the store was cleared): the log's rows, those of other stores on the file included, go
-   * with the next replay, unreplayed.
-   */
+  /** Forgets every entry (the store was cleared) and empties the log, of other stores' entries too. */
   clear(): void {
     this.#pending.clear()
     try {
-      for (const entry of this.#options.log.entries(this.#options.report)) this.#mine.add(entry.seq)
+      for (const entry of this.#options.log.entries(this.#options.report))
+        this.#mine.set(entry.seq, entry.sid)
     } catch (error) {
       this.#options.report(wrapError(ErrorCodes.DISK_IO, 'reading the outbox failed', error))
+    }
+    this.#removeRows(() => true)
+  }
+
+  /** Removes from the log, now, the entries of ours whose session `matches` (kept in #mine until the next replay). */
+  #removeRows(matches: (sid: string) => boolean): void {
+    for (const [seq, sid] of this.#mine) {
+      if (!matches(sid)) continue
+      try {
+        this.#options.log.remove(seq)
+        this.#queuedAt.delete(seq)
+      } catch (error) {
+        // NB: left in the log: our next replay drops it (a store on the same file may replay it before that).
+        this.#options.report(wrapError(ErrorCodes.DISK_IO, 'removing an outbox entry failed', error))
+      }
     }
   }
 
@@ -126,7 +145,7 @@ export class Outbox {
           record: { payload: '', expiresAt: 0, version, userId: null },
         }
         this.#pending.set(sid, entry)
-        this.#mine.add(seq)
+        this.#mine.set(seq, sid)
         this.#queuedAt.set(seq, this.#options.clock.now())
         onCommit(entry)
       })
@@ -136,7 +155,7 @@ export class Outbox {
     await this.#options.log.appendWrite(sid, stored, (seq) => {
       const entry: OutboxEntry = { seq, sid, op: 'set', record: stored }
       this.#pending.set(sid, entry)
-      this.#mine.add(seq)
+      this.#mine.set(seq, sid)
       this.#queuedAt.set(seq, this.#options.clock.now())
       onCommit(entry)
     })
@@ -156,7 +175,17 @@ export class Outbox {
   /** Age of the oldest entry still in the log, in ms (store clock), or null when there is none. */
   oldestAgeMs(): number | null {
     if (this.#closed) return null
-    for (const queuedAt of this.#queuedAt.values()) return Math.max(0, this.#options.clock.now() - queuedAt)
+    for (const [seq, queuedAt] of this.#queuedAt) {
+      // NB: another store on the file may have replayed (removed) it since: checked, one point read each.
+      let held = true
+      try {
+        held = this.#options.log.has(seq)
+      } catch {
+        // NB: unknown: counted as still there (the log's read failure is reported by depth()).
+      }
+      if (held) return Math.max(0, this.#options.clock.now() - queuedAt)
+      this.#queuedAt.delete(seq)
+    }
     return null
   }
 
@@ -202,15 +231,19 @@ export class Outbox {
       let refused = 0
       let unconfirmed = 0
       const entries = log.entries(report)
-      this.#replayedElsewhere(entries)
+      this.#followLog(entries)
       for (const entry of entries) {
         if (!isUp() || this.#closed) return
-        if (this.#mine.has(entry.seq) && this.#pending.get(entry.sid)?.seq !== entry.seq) {
-          log.remove(entry.seq)
-          this.#mine.delete(entry.seq)
-          this.#queuedAt.delete(entry.seq)
-          continue
-        }
+        if (this.#mine.has(entry.seq)) {
+          if (this.#pending.get(entry.sid)?.seq !== entry.seq) {
+            log.remove(entry.seq)
+            this.#mine.delete(entry.seq)
+            this.#queuedAt.delete(entry.seq)
+            continue
+          }
+        } else if (!log.has(entry.seq)) continue
+        // NB: another store's entry is replayed only if it is still there: its store may have replayed it, or
+        // dropped it (superseded by a live write or destroy, cleared) since this replay read the log.
         const outcome = await this.#replayEntry(entry)
         if (outcome === 'down') return
         if (outcome === 'refused') refused++
@@ -236,24 +269,25 @@ export class Outbox {
   }
 
   /**
-   * Entries of ours that are no longer in the log (`entries`, read just now): another store on the same file
-   * replayed them. Whether Redis took them or held something newer is unknown, so our copies are dropped (the
-   * next read asks Redis).
+   * Brings what this store knows in line with the log (`entries`, read just now). Entries of ours no longer in it
+   * were replayed by another store on the same file: whether Redis took them or held something newer is unknown,
+   * so our copies are dropped (the next read asks Redis). Other stores' entries count, for the age of the oldest,
+   * from when this store first saw them.
    */
-  #replayedElsewhere(entries: readonly OutboxEntry[]): void {
-    if (this.#mine.size === 0) return
+  #followLog(entries: readonly OutboxEntry[]): void {
     const inLog = new Set<number>()
-    for (const entry of entries) inLog.add(entry.seq)
+    const now = this.#options.clock.now()
+    for (const entry of entries) {
+      inLog.add(entry.seq)
+      if (!this.#queuedAt.has(entry.seq)) this.#queuedAt.set(entry.seq, now)
+    }
     for (const [sid, entry] of this.#pending) {
       if (inLog.has(entry.seq)) continue
       this.#pending.delete(sid)
       this.#options.onStale(sid)
     }
-    for (const seq of this.#mine) {
-      if (inLog.has(seq)) continue
-      this.#mine.delete(seq)
-      this.#queuedAt.delete(seq)
-    }
+    for (const seq of this.#mine.keys()) if (!inLog.has(seq)) this.#mine.delete(seq)
+    for (const seq of this.#queuedAt.keys()) if (!inLog.has(seq)) this.#queuedAt.delete(seq)
   }
 
   /** Replays one entry; it leaves the log unless Redis refused it, an outage stopped it, or it is unconfirmed. */

@@ -151,7 +151,7 @@ describe('Outbox', () => {
     expect(stale.sort()).toEqual(['b1', 'b2'])
   })
 
-  it("a clear drops every entry of the file unreplayed, another store's included", async () => {
+  it("a clear empties the log at once, another store's entries included: none is replayed after it", async () => {
     const { clock, tier, open } = await setup()
     const a = open()
     const b = open()
@@ -168,10 +168,47 @@ describe('Outbox', () => {
       () => undefined,
     )
     a.outbox.clear()
+    expect(a.outbox.depth()).toBe(0)
+    // B replays before A does: nothing of either is left to bring back.
+    b.outbox.replay()
+    await b.outbox.replayed()
     a.outbox.replay()
     await a.outbox.replayed()
     expect(await tier.get('x')).toBeUndefined()
     expect(await tier.get('y')).toBeUndefined()
+  })
+
+  it('entries a live destroy superseded leave the log at once: another store replaying later does not bring the session back', async () => {
+    const { clock, tier, open } = await setup()
+    const a = open()
+    const b = open()
+    const record = (n: number) => ({ payload: `{"n":${n}}`, expiresAt: clock.now() + HOUR, userId: null })
+    await a.outbox.append('x', record(1), 10, () => undefined)
+    await a.outbox.append('x', record(2), 11, () => undefined)
+    // Redis back: A's live destroy of x reaches Redis first (x was never there: no tombstone is left).
+    await tier.delete('x')
+    a.outbox.superseded('x')
     expect(a.outbox.depth()).toBe(0)
+    b.outbox.replay()
+    await b.outbox.replayed()
+    expect(await tier.get('x')).toBeUndefined()
+  })
+
+  it("skips another store's entry that left the log while this replay was under way", async () => {
+    const { clock, tier, open } = await setup()
+    const b = open()
+    const a = open()
+    const record = (n: number) => ({ payload: `{"n":${n}}`, expiresAt: clock.now() + HOUR, userId: null })
+    await b.outbox.append('own', record(1), 10, () => undefined)
+    await a.outbox.append('x', record(2), 11, () => undefined)
+    // B reads the log (its own entry, then A's) and waits on Redis for its own; meanwhile A's live destroy of x
+    // supersedes A's entry.
+    b.outbox.replay()
+    await tier.delete('x')
+    a.outbox.superseded('x')
+    await b.outbox.replayed()
+    expect((await tier.get('own'))?.payload).toBe('{"n":1}')
+    expect(await tier.get('x')).toBeUndefined()
+    expect(b.outbox.depth()).toBe(0)
   })
 })

@@ -105,6 +105,7 @@ export interface DiskStatements {
   readonly outboxInsert: Statement<Record<string, unknown>>
   readonly outboxAll: Statement<[], RawRow & { seq: number; op: string }>
   readonly outboxRemove: Statement<[number]>
+  readonly outboxHas: Statement<[number], { seq: number }>
   readonly outboxCount: Statement<[], { n: number }>
 }
 
@@ -163,6 +164,7 @@ export function prepareStatements(db: Database.Database, sealer: PayloadSealer):
       `SELECT seq, ${COLUMNS}, op FROM outbox ORDER BY seq`,
     ),
     outboxRemove: db.prepare<[number]>('DELETE FROM outbox WHERE seq = ?'),
+    outboxHas: db.prepare<[number], { seq: number }>('SELECT seq FROM outbox WHERE seq = ?'),
     outboxCount: db.prepare<[], { n: number }>('SELECT count(*) AS n FROM outbox'),
   }
 }

@@ -589,6 +589,11 @@ export class DiskTier implements Tier, DeferredTouches, SpillCache, OutboxLog {
     this.#change('the outbox', () => this.#stmt.outboxRemove.run(seq).changes)
   }
 
+  /** Whether the outbox still holds entry `seq` (another store on the file may have removed it). */
+  has(seq: number): boolean {
+    return this.#read('the outbox', () => this.#stmt.outboxHas.get(seq)) !== undefined
+  }
+
   /** Writes waiting for Redis. */
   size(): number {
     return this.#read('the outbox', () => (this.#stmt.outboxCount.get() as { n: number }).n)

@@ -22,6 +22,8 @@ export interface OutboxLog {
   entries(onCorrupt: OnCorrupt): OutboxEntry[]
   /** Removes one entry (replayed or superseded). */
   remove(seq: number): void
+  /** Whether entry `seq` is still there (another store on the same file may have removed it). */
+  has(seq: number): boolean
   /** Entries waiting. */
   size(): number
 }
