@@ -91,38 +91,39 @@ export class Outbox {
   }
 
   /**
-   * A live write or destroy of `sid` reached Redis: the entries before it need no replay. They leave the log now
-   * (another store on the file would replay them: after a destroy that left no tombstone, that would bring the
-   * session back); a replay of ours under way skips them (still ours, no longer pending).
+   * A live write of `sid` at `version` reached Redis (no entry of ours is newer): the entries before it need no
+   * replay. They leave the log now, every store's up to that version (another store would replay them otherwise),
+   * and a replay of ours under way skips them.
    */
-  superseded(sid: string): void {
-    if (!this.#pending.delete(sid)) return
-    this.#removeRows((of) => of === sid)
+  superseded(sid: string, version: number): void {
+    if (this.#pending.delete(sid)) this.#remove(() => this.#options.log.removeSession(sid, version))
+  }
+
+  /**
+   * A live destroy of `sid` reached Redis now: every entry of it made before leaves the log now, another store's
+   * too, even with none of ours pending (replayed later, after a destroy of a key Redis never had, which leaves no
+   * tombstone, it would bring the session back). Entries are versioned from the clock (ms × 1000).
+   */
+  destroyed(sid: string): void {
+    const upTo = (this.#options.clock.now() + 1) * 1000 - 1
+    const pending = this.#pending.get(sid)
+    if (pending !== undefined && pending.record.version <= upTo) this.#pending.delete(sid)
+    this.#remove(() => this.#options.log.removeSession(sid, upTo))
   }
 
   /** Forgets every entry (the store was cleared) and empties the log, of other stores' entries too. */
   clear(): void {
     this.#pending.clear()
-    try {
-      for (const entry of this.#options.log.entries(this.#options.report))
-        this.#mine.set(entry.seq, entry.sid)
-    } catch (error) {
-      this.#options.report(wrapError(ErrorCodes.DISK_IO, 'reading the outbox failed', error))
-    }
-    this.#removeRows(() => true)
+    this.#remove(() => this.#options.log.removeAll())
   }
 
-  /** Removes from the log, now, the entries of ours whose session `matches` (kept in #mine until the next replay). */
-  #removeRows(matches: (sid: string) => boolean): void {
-    for (const [seq, sid] of this.#mine) {
-      if (!matches(sid)) continue
-      try {
-        this.#options.log.remove(seq)
-        this.#queuedAt.delete(seq)
-      } catch (error) {
-        // NB: left in the log: our next replay drops it (a store on the same file may replay it before that).
-        this.#options.report(wrapError(ErrorCodes.DISK_IO, 'removing an outbox entry failed', error))
-      }
+  /** Removes entries from the log now (a failure is reported; the replay rules hold). */
+  #remove(removal: () => void): void {
+    try {
+      removal()
+    } catch (error) {
+      // NB: left in the log: our next replay drops ours (another store on the file may replay them before that).
+      this.#options.report(wrapError(ErrorCodes.DISK_IO, 'removing outbox entries failed', error))
     }
   }
 
@@ -234,16 +235,15 @@ export class Outbox {
       this.#followLog(entries)
       for (const entry of entries) {
         if (!isUp() || this.#closed) return
-        if (this.#mine.has(entry.seq)) {
-          if (this.#pending.get(entry.sid)?.seq !== entry.seq) {
-            log.remove(entry.seq)
-            this.#mine.delete(entry.seq)
-            this.#queuedAt.delete(entry.seq)
-            continue
-          }
-        } else if (!log.has(entry.seq)) continue
-        // NB: another store's entry is replayed only if it is still there: its store may have replayed it, or
-        // dropped it (superseded by a live write or destroy, cleared) since this replay read the log.
+        if (this.#mine.has(entry.seq) && this.#pending.get(entry.sid)?.seq !== entry.seq) {
+          log.remove(entry.seq)
+          this.#mine.delete(entry.seq)
+          this.#queuedAt.delete(entry.seq)
+          continue
+        }
+        // NB: an entry is replayed only if it is still there: a store on the same file may have replayed it, or
+        // dropped it (a live write or destroy superseded it, a clear) since this replay read the log.
+        if (!log.has(entry.seq)) continue
         const outcome = await this.#replayEntry(entry)
         if (outcome === 'down') return
         if (outcome === 'refused') refused++

@@ -95,7 +95,7 @@ describe('Outbox', () => {
       1,
       () => undefined,
     )
-    outbox.superseded('t')
+    outbox.superseded('t', 1)
     outbox.replay()
     await outbox.replayed()
     expect((await tier.get('s'))?.payload).toBe('{"live":1}')
@@ -187,7 +187,7 @@ describe('Outbox', () => {
     await a.outbox.append('x', record(2), 11, () => undefined)
     // Redis back: A's live destroy of x reaches Redis first (x was never there: no tombstone is left).
     await tier.delete('x')
-    a.outbox.superseded('x')
+    a.outbox.destroyed('x')
     expect(a.outbox.depth()).toBe(0)
     b.outbox.replay()
     await b.outbox.replayed()
@@ -205,10 +205,33 @@ describe('Outbox', () => {
     // supersedes A's entry.
     b.outbox.replay()
     await tier.delete('x')
-    a.outbox.superseded('x')
+    a.outbox.destroyed('x')
     await b.outbox.replayed()
     expect((await tier.get('own'))?.payload).toBe('{"n":1}')
     expect(await tier.get('x')).toBeUndefined()
+    expect(b.outbox.depth()).toBe(0)
+  })
+
+  it("a live destroy removes another store's entries of the session made before it; a live write only those not newer than it", async () => {
+    const { clock, tier, open } = await setup()
+    const a = open()
+    const b = open()
+    const record = (n: number) => ({ payload: `{"n":${n}}`, expiresAt: clock.now() + HOUR, userId: null })
+    // B's outage write of x; A, with nothing of x pending, destroys x live (Redis never had it: no tombstone).
+    await b.outbox.append('x', record(1), 10, () => undefined)
+    await tier.delete('x')
+    a.outbox.destroyed('x')
+    // A's live write of y at version 50 supersedes A's entry (40) and B's older one (30), not B's newer one (60).
+    await b.outbox.append('y', record(30), 30, () => undefined)
+    await a.outbox.append('y', record(40), 40, () => undefined)
+    await b.outbox.append('y', record(60), 60, () => undefined)
+    await tier.write('y', { ...record(50), version: 50 })
+    a.outbox.superseded('y', 50)
+    expect(a.outbox.depth()).toBe(1)
+    b.outbox.replay()
+    await b.outbox.replayed()
+    expect(await tier.get('x')).toBeUndefined()
+    expect((await tier.get('y'))?.payload).toBe('{"n":60}')
     expect(b.outbox.depth()).toBe(0)
   })
 })

@@ -515,7 +515,7 @@ export class WritePath {
       ctx.counters.writes++
       return
     }
-    outbox?.superseded(sid)
+    outbox?.superseded(sid, stored.version)
     const coherence = ctx.shared?.coherence
     // NB: shared mode: a copy held since a write that dropped the cache's row says none came since (a spilled
     // record leaves memory): no lookup in the file for it on every write.
@@ -536,7 +536,7 @@ export class WritePath {
   /** A destroy the authority acknowledged (called at its commit). */
   #destroyed(sid: string): void {
     const ctx = this.#ctx
-    ctx.shared?.outbox?.superseded(sid)
+    ctx.shared?.outbox?.destroyed(sid)
     ctx.memory.delete(sid)
     ctx.dropCacheCopy(sid)
     ctx.counters.destroys++

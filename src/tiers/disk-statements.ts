@@ -106,6 +106,9 @@ export interface DiskStatements {
   readonly outboxAll: Statement<[], RawRow & { seq: number; op: string }>
   readonly outboxRemove: Statement<[number]>
   readonly outboxHas: Statement<[number], { seq: number }>
+  readonly outboxRemoveSession: Statement<[string, number]>
+  readonly outboxHasSession: Statement<[string, number], { seq: number }>
+  readonly outboxRemoveAll: Statement<[]>
   readonly outboxCount: Statement<[], { n: number }>
 }
 
@@ -165,6 +168,11 @@ export function prepareStatements(db: Database.Database, sealer: PayloadSealer):
     ),
     outboxRemove: db.prepare<[number]>('DELETE FROM outbox WHERE seq = ?'),
     outboxHas: db.prepare<[number], { seq: number }>('SELECT seq FROM outbox WHERE seq = ?'),
+    outboxRemoveSession: db.prepare<[string, number]>('DELETE FROM outbox WHERE sid = ? AND version <= ?'),
+    outboxHasSession: db.prepare<[string, number], { seq: number }>(
+      'SELECT seq FROM outbox WHERE sid = ? AND version <= ? LIMIT 1',
+    ),
+    outboxRemoveAll: db.prepare<[]>('DELETE FROM outbox'),
     outboxCount: db.prepare<[], { n: number }>('SELECT count(*) AS n FROM outbox'),
   }
 }

@@ -589,6 +589,20 @@ export class DiskTier implements Tier, DeferredTouches, SpillCache, OutboxLog {
     this.#change('the outbox', () => this.#stmt.outboxRemove.run(seq).changes)
   }
 
+  /** Removes the outbox entries of `sid` up to `upToVersion` (every store's on the file). */
+  removeSession(sid: string, upToVersion: number): void {
+    // NB: looked up first: a live destroy asks on every call, and a write transaction (even one that deletes
+    // nothing) would fail on a read-only disk.
+    if (this.#read('the outbox', () => this.#stmt.outboxHasSession.get(sid, upToVersion)) === undefined)
+      return
+    this.#change('the outbox', () => this.#stmt.outboxRemoveSession.run(sid, upToVersion).changes)
+  }
+
+  /** Removes every outbox entry (every store's on the file). */
+  removeAll(): void {
+    this.#change('the outbox', () => this.#stmt.outboxRemoveAll.run().changes)
+  }
+
   /** Whether the outbox still holds entry `seq` (another store on the file may have removed it). */
   has(seq: number): boolean {
     return this.#read('the outbox', () => this.#stmt.outboxHas.get(seq)) !== undefined

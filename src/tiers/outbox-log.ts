@@ -22,6 +22,10 @@ export interface OutboxLog {
   entries(onCorrupt: OnCorrupt): OutboxEntry[]
   /** Removes one entry (replayed or superseded). */
   remove(seq: number): void
+  /** Removes the entries of `sid` up to `upToVersion` (every store's on the file). */
+  removeSession(sid: string, upToVersion: number): void
+  /** Removes every entry (every store's on the file). */
+  removeAll(): void
   /** Whether entry `seq` is still there (another store on the same file may have removed it). */
   has(seq: number): boolean
   /** Entries waiting. */
