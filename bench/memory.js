@@ -347,7 +347,7 @@ export function memoryMarkdown(m) {
       `(${verdict(m.goal.metCapped)}) at ${fmtInt(results['local-capped'].setsPerSec)} sets/s instead of ${fmtInt(ours.setsPerSec)}.`,
     ...rssLines,
     `- Ours: memory tier at the end ${fmtMiB(ours.stats.memory.bytes)} in ${fmtInt(ours.stats.memory.entries)} sessions, ` +
-      `${fmtInt(ours.stats.spills)} spilled, ${fmtInt(ours.stats.disk.entries)} rows on disk, ` +
+      `${fmtInt(ours.stats.spills)} spilled, ${fmtInt(ours.held)} live rows on disk, ` +
       `${fmtInt(ours.stats.disk.transactions)} transactions; heap after the load and a full GC ${fmtMiB(ours.retainedHeapUsed)}.`,
     `- memorystore bounds a *count* (lru-cache 4 \`max\`), not bytes: it keeps the newest ${fmtInt(results.memorystore.memorystoreMax)} ` +
       `and silently drops the rest (${fmtNum((100 * results.memorystore.sessionsLost) / cfg.sessions, 1)}% lost). ` +
