@@ -50,11 +50,11 @@ export class Outbox {
   /** The latest entry of each session that Redis has not acknowledged yet. */
   readonly #pending = new Map<string, OutboxEntry>()
   /**
-   * The log's entries this store answers for (seq to session): those it appended, and those it found at its start.
+   * The log's entries this store answers for: those it appended, and those it found at its start.
    * Any other entry is another store's on the same file (another process): replayed all the same, never dropped
    * unreplayed; so entries this store drops unreplayed (superseded, cleared) leave the log at once.
    */
-  readonly #mine = new Map<number, string>()
+  readonly #mine = new Set<number>()
   /** When (store clock, ms) each entry still in the log was queued, oldest first (seq order); for health. */
   readonly #queuedAt = new Map<number, number>()
   #replaying: Promise<void> | undefined
@@ -71,7 +71,7 @@ export class Outbox {
     const startedAt = options.clock.now()
     for (const entry of options.log.entries(options.report)) {
       this.#pending.set(entry.sid, entry)
-      this.#mine.set(entry.seq, entry.sid)
+      this.#mine.add(entry.seq)
       this.#queuedAt.set(entry.seq, startedAt)
     }
   }
@@ -100,15 +100,15 @@ export class Outbox {
   }
 
   /**
-   * A live destroy of `sid` reached Redis now: every entry of it made before leaves the log now, another store's
-   * too, even with none of ours pending (replayed later, after a destroy of a key Redis never had, which leaves no
-   * tombstone, it would bring the session back). Entries are versioned from the clock (ms × 1000).
+   * A live destroy of `sid` reached Redis: every entry of it up to `upToVersion` (the version a write made now
+   * would get: entries made before it) leaves the log now, another store's too, even with none of ours pending
+   * (replayed later, after a destroy of a key Redis never had, which leaves no tombstone, it would bring the
+   * session back).
    */
-  destroyed(sid: string): void {
-    const upTo = (this.#options.clock.now() + 1) * 1000 - 1
+  destroyed(sid: string, upToVersion: number): void {
     const pending = this.#pending.get(sid)
-    if (pending !== undefined && pending.record.version <= upTo) this.#pending.delete(sid)
-    this.#remove(() => this.#options.log.removeSession(sid, upTo))
+    if (pending !== undefined && pending.record.version <= upToVersion) this.#pending.delete(sid)
+    this.#remove(() => this.#options.log.removeSession(sid, upToVersion))
   }
 
   /** Forgets every entry (the store was cleared) and empties the log, of other stores' entries too. */
@@ -146,7 +146,7 @@ export class Outbox {
           record: { payload: '', expiresAt: 0, version, userId: null },
         }
         this.#pending.set(sid, entry)
-        this.#mine.set(seq, sid)
+        this.#mine.add(seq)
         this.#queuedAt.set(seq, this.#options.clock.now())
         onCommit(entry)
       })
@@ -156,7 +156,7 @@ export class Outbox {
     await this.#options.log.appendWrite(sid, stored, (seq) => {
       const entry: OutboxEntry = { seq, sid, op: 'set', record: stored }
       this.#pending.set(sid, entry)
-      this.#mine.set(seq, sid)
+      this.#mine.add(seq)
       this.#queuedAt.set(seq, this.#options.clock.now())
       onCommit(entry)
     })
@@ -286,7 +286,7 @@ export class Outbox {
       this.#pending.delete(sid)
       this.#options.onStale(sid)
     }
-    for (const seq of this.#mine.keys()) if (!inLog.has(seq)) this.#mine.delete(seq)
+    for (const seq of this.#mine) if (!inLog.has(seq)) this.#mine.delete(seq)
     for (const seq of this.#queuedAt.keys()) if (!inLog.has(seq)) this.#queuedAt.delete(seq)
   }
 

@@ -50,13 +50,14 @@ describe('Outbox', () => {
       await connection.close()
       dir.remove()
     })
-    return { clock, tier, open, stale }
+    /** A session `{"n":n}` live for an hour. */
+    const record = (n: number) => ({ payload: `{"n":${n}}`, expiresAt: clock.now() + HOUR, userId: null })
+    return { clock, tier, open, stale, record }
   }
 
   it('replays the latest entry of each session after a restart, in order, then empties the log', async () => {
-    const { clock, tier, open } = await setup()
+    const { clock, tier, open, record } = await setup()
     const first = open()
-    const record = (n: number) => ({ payload: `{"n":${n}}`, expiresAt: clock.now() + HOUR, userId: null })
     await first.outbox.append('a', record(1), 10, () => undefined)
     await first.outbox.append('a', record(2), 11, () => undefined)
     await first.outbox.append('b', record(3), 12, () => undefined)
@@ -119,10 +120,9 @@ describe('Outbox', () => {
   })
 
   it("replays another store's entries on the same file instead of dropping them; that store then counts them as replayed elsewhere", async () => {
-    const { clock, tier, open, stale } = await setup()
+    const { clock, tier, open, stale, record } = await setup()
     const a = open()
     const b = open()
-    const record = (n: number) => ({ payload: `{"n":${n}}`, expiresAt: clock.now() + HOUR, userId: null })
     // B's entries come after A opened the log: to A they are another store's (another process on the file).
     await b.outbox.append('b1', record(1), 10, () => undefined)
     await b.outbox.append('b1', record(2), 11, () => undefined)
@@ -179,15 +179,14 @@ describe('Outbox', () => {
   })
 
   it('entries a live destroy superseded leave the log at once: another store replaying later does not bring the session back', async () => {
-    const { clock, tier, open } = await setup()
+    const { tier, open, record } = await setup()
     const a = open()
     const b = open()
-    const record = (n: number) => ({ payload: `{"n":${n}}`, expiresAt: clock.now() + HOUR, userId: null })
     await a.outbox.append('x', record(1), 10, () => undefined)
     await a.outbox.append('x', record(2), 11, () => undefined)
     // Redis back: A's live destroy of x reaches Redis first (x was never there: no tombstone is left).
     await tier.delete('x')
-    a.outbox.destroyed('x')
+    a.outbox.destroyed('x', tier.proposedVersion())
     expect(a.outbox.depth()).toBe(0)
     b.outbox.replay()
     await b.outbox.replayed()
@@ -195,17 +194,16 @@ describe('Outbox', () => {
   })
 
   it("skips another store's entry that left the log while this replay was under way", async () => {
-    const { clock, tier, open } = await setup()
+    const { tier, open, record } = await setup()
     const b = open()
     const a = open()
-    const record = (n: number) => ({ payload: `{"n":${n}}`, expiresAt: clock.now() + HOUR, userId: null })
     await b.outbox.append('own', record(1), 10, () => undefined)
     await a.outbox.append('x', record(2), 11, () => undefined)
     // B reads the log (its own entry, then A's) and waits on Redis for its own; meanwhile A's live destroy of x
     // supersedes A's entry.
     b.outbox.replay()
     await tier.delete('x')
-    a.outbox.destroyed('x')
+    a.outbox.destroyed('x', tier.proposedVersion())
     await b.outbox.replayed()
     expect((await tier.get('own'))?.payload).toBe('{"n":1}')
     expect(await tier.get('x')).toBeUndefined()
@@ -213,14 +211,13 @@ describe('Outbox', () => {
   })
 
   it("a live destroy removes another store's entries of the session made before it; a live write only those not newer than it", async () => {
-    const { clock, tier, open } = await setup()
+    const { tier, open, record } = await setup()
     const a = open()
     const b = open()
-    const record = (n: number) => ({ payload: `{"n":${n}}`, expiresAt: clock.now() + HOUR, userId: null })
     // B's outage write of x; A, with nothing of x pending, destroys x live (Redis never had it: no tombstone).
     await b.outbox.append('x', record(1), 10, () => undefined)
     await tier.delete('x')
-    a.outbox.destroyed('x')
+    a.outbox.destroyed('x', tier.proposedVersion())
     // A's live write of y at version 50 supersedes A's entry (40) and B's older one (30), not B's newer one (60).
     await b.outbox.append('y', record(30), 30, () => undefined)
     await a.outbox.append('y', record(40), 40, () => undefined)

@@ -79,6 +79,13 @@ describe('two shared-mode instances on one SQLite file', () => {
   // NB: an fsync'd append-only file, so a SIGKILL keeps what Redis acknowledged before the outage.
   const redis = useRedis({ args: ['--appendonly', 'yes', '--appendfsync', 'always'] })
 
+  /** Kills Redis and waits until every store saw it go. */
+  async function outage(...stores: TieredStore[]): Promise<void> {
+    const down = stores.map((store) => once(store, 'disconnect'))
+    await redis.server.kill9()
+    await Promise.all(down)
+  }
+
   it('while both spill into the shared file, a read by one after a write by the other returns the latest data', async () => {
     const { open, clock, dir, prefix } = sharedStores(() => ({
       url: redis.url,
@@ -190,9 +197,7 @@ describe('two shared-mode instances on one SQLite file', () => {
     await a.set('common', sharedSession(clock.now(), HOUR, { by: 'a', n: 0 }))
     expect(await b.get('common')).toMatchObject({ n: 0 })
 
-    const down = [once(a, 'disconnect'), once(b, 'disconnect')]
-    await redis.server.kill9()
-    await Promise.all(down)
+    await outage(a, b)
     const acknowledged = new Map<string, Record<string, unknown>>()
     const write = async (store: TieredStore, sid: string, data: Record<string, unknown>) => {
       // NB: versions are wall-clock based: two writes of one session are never made in the same millisecond.
@@ -274,9 +279,7 @@ describe('two shared-mode instances on one SQLite file', () => {
     const spilled = [...Array(60).keys()].filter((i) => fileRows(path).sessions.has(storedKey(`kept${i}`)))
     expect(spilled.length).toBeGreaterThan(10)
 
-    const down = [once(a, 'disconnect'), once(b, 'disconnect')]
-    await redis.server.kill9()
-    await Promise.all(down)
+    await outage(a, b)
     const acknowledged = new Map<string, Record<string, unknown>>()
     for (let i = 0; i < 5; i++) {
       clock.advance(1)
@@ -331,9 +334,7 @@ describe('two shared-mode instances on one SQLite file', () => {
     const path = join(dir, `${SHARED}.db`)
     const errors = collectErrors(a, b)
 
-    const down = [once(a, 'disconnect'), once(b, 'disconnect')]
-    await redis.server.kill9()
-    await Promise.all(down)
+    await outage(a, b)
     const acknowledged = new Map<string, Record<string, unknown>>()
     for (let i = 0; i < 3; i++) {
       clock.advance(1)

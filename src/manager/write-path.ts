@@ -536,7 +536,8 @@ export class WritePath {
   /** A destroy the authority acknowledged (called at its commit). */
   #destroyed(sid: string): void {
     const ctx = this.#ctx
-    ctx.shared?.outbox?.destroyed(sid)
+    const shared = ctx.shared
+    shared?.outbox?.destroyed(sid, shared.redis.proposedVersion())
     ctx.memory.delete(sid)
     ctx.dropCacheCopy(sid)
     ctx.counters.destroys++

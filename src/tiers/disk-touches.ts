@@ -78,13 +78,11 @@ export class DiskTouches {
    * expired on disk while memory, touched, has the session live: a sweep meanwhile would delete a live session).
    */
   guardUntil(dropped: TouchOp, done: Promise<unknown>): void {
-    const release = () => {
-      if (this.#touches.get(dropped.sid) === dropped) this.#touches.delete(dropped.sid)
-    }
+    const release = () => this.committing(dropped)
     done.then(release, release)
   }
 
-  /** A touch is being applied in a transaction: it is no longer pending. */
+  /** A touch is being applied in a transaction (or will never be): it is no longer pending. */
   committing(op: TouchOp): void {
     if (this.#touches.get(op.sid) === op) this.#touches.delete(op.sid)
   }
@@ -124,17 +122,15 @@ export class DiskTouches {
 
   #enqueue(op: TouchOp): void {
     this.#options.writes.enqueueDetached(op, (error) => {
-      if (this.#touches.get(op.sid) === op) this.#touches.delete(op.sid)
+      this.committing(op)
       this.#options.onError?.(wrapError(ErrorCodes.DISK_IO, 'committing touches failed', error))
     })
   }
 
   /** Before a data write of `sid` is queued: its collected touch goes first (the write then builds on it). */
   #first(sid: string): void {
-    const op = this.#due.get(sid) ?? this.#schedule.delete(sid)
-    if (op === undefined) return
-    this.#due.delete(sid)
-    this.#enqueue(op)
+    const op = this.#take(sid)
+    if (op !== undefined) this.#enqueue(op)
   }
 
   /**
@@ -144,10 +140,15 @@ export class DiskTouches {
    * dropped op, which stays collected (marked) as the sweeper's guard until the write is done.
    */
   #drop(sid: string): TouchOp | undefined {
+    const op = this.#take(sid)
+    if (op !== undefined) op.dropped = true
+    return op
+  }
+
+  /** The touch of `sid` not handed to the group commit yet, taken out of the schedule and of the due ones. */
+  #take(sid: string): TouchOp | undefined {
     const op = this.#due.get(sid) ?? this.#schedule.delete(sid)
-    if (op === undefined) return undefined
     this.#due.delete(sid)
-    op.dropped = true
     return op
   }
 }
