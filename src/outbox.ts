@@ -111,6 +111,23 @@ export class Outbox {
     this.#remove(() => this.#options.log.removeSession(sid, upToVersion))
   }
 
+  /**
+   * Until when (ms) a write of `sid` waiting in the log (any store's on the file) would bring the session back if
+   * replayed: the latest expiry among them, if later than now; undefined for none. A live destroy asks first and
+   * has Redis keep a tombstone that long even where it never had the session: another process may be replaying
+   * one of those writes at that very moment (its entry leaves the log only once Redis answered).
+   */
+  replayableUntil(sid: string): number | undefined {
+    let until: number | undefined
+    try {
+      until = this.#options.log.latestExpiry(sid)
+    } catch (error) {
+      this.#options.report(wrapError(ErrorCodes.DISK_IO, 'reading the outbox failed', error))
+      return undefined
+    }
+    return until !== undefined && until > this.#options.clock.now() ? until : undefined
+  }
+
   /** Forgets every entry (the store was cleared) and empties the log, of other stores' entries too. */
   clear(): void {
     this.#pending.clear()

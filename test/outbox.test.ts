@@ -5,12 +5,12 @@
 import { once } from 'node:events'
 import { join } from 'node:path'
 import { describe, expect, it, onTestFinished } from 'vitest'
-import { Outbox } from '../src/outbox.js'
+import { Outbox, type ReplayTarget } from '../src/outbox.js'
 import { RedisConnection } from '../src/redis/connection.js'
 import { RedisTier } from '../src/redis/redis-tier.js'
 import { DiskTier } from '../src/tiers/disk-tier.js'
 import { ManualClock } from './helpers/manual-clock.js'
-import { useRedis } from './helpers/redis-server.js'
+import { redisCommand, useRedis } from './helpers/redis-server.js'
 import { uniquePrefix } from './helpers/shared-stores.js'
 import { makeTempDir } from './helpers/temp-dir.js'
 
@@ -28,12 +28,13 @@ describe('Outbox', () => {
     const tier = new RedisTier({ connection, prefix: uniquePrefix('ob'), channel: 'ob', origin: 'me', clock })
     const opened: DiskTier[] = []
     const stale: string[] = []
-    const open = () => {
+    /** A store's outbox on the one file; `redis`: what it replays to (the tier itself unless a test holds it). */
+    const open = (target: ReplayTarget = tier) => {
       const log = new DiskTier({ path, synchronous: 'normal', maxBatchSize: 100, clock })
       opened.push(log)
       const outbox = new Outbox({
         log,
-        redis: tier,
+        redis: target,
         isUp: () => connection.up,
         settleMs: 2000,
         clock,
@@ -230,5 +231,57 @@ describe('Outbox', () => {
     expect(await tier.get('x')).toBeUndefined()
     expect((await tier.get('y'))?.payload).toBe('{"n":60}')
     expect(b.outbox.depth()).toBe(0)
+  })
+
+  it("a live destroy of a session Redis never had leaves a tombstone while another store's write of it waits in the log: a replay of that write already on its way is refused", async () => {
+    const { clock, tier, open, record } = await setup()
+    // B's replay is held between reading its entry (still in the log, so B sends it) and Redis running it.
+    let sent!: () => void
+    const onItsWay = new Promise<void>((resolve) => {
+      sent = resolve
+    })
+    let release!: () => void
+    const gate = new Promise<void>((resolve) => {
+      release = resolve
+    })
+    const b = open({
+      setIfNewer: async (sid, written) => {
+        sent()
+        await gate
+        return tier.setIfNewer(sid, written)
+      },
+      delete: (sid, options) => tier.delete(sid, options),
+      confirm: (sid) => tier.confirm(sid),
+    })
+    const a = open()
+    const outageWrite = record(1)
+    await b.outbox.append('x', outageWrite, 10, () => undefined)
+    b.outbox.replay()
+    await onItsWay
+    // A destroys x live, as the store does: it asks the log first, then Redis (which never had x), then drops
+    // the entries. Without the tombstone, B's replay landing next would bring x back for an hour.
+    const until = a.outbox.replayableUntil('x')
+    expect(until).toBe(outageWrite.expiresAt)
+    expect(await tier.delete('x', { tombstoneUntil: until })).toBe(false)
+    a.outbox.destroyed('x', tier.proposedVersion())
+    release()
+    await b.outbox.replayed()
+    expect(await tier.get('x')).toBeUndefined()
+    expect(b.outbox.depth()).toBe(0)
+    // The tombstone lasts until the latest expiry of those writes, and a new live write of x is not blocked by it.
+    const ttl = Number(await redisCommand(redis.port, ['PTTL', tier.key('x')]))
+    expect(ttl).toBeGreaterThan(0)
+    expect(ttl).toBeLessThanOrEqual(outageWrite.expiresAt - Date.now())
+    await tier.write('x', record(2))
+    expect((await tier.get('x'))?.payload).toBe('{"n":2}')
+    // With nothing of a session in the log (none written, or only expired ones), a destroy of a key Redis never
+    // had leaves no key.
+    await b.outbox.append('gone', { ...record(3), expiresAt: clock.now() + 5 }, 20, () => undefined)
+    clock.advance(5)
+    for (const sid of ['never', 'gone']) {
+      expect(a.outbox.replayableUntil(sid)).toBeUndefined()
+      await tier.delete(sid, { tombstoneUntil: a.outbox.replayableUntil(sid) })
+      expect(await redisCommand(redis.port, ['EXISTS', tier.key(sid)])).toBe(0)
+    }
   })
 })

@@ -360,4 +360,51 @@ describe('two shared-mode instances on one SQLite file', () => {
     expect(restarted.health().outbox).toEqual({ depth: 0, oldestAgeMs: null })
     expect(errors.filter((code) => !OUTAGE_CODES.has(code))).toEqual([])
   })
+
+  it("a live destroy of a session Redis never had, with another store's outage write of it in the file, leaves a tombstone until that write's expiry", async () => {
+    // B alone is cut off (behind a stalled proxy) and acknowledges a write of x into the file's outbox; A, still
+    // connected, destroys x, which Redis never had. A's destroy drops B's entry, and since B's replay of it may be
+    // on its way at that moment (outbox.test.ts holds one there), Redis keeps a tombstone of x until the entry's
+    // expiry. B, reconnected, brings nothing back.
+    const proxy = await startProxy(redis.port)
+    const { open, clock, dir, prefix } = sharedStores(() => ({
+      url: redis.url,
+      commandTimeout: COMMAND_TIMEOUT,
+    }))
+    const a = await open(SHARED, { memory: MEMORY })
+    const b = await open(SHARED, {
+      memory: MEMORY,
+      redis: { url: proxy.url, commandTimeout: COMMAND_TIMEOUT },
+    })
+    const path = join(dir, `${SHARED}.db`)
+    const errors = collectErrors(a, b)
+    const stall = proxy.stallNewConnections()
+    const down = once(b, 'disconnect')
+    proxy.dropAll()
+    await down
+
+    const written = sharedSession(clock.now(), HOUR, { by: 'b' })
+    await b.set('x', written)
+    expect(fileRows(path).outbox).toMatchObject([{ sid: storedKey('x'), op: 'set' }])
+    const key = `${prefix}${storedKey('x')}`
+    expect(await redisCommand(redis.port, ['EXISTS', key])).toBe(0)
+    await a.destroy('x')
+    expect(fileRows(path).outbox).toEqual([])
+    expect(await redisCommand(redis.port, ['HGET', key, 'd'])).toBe('1')
+    const ttl = Number(await redisCommand(redis.port, ['PTTL', key]))
+    expect(ttl).toBeGreaterThan(HOUR - 60_000)
+    expect(ttl).toBeLessThanOrEqual(Date.parse(written.cookie.expires) - Date.now())
+
+    const up = once(b, 'connect')
+    stall.release()
+    await up
+    await engineOf(b).replayed()
+    const witness = await open('witness')
+    expect(await witness.get('x')).toBeUndefined()
+    expect(await a.get('x')).toBeUndefined()
+    // A destroy of a session with nothing of it in the file leaves no key.
+    await a.destroy('never')
+    expect(await redisCommand(redis.port, ['EXISTS', `${prefix}${storedKey('never')}`])).toBe(0)
+    expect(errors.filter((code) => !OUTAGE_CODES.has(code))).toEqual([])
+  })
 })

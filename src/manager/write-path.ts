@@ -316,6 +316,8 @@ export class WritePath {
     if (!isValidSid(sid)) return
     const userId = this.#knownUser(sid)
     // NB: no settle first: a live destroy wins over the outbox entries before it (they are dropped, not replayed).
+    // Asked before the destroy reaches Redis: one of them may be replaying from another process on the file.
+    const tombstoneUntil = ctx.shared?.outbox?.replayableUntil(sid)
     const limit = this.#begin(sid, budget)
     const started = performance.now()
     try {
@@ -323,6 +325,7 @@ export class WritePath {
         sid,
         () =>
           ctx.authority.delete(sid, {
+            tombstoneUntil,
             onCommit: (existed) => {
               this.#destroyed(sid)
               if (existed) ctx.step({ type: 'destroyed', userId: userId ?? null, reason })

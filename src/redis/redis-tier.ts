@@ -514,7 +514,7 @@ export class RedisTier implements Tier, DeferredTouches {
 
   /** Deletes `sid`, leaving a tombstone (with `upToVersion`: only if not newer, for outbox replay). */
   async delete(sid: string, options: DeleteOptions = {}): Promise<boolean> {
-    const { upToVersion, budget } = options
+    const { upToVersion, tombstoneUntil, budget } = options
     // NB: `migrate` on another prefix: connect-redis's copy goes too (first: a crash between the two leaves the
     // session alive, never a legacy copy that would bring it back); on our prefix the script removes it.
     const legacyExisted =
@@ -525,7 +525,13 @@ export class RedisTier implements Tier, DeferredTouches {
       'a session delete',
       scripts.delete,
       this.#keysOf(sid),
-      [upToVersion === undefined ? 'inf' : upToVersion, this.#channel, this.#origin, sid],
+      [
+        upToVersion === undefined ? 'inf' : upToVersion,
+        this.#channel,
+        this.#origin,
+        sid,
+        tombstoneUntil ?? '',
+      ],
       budget,
     )) as [number, string]
     const existed = Number(reply[0]) === 1 || legacyExisted

@@ -167,7 +167,8 @@ return 1
 `
 
 /** Destroy: leaves a tombstone until the old expiry. KEYS: key. ARGV: version of the destroy ('inf' for a
- * live destroy; a replayed one deletes only what is not newer), channel, origin, sid.
+ * live destroy; a replayed one deletes only what is not newer), channel, origin, sid, and until when (ms) to
+ * leave a tombstone where there is no session ('' for never: an outbox entry of it may be on its way).
  * Returns { deleted (0/1), userId of what was deleted }. */
 export const DELETE_SCRIPT = `${PROLOGUE}
 local replayed = ARGV[1] ~= 'inf'
@@ -175,6 +176,13 @@ if KEYS[2] and not replayed then redis.call('DEL', KEYS[2]) end
 if old[1] == false or dead then
   -- NB: dualWrite, replayed: without ours, connect-redis's key is the session.
   if KEYS[2] then redis.call('DEL', KEYS[2]) end
+  -- NB: a replay of an outage write made before this destroy, already sent by another process, must not bring
+  -- the session back: a tombstone blocks it (an existing one already does).
+  local keep = tonumber(ARGV[5] or '')
+  if old[1] == false and keep and keep > 0 then
+    redis.call('HSET', KEYS[1], 'v', '1', 'd', '1')
+    redis.call('PEXPIREAT', KEYS[1], string.format('%d', keep))
+  end
   return {0, ''}
 end
 if replayed and oldv > (tonumber(ARGV[1]) or 0) then return {0, ''} end

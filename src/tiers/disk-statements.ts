@@ -108,6 +108,7 @@ export interface DiskStatements {
   readonly outboxHas: Statement<[number], { seq: number }>
   readonly outboxRemoveSession: Statement<[string, number]>
   readonly outboxHasSession: Statement<[string, number], { seq: number }>
+  readonly outboxLatestExpiry: Statement<[string], { e: number | null }>
   readonly outboxRemoveAll: Statement<[]>
   readonly outboxCount: Statement<[], { n: number }>
 }
@@ -171,6 +172,9 @@ export function prepareStatements(db: Database.Database, sealer: PayloadSealer):
     outboxRemoveSession: db.prepare<[string, number]>('DELETE FROM outbox WHERE sid = ? AND version <= ?'),
     outboxHasSession: db.prepare<[string, number], { seq: number }>(
       'SELECT seq FROM outbox WHERE sid = ? AND version <= ? LIMIT 1',
+    ),
+    outboxLatestExpiry: db.prepare<[string], { e: number | null }>(
+      "SELECT max(expiresAt) AS e FROM outbox WHERE sid = ? AND op = 'set'",
     ),
     outboxRemoveAll: db.prepare<[]>('DELETE FROM outbox'),
     outboxCount: db.prepare<[], { n: number }>('SELECT count(*) AS n FROM outbox'),

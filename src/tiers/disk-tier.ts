@@ -603,6 +603,12 @@ export class DiskTier implements Tier, DeferredTouches, SpillCache, OutboxLog {
     this.#change('the outbox', () => this.#stmt.outboxRemoveAll.run().changes)
   }
 
+  /** The latest expiry of the outbox writes of `sid` (every store's on the file); undefined for none. */
+  latestExpiry(sid: string): number | undefined {
+    const row = this.#read('the outbox', () => this.#stmt.outboxLatestExpiry.get(sid))
+    return typeof row?.e === 'number' ? row.e : undefined
+  }
+
   /** Whether the outbox still holds entry `seq` (another store on the file may have removed it). */
   has(seq: number): boolean {
     return this.#read('the outbox', () => this.#stmt.outboxHas.get(seq)) !== undefined

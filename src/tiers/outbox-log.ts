@@ -26,6 +26,8 @@ export interface OutboxLog {
   removeSession(sid: string, upToVersion: number): void
   /** Removes every entry (every store's on the file). */
   removeAll(): void
+  /** The latest expiry (ms) of the writes of `sid` waiting (every store's on the file); undefined for none. */
+  latestExpiry(sid: string): number | undefined
   /** Whether entry `seq` is still there (another store on the same file may have removed it). */
   has(seq: number): boolean
   /** Entries waiting. */

@@ -95,6 +95,12 @@ export type UpdateResult =
 export interface DeleteOptions {
   /** Delete only a record whose version is at most this one (the replay of a destroy made while cut off). */
   readonly upToVersion?: number
+  /**
+   * Redis: where it holds nothing of the session, leave a tombstone until then (ms) all the same: an outbox entry
+   * of the session, made before this delete, may be on its way from another process (it must not bring the
+   * session back). Other tiers ignore it.
+   */
+  readonly tombstoneUntil?: number | undefined
   /** Called once the delete is durable, with whether a live record was there. */
   readonly onCommit?: (existed: boolean) => void
   /** Shared mode: what is left of the request's command timeout (other tiers ignore it). */
