@@ -33,7 +33,7 @@ describe('Outbox', () => {
       const log = new DiskTier({ path, synchronous: 'normal', maxBatchSize: 100, clock })
       opened.push(log)
       const outbox = new Outbox({
-        log,
+        log: log.outboxLog,
         redis: target,
         isUp: () => connection.up,
         settleMs: 2000,

@@ -89,14 +89,14 @@ runTierConformance(
         const { tier, clock } = await open()
         const record = { payload: '{"n":1}', expiresAt: clock.now() + HOUR, version: 5, userId: 'u' }
         const seqs: number[] = []
-        await tier.appendWrite('a', record, (seq) => seqs.push(seq))
-        await tier.appendDelete('b', 9, (seq) => seqs.push(seq))
+        await tier.outboxLog.appendWrite('a', record, (seq) => seqs.push(seq))
+        await tier.outboxLog.appendDelete('b', 9, (seq) => seqs.push(seq))
         expect(tier.get('a')).toEqual(record)
-        expect(tier.size()).toBe(2)
+        expect(tier.outboxLog.size()).toBe(2)
         tier.close()
         const again = new DiskTier({ path: reopenPath, synchronous: 'normal', maxBatchSize: 100, clock })
         try {
-          const entries = again.entries(() => undefined)
+          const entries = again.outboxLog.entries(() => undefined)
           expect(entries).toEqual([
             { seq: seqs[0], sid: 'a', op: 'set', record },
             {
@@ -106,9 +106,9 @@ runTierConformance(
               record: { payload: '', expiresAt: 0, version: 9, userId: null },
             },
           ])
-          again.remove(seqs[0] as number)
-          expect(again.entries(() => undefined).map((e) => e.sid)).toEqual(['b'])
-          expect(again.size()).toBe(1)
+          again.outboxLog.remove(seqs[0] as number)
+          expect(again.outboxLog.entries(() => undefined).map((e) => e.sid)).toEqual(['b'])
+          expect(again.outboxLog.size()).toBe(1)
         } finally {
           again.close()
         }

@@ -80,7 +80,7 @@ export function connectShared(options: ResolvedOptions, hooks: SharedHooks): Sha
     disk === null
       ? null
       : new Outbox({
-          log: disk,
+          log: disk.outboxLog,
           redis: tier,
           isUp: () => connection.up,
           settleMs: redis.commandTimeoutMs,

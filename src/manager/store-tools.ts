@@ -69,7 +69,7 @@ export class StoreTools {
       return {
         ...rowsInventory(rows, top),
         expiredNotSwept: null,
-        outboxDepth: ctx.disk === null ? null : ctx.disk.size(),
+        outboxDepth: ctx.disk === null ? null : ctx.disk.outboxLog.size(),
       }
     } catch (error) {
       return ctx.fail(error)

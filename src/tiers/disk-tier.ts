@@ -1,6 +1,7 @@
 // The disk tier: one SQLite file (WAL) of sessions with indexes on expiry and user. Reads are synchronous
 // point look-ups; writes go through group commit and are acknowledged after their transaction commits.
-// In shared mode it is also the spill cache (synchronous upkeep) and holds the outbox log.
+// In shared mode it is also the spill cache (synchronous upkeep) and holds the outbox log
+// (src/tiers/disk-outbox-log.ts).
 
 import { resolve } from 'node:path'
 import type Database from 'better-sqlite3'
@@ -10,15 +11,16 @@ import type { Clock } from '../clock.js'
 import { ErrorCodes, TieredSessionError, wrapError } from '../errors.js'
 import type { KeepOutcome } from './cache-writes.js'
 import { CacheWrites } from './cache-writes.js'
+import { DiskOutboxLog } from './disk-outbox-log.js'
 import type { DiskStatements, RawRow } from './disk-statements.js'
 import { prepareStatements, toRecord } from './disk-statements.js'
 import { DiskTouches } from './disk-touches.js'
 import type { DiskOp, DiskResult } from './disk-writes.js'
-import { applyOp, mayPut, putRow, toOutboxEntry } from './disk-writes.js'
+import { applyOp, mayPut, putRow } from './disk-writes.js'
 import { GroupCommit } from './group-commit.js'
 import type { Inventory } from './inventory.js'
 import { diskInventory } from './inventory.js'
-import type { OutboxEntry, OutboxLog } from './outbox-log.js'
+import type { OutboxLog } from './outbox-log.js'
 import type { BackupProgress } from './sqlite-backup.js'
 import { backupSqlite } from './sqlite-backup.js'
 import type { OpenedFile } from './sqlite-file.js'
@@ -77,9 +79,16 @@ export interface DiskTierOptions {
 }
 
 /** SQLite-backed tier. One instance owns one connection to one file. */
-export class DiskTier implements Tier, DeferredTouches, SpillCache, OutboxLog {
+export class DiskTier implements Tier, DeferredTouches, SpillCache {
   readonly kind = 'disk' as const
   readonly path: string
+  /** The outbox's log in this file (shared mode). */
+  readonly outboxLog: OutboxLog = new DiskOutboxLog({
+    statements: () => this.#stmt,
+    read: (what, fn) => this.#read(what, fn),
+    change: (what, fn) => this.#change(what, fn),
+    enqueue: (op, onCommit) => this.#enqueue(op, onCommit),
+  })
   readonly #clock: Clock
   readonly #options: DiskTierOptions
   #file!: OpenedFile
@@ -554,68 +563,5 @@ export class DiskTier implements Tier, DeferredTouches, SpillCache, OutboxLog {
     this.#cacheWrites?.waitSync()
     this.#change('sessions', () => this.#stmt.clear.run().changes)
     this.#mayHoldSessions = false
-  }
-
-  // ---- the outbox log (shared mode) -----------------------------------------------------------------
-
-  /** Queues a write for replay, storing it as the session's local copy too; resolves to its seq. */
-  appendWrite(sid: string, record: StoredRecord, onCommit: (seq: number) => void): Promise<number> {
-    const op: DiskOp = { type: 'outbox-set', sid, record }
-    return this.#enqueue(op, onCommit as (r: DiskResult) => void) as Promise<number>
-  }
-
-  /** Queues a destroy for replay, dropping the local copy; resolves to its seq. */
-  appendDelete(sid: string, version: number, onCommit: (seq: number) => void): Promise<number> {
-    const op: DiskOp = { type: 'outbox-delete', sid, version }
-    return this.#enqueue(op, onCommit as (r: DiskResult) => void) as Promise<number>
-  }
-
-  /** Every write waiting for Redis, oldest first; a row that does not decode goes to `onCorrupt` and is dropped. */
-  entries(onCorrupt: OnCorrupt): OutboxEntry[] {
-    const out: OutboxEntry[] = []
-    for (const raw of this.#read('the outbox', () => this.#stmt.outboxAll.all())) {
-      try {
-        out.push(toOutboxEntry(raw, this.#stmt.sealer))
-      } catch (error) {
-        onCorrupt(error as TieredSessionError)
-        this.remove(raw.seq)
-      }
-    }
-    return out
-  }
-
-  /** Removes one replayed outbox entry. */
-  remove(seq: number): void {
-    this.#change('the outbox', () => this.#stmt.outboxRemove.run(seq).changes)
-  }
-
-  /** Removes the outbox entries of `sid` up to `upToVersion` (every store's on the file). */
-  removeSession(sid: string, upToVersion: number): void {
-    // NB: looked up first: a live destroy asks on every call, and a write transaction (even one that deletes
-    // nothing) would fail on a read-only disk.
-    if (this.#read('the outbox', () => this.#stmt.outboxHasSession.get(sid, upToVersion)) === undefined)
-      return
-    this.#change('the outbox', () => this.#stmt.outboxRemoveSession.run(sid, upToVersion).changes)
-  }
-
-  /** Removes every outbox entry (every store's on the file). */
-  removeAll(): void {
-    this.#change('the outbox', () => this.#stmt.outboxRemoveAll.run().changes)
-  }
-
-  /** The latest expiry of the outbox writes of `sid` (every store's on the file); undefined for none. */
-  latestExpiry(sid: string): number | undefined {
-    const row = this.#read('the outbox', () => this.#stmt.outboxLatestExpiry.get(sid))
-    return typeof row?.e === 'number' ? row.e : undefined
-  }
-
-  /** Whether the outbox still holds entry `seq` (another store on the file may have removed it). */
-  has(seq: number): boolean {
-    return this.#read('the outbox', () => this.#stmt.outboxHas.get(seq)) !== undefined
-  }
-
-  /** Writes waiting for Redis. */
-  size(): number {
-    return this.#read('the outbox', () => (this.#stmt.outboxCount.get() as { n: number }).n)
   }
 }
