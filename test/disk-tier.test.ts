@@ -10,7 +10,7 @@ import { makeTempDir } from './helpers/temp-dir.js'
 const HOUR = 3_600_000
 
 describe('the SQLite file', () => {
-  it('is created 0600 in a 0700 directory, in WAL mode, with indexes on expiry and user', async () => {
+  it("is created 0600 in a 0700 directory, in WAL mode, with indexes on expiry and user, and the outbox's on session", async () => {
     const { store, clock, dbPath } = createStore()
     await store.set('s', sessionFor(clock.now(), HOUR, { userId: 'u' }))
     expect(statSync(dbPath).mode & 0o777).toBe(0o600)
@@ -28,6 +28,8 @@ describe('the SQLite file', () => {
     expect(db.prepare("SELECT value FROM meta WHERE name = 'ids'").get()).toEqual({ value: 'sha256' })
     const indexes = (db.pragma('index_list(sessions)') as Array<{ name: string }>).map((i) => i.name)
     expect(indexes).toEqual(expect.arrayContaining(['sessions_by_expiry', 'sessions_by_user']))
+    // A live destroy looks up its session's outbox entries (during an outage the log may hold a great many).
+    expect(db.pragma('index_info(outbox_by_sid)')).toMatchObject([{ name: 'sid' }])
     expect(db.prepare('SELECT sid, userId, version FROM sessions').all()).toEqual([
       { sid: storedKey('s'), userId: 'u', version: 1 },
     ])

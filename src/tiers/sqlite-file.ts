@@ -57,6 +57,9 @@ function migrate(db: Database.Database): void {
     );
     CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY NOT NULL, value TEXT NOT NULL);
   `)
+  // NB: a live destroy or write looks up its session's entries (every call, in an outage too, when the log may
+  // hold a great many): an index rather than a scan. Added to files of any schema; older versions keep it up.
+  db.exec('CREATE INDEX IF NOT EXISTS outbox_by_sid ON outbox (sid)')
   // NB: schema 3: when each session was created (`maxLifetime`); null for rows written without it.
   for (const table of ['sessions', 'outbox']) {
     const columns = db.prepare<[], { name: string }>(`PRAGMA table_info(${table})`).all()
