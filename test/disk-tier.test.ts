@@ -3,7 +3,9 @@ import { join } from 'node:path'
 import Database from 'better-sqlite3'
 import { describe, expect, it, onTestFinished } from 'vitest'
 import { TieredStore } from '../src/store.js'
+import { DiskTier } from '../src/tiers/disk-tier.js'
 import { storedKey } from './helpers/handles.js'
+import { ManualClock } from './helpers/manual-clock.js'
 import { createStore, sessionFor } from './helpers/stores.js'
 import { makeTempDir } from './helpers/temp-dir.js'
 
@@ -33,6 +35,41 @@ describe('the SQLite file', () => {
     expect(db.prepare('SELECT sid, userId, version FROM sessions').all()).toEqual([
       { sid: storedKey('s'), userId: 'u', version: 1 },
     ])
+  })
+
+  it("a file without the outbox's index and no room to build it (at disk.maxBytes) still opens, its entries intact", async () => {
+    const dir = makeTempDir()
+    onTestFinished(() => dir.remove())
+    const path = join(dir.path, 'full.db')
+    const clock = new ManualClock(Date.now())
+    const first = new DiskTier({ path, synchronous: 'normal', maxBatchSize: 100, clock })
+    const record = {
+      payload: `{"pad":"${'x'.repeat(900)}"}`,
+      expiresAt: clock.now() + HOUR,
+      version: 1,
+      userId: null,
+    }
+    for (let i = 0; i < 2_000; i++) await first.outboxLog.appendWrite(`s${i}`, record, () => undefined)
+    first.close()
+    // As a file written before the index existed: dropped, and the file shrunk to what it holds.
+    const raw = new Database(path)
+    raw.exec('DROP INDEX outbox_by_sid; VACUUM')
+    const bytes =
+      (raw.pragma('page_count', { simple: true }) as number) *
+      (raw.pragma('page_size', { simple: true }) as number)
+    raw.close()
+    const again = new DiskTier({ path, synchronous: 'normal', maxBatchSize: 100, clock, maxBytes: bytes })
+    try {
+      expect(again.outboxLog.size()).toBe(2_000)
+      expect(again.outboxLog.latestExpiry('s7')).toBe(record.expiresAt)
+    } finally {
+      again.close()
+    }
+    const check = new Database(path, { readonly: true })
+    onTestFinished(() => {
+      check.close()
+    })
+    expect(check.pragma('index_info(outbox_by_sid)')).toEqual([])
   })
 
   it('commits concurrent writes in one shared transaction, acknowledging each only after it', async () => {

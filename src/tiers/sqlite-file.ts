@@ -31,6 +31,21 @@ function prepareFile(path: string): void {
   for (const file of [path, `${path}-wal`, `${path}-shm`]) if (existsSync(file)) chmodSync(file, 0o600)
 }
 
+/**
+ * A live destroy or write looks up its session's outbox entries (every call, in an outage too, when the log may
+ * hold a great many): an index rather than a scan. Added to files of any schema (older versions keep it up).
+ * Best effort: a file at `disk.maxBytes` or on a full disk has no room to build it, and must still open (its
+ * lookups then scan the log).
+ */
+function addOutboxIndex(db: Database.Database): void {
+  try {
+    db.exec('CREATE INDEX IF NOT EXISTS outbox_by_sid ON outbox (sid)')
+  } catch (error) {
+    const code = (error as { code?: unknown }).code
+    if (code !== 'SQLITE_FULL' && code !== 'SQLITE_READONLY') throw error
+  }
+}
+
 function migrate(db: Database.Database): void {
   const version = db.pragma('user_version', { simple: true }) as number
   if (version > SCHEMA_VERSION) {
@@ -57,9 +72,7 @@ function migrate(db: Database.Database): void {
     );
     CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY NOT NULL, value TEXT NOT NULL);
   `)
-  // NB: a live destroy or write looks up its session's entries (every call, in an outage too, when the log may
-  // hold a great many): an index rather than a scan. Added to files of any schema; older versions keep it up.
-  db.exec('CREATE INDEX IF NOT EXISTS outbox_by_sid ON outbox (sid)')
+  addOutboxIndex(db)
   // NB: schema 3: when each session was created (`maxLifetime`); null for rows written without it.
   for (const table of ['sessions', 'outbox']) {
     const columns = db.prepare<[], { name: string }>(`PRAGMA table_info(${table})`).all()
