@@ -391,7 +391,9 @@ describe('two shared-mode instances on one SQLite file', () => {
     await a.destroy('x')
     expect(fileRows(path).outbox).toEqual([])
     expect(await redisCommand(redis.port, ['HGET', key, 'd'])).toBe('1')
-    expect(Number(await redisCommand(redis.port, ['PEXPIRETIME', key]))).toBe(Date.parse(written.cookie.expires))
+    expect(Number(await redisCommand(redis.port, ['PEXPIRETIME', key]))).toBe(
+      Date.parse(written.cookie.expires),
+    )
 
     const up = once(b, 'connect')
     stall.release()
