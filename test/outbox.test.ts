@@ -282,4 +282,31 @@ describe('Outbox', () => {
       expect(await redisCommand(redis.port, ['EXISTS', tier.key(sid)])).toBe(0)
     }
   })
+
+  it("a live destroy's tombstone lasts until the later of the session's expiry and its waiting writes' expiry; an existing tombstone is extended to it", async () => {
+    const { clock, tier, open, record } = await setup()
+    const a = open()
+    const b = open()
+    const soon = clock.now() + 10 * 60_000
+    // Redis holds x until `soon`; a write of x waiting in the log (made later, its cookie rolled) lasts an hour.
+    await tier.write('x', { ...record(1), expiresAt: soon })
+    await b.outbox.append('x', record(2), 10, () => undefined)
+    expect(await tier.delete('x', { tombstoneUntil: a.outbox.replayableUntil('x') })).toBe(true)
+    expect(Number(await redisCommand(redis.port, ['PEXPIRETIME', tier.key('x')]))).toBe(record(2).expiresAt)
+    // y: destroyed already (a tombstone until `soon`); a write of it waiting in the log moves it out.
+    await tier.write('y', { ...record(3), expiresAt: soon })
+    await tier.delete('y')
+    expect(Number(await redisCommand(redis.port, ['PEXPIRETIME', tier.key('y')]))).toBe(soon)
+    await b.outbox.append('y', record(4), 11, () => undefined)
+    expect(await tier.delete('y', { tombstoneUntil: a.outbox.replayableUntil('y') })).toBe(false)
+    expect(Number(await redisCommand(redis.port, ['PEXPIRETIME', tier.key('y')]))).toBe(record(4).expiresAt)
+    // ...and never in: a later destroy with a sooner time leaves it.
+    await tier.delete('y', { tombstoneUntil: soon })
+    expect(Number(await redisCommand(redis.port, ['PEXPIRETIME', tier.key('y')]))).toBe(record(4).expiresAt)
+    // A replay of either waiting write is refused.
+    b.outbox.replay()
+    await b.outbox.replayed()
+    expect(await tier.get('x')).toBeUndefined()
+    expect(await tier.get('y')).toBeUndefined()
+  })
 })

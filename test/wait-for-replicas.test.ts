@@ -1,8 +1,10 @@
 // redis.waitForReplicas: a write counts as written once that many replicas confirm it (WAIT); one they do not
 // confirm is acknowledged from the outbox and replayed until they do. A master and a replica of its own.
 
+import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { TieredSessionError } from '../src/errors.js'
+import { DiskTier } from '../src/tiers/disk-tier.js'
 import { storedKey } from './helpers/handles.js'
 import type { RedisProcess } from './helpers/redis-server.js'
 import {
@@ -61,6 +63,34 @@ describe('redis.waitForReplicas', () => {
       String(clock.now() + 2 * HOUR),
     )
     expect(await commandCalls(master.port, 'wait')).toBe(before)
+  })
+
+  it('with 1: a tombstone a destroy leaves for a write waiting in the file (Redis never had the session) is on the replica too', async () => {
+    const { open, clock, prefix, dir } = sharedStores(() => ({ url: master.url, waitForReplicas: 1 }))
+    const store = await open('a')
+    // Another process on the same file acknowledged a write of x into the outbox during an outage of its own.
+    const other = new DiskTier({
+      path: join(dir, 'a.db'),
+      synchronous: 'normal',
+      maxBatchSize: 100,
+      clock,
+      hashIds: true,
+    })
+    const expiresAt = clock.now() + HOUR
+    await other.outboxLog.appendWrite(
+      storedKey('x'),
+      { payload: '{"by":"other"}', expiresAt, version: 1, userId: null },
+      () => undefined,
+    )
+    other.close()
+    const waits = await commandCalls(master.port, 'wait')
+    await store.destroy('x')
+    expect(await commandCalls(master.port, 'wait')).toBe(waits + 1)
+    expect(await redisCommand(replicaPort(), ['HGET', `${prefix}${storedKey('x')}`, 'd'])).toBe('1')
+    expect(await redisCommand(replicaPort(), ['PEXPIRETIME', `${prefix}${storedKey('x')}`])).toBe(expiresAt)
+    // With nothing waiting, a destroy of a session Redis never had writes nothing, and waits for nothing.
+    await store.destroy('never')
+    expect(await commandCalls(master.port, 'wait')).toBe(waits + 1)
   })
 
   it('with 1 and the replica gone: writes are acknowledged from the outbox, served, and replayed once it is back', async () => {

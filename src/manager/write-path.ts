@@ -337,7 +337,8 @@ export class WritePath {
           // NB: Redis down: destroyed if this instance held a live copy (Redis cannot say).
           if (userId !== undefined) ctx.step({ type: 'destroyed', userId, reason })
         },
-        (existed) => (existed ? null : undefined),
+        // NB: a tombstone left for the outbox's waiting writes (with none there before) is a write to confirm too.
+        (existed) => (existed || tombstoneUntil !== undefined ? null : undefined),
         limit,
       )
     } finally {

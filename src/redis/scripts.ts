@@ -5,7 +5,8 @@
 // a touch adds c = the newer cookie (JSON text) and t = the version it belongs to (a later write makes it stale);
 // with `maxLifetime`, a = when the session was created (ms; the last ARGV of each write, '' for none).
 // A destroyed session leaves a tombstone { v, d = 1 } until its old expiry, so that an outbox write made
-// before the destroy (by an instance that was cut off) can never bring it back.
+// before the destroy (by an instance that was cut off) can never bring it back; where writes of it wait in the
+// outbox file (another process's, maybe being replayed), until the latest of their expiries, even with no key.
 // Invalidation messages: "I|<origin>|<version>|<sid>" (sid last: it may contain '|').
 // With `migrate.dualWrite`, KEYS[2] is connect-redis's key of the session: every write mirrors the payload there
 // (a string with the same PEXPIREAT), a touch its expiry, a destroy deletes it; a compare-and-set also requires
@@ -50,6 +51,20 @@ local legacyKey = false
 if #KEYS - (indexKey and 1 or 0) >= 2 then legacyKey = KEYS[2] end
 `
 
+/** Makes `key` (which exists) live at least until the Lua number `at` (ms) on Redis's clock: a key with no expiry
+ * gets this one, a sooner one moves out to it, a later one stays. Redis 7 (REDIS_VERSION_NUM ≥ 0x070000):
+ * PEXPIREAT NX, else GT; older servers: PTTL and TIME. */
+const EXPIRE_AT_LEAST = (key: string, at: string) => `if (redis.REDIS_VERSION_NUM or 0) >= 458752 then
+    local atText = string.format('%d', ${at})
+    if redis.call('PEXPIREAT', ${key}, atText, 'NX') == 0 then redis.call('PEXPIREAT', ${key}, atText, 'GT') end
+  else
+    local ttl = redis.call('PTTL', ${key})
+    local now = redis.call('TIME')
+    if ttl < 0 or tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) + ttl < ${at} then
+      redis.call('PEXPIREAT', ${key}, string.format('%d', ${at}))
+    end
+  end`
+
 /** Adds ARGV[sid] to the set at `key` and makes it live at least until ARGV[until] (ms), on Redis's own clock
  * (the one PEXPIREAT uses: a writer whose clock runs ahead must not believe the index outlives the session).
  * Runs before anything else is written: an error it returns (OOM, READONLY) leaves nothing changed.
@@ -67,16 +82,7 @@ const INDEX_ADD = (key: string, sid: number, until: number) => `do
     redis.call('SADD', ${key}, ARGV[${sid}])
   end
   local at = tonumber(ARGV[${until}]) or 0
-  if (redis.REDIS_VERSION_NUM or 0) >= 458752 then
-    local atText = string.format('%d', at)
-    if redis.call('PEXPIREAT', ${key}, atText, 'NX') == 0 then redis.call('PEXPIREAT', ${key}, atText, 'GT') end
-  else
-    local ttl = redis.call('PTTL', ${key})
-    local now = redis.call('TIME')
-    if ttl < 0 or tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) + ttl < at then
-      redis.call('PEXPIREAT', ${key}, string.format('%d', at))
-    end
-  end
+  ${EXPIRE_AT_LEAST(key, 'at')}
 end`
 
 /** Creation time: ARGV[n] ('' for none) into field a. */
@@ -173,15 +179,19 @@ return 1
 export const DELETE_SCRIPT = `${PROLOGUE}
 local replayed = ARGV[1] ~= 'inf'
 if KEYS[2] and not replayed then redis.call('DEL', KEYS[2]) end
+-- NB: a replay of an outage write made before this destroy, already sent by another process, must not bring
+-- the session back: the tombstone lasts at least until that write's expiry (ARGV[5]), where there is none too.
+local keep = tonumber(ARGV[5] or '')
 if old[1] == false or dead then
   -- NB: dualWrite, replayed: without ours, connect-redis's key is the session.
   if KEYS[2] then redis.call('DEL', KEYS[2]) end
-  -- NB: a replay of an outage write made before this destroy, already sent by another process, must not bring
-  -- the session back: a tombstone blocks it (an existing one already does).
-  local keep = tonumber(ARGV[5] or '')
-  if old[1] == false and keep and keep > 0 then
-    redis.call('HSET', KEYS[1], 'v', '1', 'd', '1')
-    redis.call('PEXPIREAT', KEYS[1], string.format('%d', keep))
+  if keep and keep > 0 then
+    if dead then
+      ${EXPIRE_AT_LEAST('KEYS[1]', 'keep')}
+    else
+      redis.call('HSET', KEYS[1], 'v', '1', 'd', '1')
+      redis.call('PEXPIREAT', KEYS[1], string.format('%d', keep))
+    end
   end
   return {0, ''}
 end
@@ -190,6 +200,7 @@ if KEYS[2] then redis.call('DEL', KEYS[2]) end
 -- NB: never tonumber('inf'): Lua's strtod reads it as infinity.
 local v = string.format('%d', math.max(oldv + 1, replayed and (tonumber(ARGV[1]) or 0) or 0))
 local e = tonumber(old[4])
+if keep and keep > (e or 0) then e = keep end
 redis.call('DEL', KEYS[1])
 if e and e > 0 then
   redis.call('HSET', KEYS[1], 'v', v, 'd', '1')
