@@ -12,7 +12,9 @@
 // tieredSession() local; then, for each network (Redis on loopback, and Redis behind a proxy that adds
 // `delayMs` each way), express-session over connect-redis 9 (node-redis), connect-redis 8 (ioredis),
 // TieredStore shared, and tieredSession() shared. Each Redis-backed contender has its own key prefix (so
-// its own invalidation channel). One redis-server and one proxy process serve them all.
+// its own invalidation channel). One redis-server and one proxy process serve them all. Only when named with
+// --http-only: the at-rest variants (`-local+plain`, `-local+enc`, ...), and `es-memory+sqlite`, MemoryStore with
+// a bare SQLite write behind every set (bench/lib/sqlite-floor-store.js: the floor of event-loop durability).
 //
 // Order: all servers start and log their users in first; then per scenario a warm-up run per contender
 // (discarded), then `rounds` rounds in which the contenders are rotated (a b c | b c a | ...), each run
@@ -46,6 +48,7 @@ const LOGIN_CONCURRENCY = 20
 const STORE_SHORT = {
   memory: 'MemoryStore',
   memorystore: 'memorystore',
+  'memory+sqlite': 'MemoryStore + bare SQLite write',
   file: 'session-file-store',
   local: 'TieredStore local',
   shared: 'TieredStore shared',
@@ -86,6 +89,8 @@ export function contenders({ proxy, baseline = null }) {
     { id: 'es-local', middleware: 'es', store: 'local', net: null },
     { id: 'ts-local', middleware: 'ts', store: 'local', net: null },
   ]
+  // The floor of event-loop SQLite durability (bench/lib/sqlite-floor-store.js): only when named with --http-only.
+  list.push({ id: 'es-memory+sqlite', middleware: 'es', store: 'memory+sqlite', net: null, optional: true })
   for (const net of proxy ? ['lo', 'proxy'] : ['lo']) {
     for (const [mw, store] of [
       ['es', 'cr9'],
@@ -817,8 +822,9 @@ function ratioPairs(list) {
   const ids = new Set(list.map((c) => c.id))
   const pairs = []
   for (const ours of ['ts-local', 'es-local'])
-    for (const peer of ['es-memory', 'es-memorystore', 'es-file'])
+    for (const peer of ['es-memory', 'es-memorystore', 'es-file', 'es-memory+sqlite'])
       if (ids.has(ours) && ids.has(peer)) pairs.push([ours, peer])
+  if (ids.has('es-memory+sqlite') && ids.has('es-memory')) pairs.push(['es-memory+sqlite', 'es-memory'])
   for (const net of ['lo', 'proxy'])
     for (const ours of [`ts-shared@${net}`, `es-shared@${net}`])
       for (const peer of [`es-cr9@${net}`, `es-cr8@${net}`])

@@ -20,10 +20,12 @@ import createFileStore from 'session-file-store'
 import { TieredStore } from 'tiered-session'
 import { waitForEvent, withTimeout } from './procs.js'
 import { MiB } from './sessions.js'
+import { sqliteFloorStore } from './sqlite-floor-store.js'
 
 export const STORE_LABEL = {
   memory: 'express-session MemoryStore',
   memorystore: 'memorystore',
+  'memory+sqlite': 'MemoryStore + a bare SQLite write (floor)',
   file: 'session-file-store',
   local: 'TieredStore local',
   shared: 'TieredStore shared',
@@ -54,6 +56,10 @@ export async function openStore(kind, options) {
     case 'memory': {
       const store = new session.MemoryStore()
       return { kind, store, stats: () => null, close: async () => {} }
+    }
+    case 'memory+sqlite': {
+      const { store, close } = sqliteFloorStore(mkdtempSync(join(tmpRoot, 'floor-')))
+      return { kind, store, stats: () => null, close: async () => close() }
     }
     case 'memorystore': {
       if (!Number.isFinite(options.memorystoreMax)) throw new Error('memorystore needs memorystoreMax')
