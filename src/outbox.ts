@@ -253,9 +253,7 @@ export class Outbox {
       for (const entry of entries) {
         if (!isUp() || this.#closed) return
         if (this.#mine.has(entry.seq) && this.#pending.get(entry.sid)?.seq !== entry.seq) {
-          log.remove(entry.seq)
-          this.#mine.delete(entry.seq)
-          this.#queuedAt.delete(entry.seq)
+          this.#leaveLog(entry.seq)
           continue
         }
         // NB: an entry is replayed only if it is still there: a store on the same file may have replayed it, or
@@ -309,7 +307,7 @@ export class Outbox {
 
   /** Replays one entry; it leaves the log unless Redis refused it, an outage stopped it, or it is unconfirmed. */
   async #replayEntry(entry: OutboxEntry): Promise<ReplayOutcome> {
-    const { log, redis, isUp, clock, report, onStale } = this.#options
+    const { redis, isUp, clock, report, onStale } = this.#options
     try {
       if (entry.op === 'delete') await redis.delete(entry.sid, { upToVersion: entry.record.version })
       else if (entry.record.expiresAt > clock.now()) {
@@ -322,11 +320,16 @@ export class Outbox {
       report(wrapError(ErrorCodes.REDIS_REFUSED, 'Redis refused an outbox entry', error))
       return 'refused'
     }
-    log.remove(entry.seq)
-    this.#mine.delete(entry.seq)
-    this.#queuedAt.delete(entry.seq)
+    this.#leaveLog(entry.seq)
     if (this.#pending.get(entry.sid)?.seq === entry.seq) this.#pending.delete(entry.sid)
     return 'done'
+  }
+
+  /** Entry `seq` leaves the log (replayed, or superseded by a later one of ours), and what this store knew of it. */
+  #leaveLog(seq: number): void {
+    this.#options.log.remove(seq)
+    this.#mine.delete(seq)
+    this.#queuedAt.delete(seq)
   }
 
   /** Resolves once the replay now running (if any) has finished. */

@@ -96,7 +96,7 @@ export interface DeleteOptions {
   /** Delete only a record whose version is at most this one (the replay of a destroy made while cut off). */
   readonly upToVersion?: number
   /**
-   * Redis: where it holds nothing of the session, leave a tombstone until then (ms) all the same: an outbox entry
+   * Redis: keep a tombstone at least until then (ms), even where it holds nothing of the session: an outbox entry
    * of the session, made before this delete, may be on its way from another process (it must not bring the
    * session back). Other tiers ignore it.
    */
