@@ -258,7 +258,10 @@ export class Outbox {
         }
         // NB: an entry is replayed only if it is still there: a store on the same file may have replayed it, or
         // dropped it (a live write or destroy superseded it, a clear) since this replay read the log.
-        if (!log.has(entry.seq)) continue
+        if (!log.has(entry.seq)) {
+          this.#leftElsewhere(entry)
+          continue
+        }
         const outcome = await this.#replayEntry(entry)
         if (outcome === 'down') return
         if (outcome === 'refused') refused++
@@ -296,11 +299,7 @@ export class Outbox {
       inLog.add(entry.seq)
       if (!this.#queuedAt.has(entry.seq)) this.#queuedAt.set(entry.seq, now)
     }
-    for (const [sid, entry] of this.#pending) {
-      if (inLog.has(entry.seq)) continue
-      this.#pending.delete(sid)
-      this.#options.onStale(sid)
-    }
+    for (const entry of this.#pending.values()) if (!inLog.has(entry.seq)) this.#leftElsewhere(entry)
     for (const seq of this.#mine) if (!inLog.has(seq)) this.#mine.delete(seq)
     for (const seq of this.#queuedAt.keys()) if (!inLog.has(seq)) this.#queuedAt.delete(seq)
   }
@@ -308,12 +307,14 @@ export class Outbox {
   /** Replays one entry; it leaves the log unless Redis refused it, an outage stopped it, or it is unconfirmed. */
   async #replayEntry(entry: OutboxEntry): Promise<ReplayOutcome> {
     const { redis, isUp, clock, report, onStale } = this.#options
+    const foreign = !this.#mine.has(entry.seq)
     try {
+      let written = true
       if (entry.op === 'delete') await redis.delete(entry.sid, { upToVersion: entry.record.version })
-      else if (entry.record.expiresAt > clock.now()) {
-        // Redis had something newer (or a tombstone): our copy is stale.
-        if (!(await redis.setIfNewer(entry.sid, entry.record))) onStale(entry.sid)
-      }
+      else if (entry.record.expiresAt > clock.now()) written = await redis.setIfNewer(entry.sid, entry.record)
+      // NB: our copy is stale when Redis had something newer (or a tombstone), and when the entry was another
+      // store's: it went out through our connection, and Redis tells no connection of its own writes (NOLOOP).
+      if (!written || foreign) onStale(entry.sid)
       if (!(await redis.confirm(entry.sid))) return 'unconfirmed'
     } catch (error) {
       if (!isUp()) return 'down'
@@ -323,6 +324,20 @@ export class Outbox {
     this.#leaveLog(entry.seq)
     if (this.#pending.get(entry.sid)?.seq === entry.seq) this.#pending.delete(entry.sid)
     return 'done'
+  }
+
+  /**
+   * `entry` left the log without this store (another store on the file replayed it, or a live write or destroy
+   * superseded it): if it was our pending one, we no longer answer for its session from it, and our copy goes
+   * (whether Redis took it or held something newer is unknown here: the next read asks Redis).
+   */
+  #leftElsewhere(entry: OutboxEntry): void {
+    if (this.#pending.get(entry.sid)?.seq === entry.seq) {
+      this.#pending.delete(entry.sid)
+      this.#options.onStale(entry.sid)
+    }
+    this.#mine.delete(entry.seq)
+    this.#queuedAt.delete(entry.seq)
   }
 
   /** Entry `seq` leaves the log (replayed, or superseded by a later one of ours), and what this store knew of it. */

@@ -141,7 +141,9 @@ describe('Outbox', () => {
     expect(await tier.get('b2')).toBeUndefined()
     expect((await tier.get('a1'))?.payload).toBe('{"n":3}')
     expect(a.outbox.depth()).toBe(0)
-    expect(stale).toEqual([])
+    // A's copies of B's sessions are stale (A's own writes of B's entries are not reported back to A: NOLOOP).
+    expect(stale).toEqual(['b1', 'b1', 'b2'])
+    stale.length = 0
     // B finds its entries gone from the log: no longer pending, its copies reported stale (the next read asks Redis).
     expect(b.outbox.has('b1')).toBe(true)
     b.outbox.replay()
@@ -308,5 +310,58 @@ describe('Outbox', () => {
     await b.outbox.replayed()
     expect(await tier.get('x')).toBeUndefined()
     expect(await tier.get('y')).toBeUndefined()
+  })
+
+  it("replaying another store's entry drops this store's copy of that session: Redis does not tell a connection of its own writes (NOLOOP)", async () => {
+    const { tier, open, stale, record } = await setup()
+    const a = open()
+    const b = open()
+    // Both wrote x through an outage; A replays the log in order: its own write, then B's later one.
+    await a.outbox.append('x', record(1), 10, () => undefined)
+    await b.outbox.append('x', record(2), 11, () => undefined)
+    await b.outbox.append('y', null, 12, () => undefined)
+    a.outbox.replay()
+    await a.outbox.replayed()
+    expect((await tier.get('x'))?.payload).toBe('{"n":2}')
+    // A's copy of x is its own write (n 1), and B's destroy of y went out through A's connection too.
+    expect(stale).toEqual(['x', 'y'])
+  })
+
+  it('an entry of ours that another store replays while our replay is under way leaves our pending set: its stale data is not served', async () => {
+    const { tier, open, stale, record } = await setup()
+    // A's replay is held on its first entry; meanwhile B replays the whole file, A's next entry (x) included.
+    let sent!: () => void
+    const onItsWay = new Promise<void>((resolve) => {
+      sent = resolve
+    })
+    let release!: () => void
+    const gate = new Promise<void>((resolve) => {
+      release = resolve
+    })
+    const a = open({
+      setIfNewer: async (sid, written) => {
+        sent()
+        await gate
+        return tier.setIfNewer(sid, written)
+      },
+      delete: (sid, options) => tier.delete(sid, options),
+      confirm: (sid) => tier.confirm(sid),
+    })
+    await a.outbox.append('first', record(1), 10, () => undefined)
+    await a.outbox.append('x', record(2), 11, () => undefined)
+    const b = open()
+    a.outbox.replay()
+    await onItsWay
+    b.outbox.replay()
+    await b.outbox.replayed()
+    // Another store writes x live after that (Redis tells A, which never read x there, nothing).
+    await tier.write('x', record(3))
+    release()
+    await a.outbox.replayed()
+    // A no longer answers for x from its outbox (a read would serve {"n":2}); its copy goes, the next read asks Redis.
+    expect(a.outbox.has('x')).toBe(false)
+    expect(a.outbox.depth()).toBe(0)
+    expect(stale).toContain('x')
+    expect((await tier.get('x'))?.payload).toBe('{"n":3}')
   })
 })
