@@ -62,8 +62,10 @@ export function connectShared(options: ResolvedOptions, hooks: SharedHooks): Sha
     replicas: redis.waitForReplicas,
     report,
     sealer: options.atRest.sealer,
-    // NB: below the command timeout: a slow confirmation is a shortfall (the outbox keeps the write), not an outage.
-    confirmTimeoutMs: Math.max(1, Math.floor(redis.commandTimeoutMs / 2), redis.commandTimeoutMs - 100),
+    // NB: half the command timeout, the other half for the reply: a slow confirmation is a shortfall (the outbox
+    // keeps the write), not an outage. WAIT blocks the connection: with 100 ms left (before), a command queued
+    // behind it, or its own late reply, under a busy event loop made Redis look hung.
+    confirmTimeoutMs: Math.max(1, Math.floor(redis.commandTimeoutMs / 2)),
     legacy:
       options.migrate === null
         ? undefined

@@ -283,9 +283,15 @@ export class RedisConnection extends EventEmitter {
 
   /**
    * Runs `command` if the client is ready (while the first connection is being made: once it is, within
-   * `connectTimeoutMs`), failing with TS_REDIS_UNAVAILABLE after the timeout.
+   * `connectTimeoutMs`), failing with TS_REDIS_UNAVAILABLE after the timeout. `blocking`: the command waits in
+   * Redis by design (WAIT), so its reply coming late says nothing about Redis: it never marks Redis hung.
    */
-  async run<T>(what: string, command: (client: RedisClientLike) => Promise<T>, budget?: Budget): Promise<T> {
+  async run<T>(
+    what: string,
+    command: (client: RedisClientLike) => Promise<T>,
+    budget?: Budget,
+    blocking = false,
+  ): Promise<T> {
     if (this.#status === 'closed')
       throw new TieredSessionError(ErrorCodes.STORE_CLOSED, 'the store is closed')
     if (!this.up) await this.#awaitFirstConnection(what, budget)
@@ -298,7 +304,7 @@ export class RedisConnection extends EventEmitter {
     let timer: NodeJS.Timeout | undefined
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => {
-        if (generation === this.#generation && 2 * ms >= this.#timeoutMs) this.#markHung()
+        if (generation === this.#generation && 2 * ms >= this.#timeoutMs && !blocking) this.#markHung()
         reject(unavailable(`Redis did not answer within ${Math.round(ms)} ms (${what})`))
       }, ms)
       timer.unref()

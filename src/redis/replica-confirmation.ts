@@ -1,6 +1,7 @@
 // redis.waitForReplicas: whether enough replicas hold the writes sent so far to the node of a key (WAIT on that
 // node), without letting a master left with too few replicas stall every request.
 
+import { ErrorCodes, isTieredSessionError } from '../errors.js'
 import type { Budget } from './budget.js'
 import type { RedisConnection } from './connection.js'
 
@@ -61,11 +62,21 @@ export class ReplicaConfirmation {
         ? cap
         : Math.min(cap, Math.floor(budget.left(Number.POSITIVE_INFINITY)) - WAIT_MARGIN_MS)
     if (timeoutMs < 1) return false
-    const replies = await connection.run(
-      'a replica confirmation',
-      (c) => c.pipeline().exists(key).wait(replicas, timeoutMs).exec(),
-      budget,
-    )
+    // NB: WAIT blocks by design: a reply that comes late (a busy event loop, a slow network) is a shortfall, and
+    // no sign of a hung Redis (which would send the next writes to the outbox alone).
+    let replies: Array<[Error | null, unknown]> | null
+    try {
+      replies = await connection.run(
+        'a replica confirmation',
+        (c) => c.pipeline().exists(key).wait(replicas, timeoutMs).exec(),
+        budget,
+        true,
+      )
+    } catch (error) {
+      if (!isTieredSessionError(error) || error.code !== ErrorCodes.REDIS_UNAVAILABLE) throw error
+      if (timeoutMs === cap) this.#short = true
+      return false
+    }
     const [error, confirmed] = replies?.[1] ?? [null, 0]
     if (error === null && Number(confirmed) >= replicas) return true
     // NB: a WAIT cut short by the budget says nothing about the replicas.
