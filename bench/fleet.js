@@ -1,13 +1,17 @@
 // Redis CPU per write as the fleet grows (issue: cost that does not grow with the fleet). Side by side in one
 // run, on one redis-server of our own (so INFO cpu counts only this work):
 //
-//   node bench/fleet.js [--writes 5000] [--fleet 1,8,32,64]      (after `npm run build`)
+//   node bench/fleet.js [--writes 5000] [--fleet 1,8,32,64] [--workloads new,shared,same-user]   (after `npm run build`)
 //
 // For each fleet size N, N real TieredStores (shared mode, each with its own connections and SQLite file) are
 // open on the same Redis; one of them writes (awaited sets of ~1 KiB sessions). Two workloads:
 //   - new:    every write is a session nobody else holds (a login): invalidations have no one to reach;
-//   - shared: 200 hot sessions; before each write, two other instances read the session (so they hold a copy)
-//             — the cost then includes those reads, as connect-redis's row includes its GETs.
+//   - shared: 200 hot sessions; before each write, two other instances read the session — the cost then
+//             includes those reads, as connect-redis's row includes its GETs. Every write gives the session
+//             another user (an index remove and add each time);
+//   - same-user: the same, but each session keeps its user (a cart changing), as in most apps.
+//   The readers change round robin, so an instance rarely reads a session twice between two of its writes
+//   (a fleet behind a load balancer without sticky sessions).
 // Ours runs twice: with client tracking (the default) and with the published channel. connect-redis 9 does
 // the same sets (and GETs) on one client. Redis CPU = used_cpu_sys + used_cpu_user from INFO cpu.
 
@@ -22,14 +26,22 @@ import { createClient } from 'redis'
 import { TieredStore } from 'tiered-session'
 import { startRedis } from './lib/procs.js'
 import { fmtRatio, fmtUs, table } from './lib/report.js'
-import { sessionFor, sidFor } from './lib/sessions.js'
+import { refreshed, sessionFor, sidFor } from './lib/sessions.js'
 
 const { values: args } = parseArgs({
-  options: { writes: { type: 'string', default: '5000' }, fleet: { type: 'string', default: '1,8,32,64' } },
+  options: {
+    writes: { type: 'string', default: '5000' },
+    fleet: { type: 'string', default: '1,8,32,64' },
+    workloads: { type: 'string', default: 'new,shared,same-user' },
+  },
 })
 const WRITES = Number(args.writes)
 const FLEET = args.fleet.split(',').map(Number)
 const HOT = 200
+const WORKLOADS = args.workloads.split(',')
+
+/** The session the i-th write of a hot workload stores: another user's (`shared`), or its own, refreshed. */
+const hotWrite = (workload, i) => (workload === 'shared' ? sessionFor(i) : refreshed(sessionFor(i % HOT)))
 
 const redis = await startRedis()
 const admin = new Redis(redis.url)
@@ -80,7 +92,7 @@ async function oursRun(n, invalidation, workload) {
   const prefix = `fleet-${invalidation}-${n}-${workload}:`
   const { stores, close } = await fleetOf(n, invalidation, prefix)
   const writer = stores[0]
-  if (workload === 'shared') for (let k = 0; k < HOT; k++) await writer.set(sidFor(k, 'h'), sessionFor(k))
+  if (workload !== 'new') for (let k = 0; k < HOT; k++) await writer.set(sidFor(k, 'h'), sessionFor(k))
   const us = await measure(async () => {
     for (let i = 0; i < WRITES; i++) {
       if (workload === 'new') await writer.set(sidFor(i, `n${n}`), sessionFor(i))
@@ -90,7 +102,7 @@ async function oursRun(n, invalidation, workload) {
           await stores[1 + (i % (n - 1))].get(sid)
           await stores[1 + ((i + 7) % (n - 1))].get(sid)
         }
-        await writer.set(sid, sessionFor(i))
+        await writer.set(sid, hotWrite(workload, i))
       }
     }
   })
@@ -113,7 +125,7 @@ async function cr9Run(workload) {
         const sid = sidFor(i % HOT, 'h')
         await get(sid)
         await get(sid)
-        await set(sid, sessionFor(i))
+        await set(sid, hotWrite(workload, i))
       }
     }
   })
@@ -122,7 +134,7 @@ async function cr9Run(workload) {
 }
 
 const rows = []
-for (const workload of ['new', 'shared']) {
+for (const workload of WORKLOADS) {
   const cr9 = await cr9Run(workload)
   for (const n of FLEET) {
     const tracking = await oursRun(n, 'tracking', workload)

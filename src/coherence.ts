@@ -43,6 +43,9 @@ export interface CoherenceOptions {
   readonly onGarbage: () => void
 }
 
+/** Most sessions remembered as dropped by an invalidation (see Coherence.#dropped). */
+const DROPPED_MAX = 10_000
+
 /** The coherence tracker of one shared-mode store. */
 export class Coherence {
   readonly #options: CoherenceOptions
@@ -54,6 +57,12 @@ export class Coherence {
    */
   #verified = new WeakMap<object, number>()
   readonly #inflight = new Map<string, Set<InflightRead>>()
+  /**
+   * Tracking: sessions whose copy an invalidation dropped, until their next read (which asks Redis to track it:
+   * this instance used the session). At most {@link DROPPED_MAX}; emptied when full (a read of one forgotten
+   * is merely not tracked: its copy is kept unverified).
+   */
+  readonly #dropped = new Set<string>()
 
   constructor(options: CoherenceOptions) {
     this.#options = options
@@ -84,6 +93,22 @@ export class Coherence {
   /** How invalidations reach this instance now. */
   get mode(): InvalidationMode {
     return this.#channel.mode
+  }
+
+  /**
+   * True when a copy read with `tracked` may be trusted once the read is current: with the channel every write
+   * is announced to every instance; with tracking, only the keys Redis was asked to remember for us.
+   */
+  covers(tracked: boolean): boolean {
+    return tracked || this.#channel.mode === 'channel'
+  }
+
+  /**
+   * True (once) when an invalidation dropped this instance's copy of `sid` since its last read: a read of it
+   * should be tracked, though no copy is held.
+   */
+  hadCopy(sid: string): boolean {
+    return this.#dropped.delete(sid)
   }
 
   /** True for a memory copy that can be served without asking Redis. */
@@ -141,6 +166,10 @@ export class Coherence {
     // NB: keep our own newer copy (a write of ours that Redis ordered after this one).
     if (cached === undefined || cached.version < version) this.#options.memory.delete(sid)
     this.#options.dropCopy(sid)
+    if (this.#channel.mode === 'tracking') {
+      if (this.#dropped.size >= DROPPED_MAX) this.#dropped.clear()
+      this.#dropped.add(sid)
+    }
     this.#options.onInvalidation()
   }
 

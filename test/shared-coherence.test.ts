@@ -30,6 +30,34 @@ describe('two instances on one Redis', () => {
     expect(await b.get('s')).toBeUndefined()
   })
 
+  it('tracking: a session an instance read once is not tracked for it; its next read checks the version and is', async () => {
+    const { open, clock } = sharedStores(() => ({ url: redis.url }))
+    const a = await open('a')
+    const b = await open('b')
+    await a.set('s', sharedSession(clock.now(), HOUR, { v: 1 }))
+    expect(await b.get('s')).toMatchObject({ v: 1 })
+    // B read it once (behind a load balancer without sticky sessions, the common case): Redis does not tell B.
+    await a.set('s', sharedSession(clock.now(), HOUR, { v: 2 }))
+    await engineOf(b).invalidationsDelivered()
+    expect(b.stats().invalidations).toBe(0)
+    // B's copy was kept unverified: its next read asks Redis (a version check, then the read) and is tracked.
+    const redisHits = b.stats().hits.redis
+    expect(await b.get('s')).toMatchObject({ v: 2 })
+    expect(b.stats().hits.redis).toBe(redisHits + 1)
+    expect(await b.get('s')).toMatchObject({ v: 2 })
+    expect(b.stats().hits.redis).toBe(redisHits + 1)
+    let invalidated = once(b, 'invalidation')
+    await a.set('s', sharedSession(clock.now(), HOUR, { v: 3 }))
+    await invalidated
+    // The invalidation dropped B's copy; B used the session, so its next read is tracked too.
+    expect(await b.get('s')).toMatchObject({ v: 3 })
+    invalidated = once(b, 'invalidation')
+    await a.destroy('s')
+    await invalidated
+    expect(await b.get('s')).toBeUndefined()
+    expect(b.stats().invalidations).toBe(2)
+  })
+
   for (const invalidation of ['tracking', 'channel'] as const) {
     it(`${invalidation}: a randomized run of mixed operations across both instances has zero stale reads`, async () => {
       const { open, clock } = sharedStores(() => ({ url: redis.url, invalidation }))

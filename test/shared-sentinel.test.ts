@@ -24,6 +24,8 @@ describe('shared mode through Redis Sentinel', () => {
     const b = await open('b')
     await a.set('s', sharedSession(clock.now(), 60_000, { v: 1 }))
     expect(await b.get('s')).toMatchObject({ v: 1 })
+    // NB: B's second read (a version check) makes Redis track the session for B.
+    expect(await b.get('s')).toMatchObject({ v: 1 })
     const invalidated = once(b, 'invalidation')
     await a.set('s', sharedSession(clock.now(), 60_000, { v: 2 }))
     await invalidated

@@ -102,6 +102,7 @@ export class ReadPath {
       )
     }
     const read = shared.coherence.beginRead(sid)
+    const tracked = local !== undefined || shared.coherence.hadCopy(sid)
     const limit = (budget ?? shared.connection.budget()).run()
     let fresh: StoredRecord | undefined
     const started = performance.now()
@@ -112,7 +113,10 @@ export class ReadPath {
         if (current && tier === 'memory') shared.coherence.verified(local, now)
         return entry
       }
-      fresh = await shared.redis.get(sid, limit)
+      // NB: a session this instance holds no copy of is read without asking Redis to track it (tracking mode): one
+      // read per instance, as behind a load balancer without sticky sessions, then costs Redis no tracking entry and
+      // no invalidation; its copy is kept unverified, and the next read's version check makes Redis track it.
+      fresh = await shared.redis.get(sid, limit, tracked)
     } catch (error) {
       if (isTieredSessionError(error) && error.code === ErrorCodes.DECODE_FAILED) {
         ctx.report(error)
@@ -130,7 +134,7 @@ export class ReadPath {
       shared.coherence.endRead(sid, read)
       ctx.latency.observe('get', 'redis', started)
     }
-    return this.#fresh(shared, sid, fresh, read, tier === 'disk' && local !== undefined, now)
+    return this.#fresh(shared, sid, fresh, read, tracked, tier === 'disk' && local !== undefined, now)
   }
 
   /** Redis's answer: served, and cached unless an invalidation overtook it or the outbox holds newer. */
@@ -139,6 +143,7 @@ export class ReadPath {
     sid: string,
     fresh: StoredRecord | undefined,
     read: InflightRead,
+    tracked: boolean,
     diskCopy: boolean,
     now: number,
   ): SessionEntry | undefined {
@@ -158,7 +163,7 @@ export class ReadPath {
     if ((current || shared.coherence.lostDuring(read)) && cacheable) {
       const mine = ctx.memory.peekMeta(sid)
       if (mine === undefined || mine.version <= fresh.version)
-        ctx.remember(sid, fresh, current ? now : undefined)
+        ctx.remember(sid, fresh, current && shared.coherence.covers(tracked) ? now : undefined)
       if (diskCopy) ctx.dropCacheCopy(sid)
     }
     return { session, expiresAt: fresh.expiresAt, version: fresh.version, createdAt: fresh.createdAt }

@@ -43,6 +43,8 @@ export interface RedisClientLike extends EventEmitter {
 /** The pipeline surface we use (to send WAIT to the node that holds a key). */
 export interface RedisPipelineLike {
   exists(key: string): RedisPipelineLike
+  client(...args: string[]): RedisPipelineLike
+  hmget(key: string, ...fields: string[]): RedisPipelineLike
   wait(replicas: number, timeoutMs: number): RedisPipelineLike
   info(section: string): RedisPipelineLike
   exec(): Promise<Array<[Error | null, unknown]> | null>
@@ -120,6 +122,11 @@ export class RedisConnection extends EventEmitter {
   readonly #firstReady: Promise<boolean>
   #endStartup: (connected: boolean) => void = () => undefined
   #startupTimer: NodeJS.Timeout | undefined
+  /**
+   * Client tracking is on in OPTOUT mode (set by the invalidation channel): a read may ask Redis not to remember
+   * it (`CLIENT CACHING no` right before it). False with the channel, and until tracking was first set up.
+   */
+  untrackedReads = false
 
   constructor(options: RedisConnectionOptions) {
     super()
@@ -343,6 +350,35 @@ export class RedisConnection extends EventEmitter {
     if (!(this.starting && (await this.#firstReady) && this.up))
       throw unavailable(`Redis is not connected (${what})`)
     budget?.extend(performance.now() - started)
+  }
+
+  /**
+   * HMGET of `key` that Redis does not track for this connection (see {@link untrackedReads}; without it, a
+   * plain HMGET): `CLIENT CACHING no` and the HMGET go out together, in one write (a pipeline of their own, so
+   * nothing comes between them; commands called earlier in this turn and auto-pipelined may follow them). The
+   * first one's error (tracking not on yet on a new connection) changes nothing: that read is not tracked either.
+   */
+  readUntracked(
+    what: string,
+    key: string,
+    fields: readonly string[],
+    budget?: Budget,
+  ): Promise<Array<string | null>> {
+    if (!this.untrackedReads || this.isCluster) return this.run(what, (c) => c.hmget(key, ...fields), budget)
+    return this.run(
+      what,
+      async (client) => {
+        const replies = await client
+          .pipeline()
+          .client('CACHING', 'NO')
+          .hmget(key, ...fields)
+          .exec()
+        const [error, values] = replies?.[1] ?? [new Error('ERR no reply to a pipelined HMGET'), null]
+        if (error !== null) throw error
+        return values as Array<string | null>
+      },
+      budget,
+    )
   }
 
   /** Runs a Lua script by SHA, loading it on NOSCRIPT. */

@@ -1,9 +1,11 @@
 // How an instance hears that another one changed a session it holds, and learns when it may have missed that.
 //
 // - 'tracking' (the default on a single node or Sentinel): Redis's server-assisted client tracking. The store's
-//   connection runs `CLIENT TRACKING ON REDIRECT <id> NOLOOP` towards a subscriber connection of ours (RESP2,
-//   subscribed to `__redis__:invalidate`): Redis remembers which keys that connection read (inside Lua scripts
-//   too) and tells only the instances that hold a copy, once per read, never about our own writes.
+//   connection runs `CLIENT TRACKING ON REDIRECT <id> OPTOUT NOLOOP` towards a subscriber connection of ours
+//   (RESP2, subscribed to `__redis__:invalidate`): Redis remembers which keys that connection read (inside Lua
+//   scripts too) and tells only the instances that hold a copy, once per read, never about our own writes.
+//   OPTOUT: the first read of a session this instance holds no copy of is not remembered (`CLIENT CACHING no`):
+//   its copy is kept unverified, and only a second read (a version check) makes Redis track it.
 // - 'channel' (Redis Cluster, or a server or proxy without CLIENT TRACKING): every write publishes
 //   `I|origin|version|sid` on one channel every instance subscribes to. On Cluster a PUBLISH reaches every node,
 //   so the subscription is a plain connection of our own to one node: its loss is then seen.
@@ -196,8 +198,9 @@ export class InvalidationChannel {
     if (redirect === undefined || !connection.up) return
     try {
       await connection.run('an invalidation setup', (c) =>
-        c.client('TRACKING', 'ON', 'REDIRECT', redirect, 'NOLOOP'),
+        c.client('TRACKING', 'ON', 'REDIRECT', redirect, 'OPTOUT', 'NOLOOP'),
       )
+      connection.untrackedReads = true
     } catch (error) {
       // NB: refused (an old Redis, a proxy without the command): every write publishes anyway, so the channel
       // serves instead. Any other failure (an outage) waits for the next connection.
@@ -235,6 +238,7 @@ export class InvalidationChannel {
 
   #fallBack(): void {
     this.#mode = 'channel'
+    this.#options.connection.untrackedReads = false
     const subscriber = this.#subscriber
     subscriber?.unsubscribe(TRACKING_CHANNEL).then(
       () => this.#onReady(),

@@ -159,11 +159,15 @@ export class RedisTier implements Tier, DeferredTouches {
     return Math.max(after + 1, this.#clock.now() * 1000)
   }
 
-  /** The live record of `sid`. A value that is not ours is a TS_DECODE_FAILED (the caller's miss). */
-  async get(sid: string, budget?: Budget): Promise<StoredRecord | undefined> {
+  /**
+   * The live record of `sid`. A value that is not ours is a TS_DECODE_FAILED (the caller's miss). `track: false`
+   * (tracking mode): Redis does not remember the read for this instance, which then hears of no later change:
+   * the caller keeps what it read unverified (see RedisConnection.readUntracked).
+   */
+  async get(sid: string, budget?: Budget, track = true): Promise<StoredRecord | undefined> {
     const legacy = this.#legacy
     if (legacy?.dualWrite) return this.#dualGet(sid, budget)
-    const ours = await this.#readOurs(sid, budget)
+    const ours = await this.#readOurs(sid, budget, track)
     // NB: `migrate`: a string at our key (our own prefix), or no key of ours at all, not even a tombstone
     // (another prefix), may be a session connect-redis wrote.
     if (legacy === undefined || (ours !== 'not-a-hash' && (ours[1] !== null || legacy.samePrefix)))
@@ -182,9 +186,15 @@ export class RedisTier implements Tier, DeferredTouches {
   }
 
   /** HMGET of our hash; 'not-a-hash' for a string there with `migrate` on our prefix. */
-  async #readOurs(sid: string, budget: Budget | undefined): Promise<Array<string | null> | 'not-a-hash'> {
+  async #readOurs(
+    sid: string,
+    budget: Budget | undefined,
+    track = true,
+  ): Promise<Array<string | null> | 'not-a-hash'> {
     try {
-      return await this.#redis.run('a session read', (c) => c.hmget(this.key(sid), ...SESSION_FIELDS), budget)
+      return track
+        ? await this.#redis.run('a session read', (c) => c.hmget(this.key(sid), ...SESSION_FIELDS), budget)
+        : await this.#redis.readUntracked('a session read', this.key(sid), SESSION_FIELDS, budget)
     } catch (error) {
       if (!isWrongType(error)) throw error
       if (this.#legacy?.samePrefix) return 'not-a-hash'
