@@ -43,8 +43,8 @@ export interface CoherenceOptions {
   readonly onGarbage: () => void
 }
 
-/** Most sessions remembered as dropped by an invalidation (see Coherence.#dropped). */
-const DROPPED_MAX = 10_000
+/** Most sessions remembered for a tracked next read (see Coherence.#reuse). */
+const REUSE_MAX = 10_000
 
 /** The coherence tracker of one shared-mode store. */
 export class Coherence {
@@ -57,12 +57,15 @@ export class Coherence {
    */
   #verified = new WeakMap<object, number>()
   readonly #inflight = new Map<string, Set<InflightRead>>()
+  /** Every record once verified (never forgotten with trust: it says the session is in use here). */
+  readonly #everVerified = new WeakSet<object>()
   /**
-   * Tracking: sessions whose copy an invalidation dropped, until their next read (which asks Redis to track it:
-   * this instance used the session). At most {@link DROPPED_MAX}; emptied when full (a read of one forgotten
-   * is merely not tracked: its copy is kept unverified).
+   * Tracking: sessions whose next read asks Redis to track them for this instance, though it holds no verified
+   * copy: an invalidation dropped its copy (it was in use here), or a read found the copy it held still current
+   * (the session is read here more often than it changes). Consumed by that read. At most {@link REUSE_MAX};
+   * emptied when full (a read of one forgotten is merely not tracked: its copy is kept unverified).
    */
-  readonly #dropped = new Set<string>()
+  readonly #reuse = new Set<string>()
 
   constructor(options: CoherenceOptions) {
     this.#options = options
@@ -104,11 +107,28 @@ export class Coherence {
   }
 
   /**
-   * True (once) when an invalidation dropped this instance's copy of `sid` since its last read: a read of it
-   * should be tracked, though no copy is held.
+   * Whether a read of `sid` in Redis should be tracked (and the copy it leaves trusted): always with the channel
+   * (every write is announced to every instance); with tracking, for a copy in the spill cache (`fromDisk`: it
+   * was in use here), when `local` (the memory copy) was once verified, or when `sid` was marked for reuse (see
+   * #reuse). Otherwise the read asks Redis not to remember it: one read of a session by an instance, as behind
+   * a load balancer without sticky sessions, then costs no tracking entry and no invalidation message at the
+   * session's next write.
    */
-  hadCopy(sid: string): boolean {
-    return this.#dropped.delete(sid)
+  tracksRead(sid: string, local: StoredRecord | undefined, fromDisk: boolean): boolean {
+    if (this.#channel.mode === 'channel') return true
+    if (this.#reuse.delete(sid)) return true
+    if (local === undefined) return false
+    return fromDisk || this.#everVerified.has(recordIdentity(local))
+  }
+
+  /** An untracked read found the copy held still current: the next read of `sid` is tracked. */
+  reused(sid: string): void {
+    this.#markReuse(sid)
+  }
+
+  #markReuse(sid: string): void {
+    if (this.#reuse.size >= REUSE_MAX) this.#reuse.clear()
+    this.#reuse.add(sid)
   }
 
   /** True for a memory copy that can be served without asking Redis. */
@@ -119,13 +139,16 @@ export class Coherence {
 
   /** The copy in memory was checked against Redis at `now` (or is what Redis just acknowledged). */
   verified(record: StoredRecord, now: number): void {
-    this.#verified.set(recordIdentity(record), now)
+    const identity = recordIdentity(record)
+    this.#verified.set(identity, now)
+    this.#everVerified.add(identity)
   }
 
   /** `next` replaces `previous` in memory with the same data (a touch): it is as trusted as `previous` was. */
   carryTrust(previous: StoredRecord, next: StoredRecord): void {
     const at = this.#verified.get(recordIdentity(previous))
     if (at !== undefined) this.#verified.set(recordIdentity(next), at)
+    if (this.#everVerified.has(recordIdentity(previous))) this.#everVerified.add(recordIdentity(next))
   }
 
   /** Starts tracking invalidations of `sid` for a read or write about to go to Redis. */
@@ -166,10 +189,7 @@ export class Coherence {
     // NB: keep our own newer copy (a write of ours that Redis ordered after this one).
     if (cached === undefined || cached.version < version) this.#options.memory.delete(sid)
     this.#options.dropCopy(sid)
-    if (this.#channel.mode === 'tracking') {
-      if (this.#dropped.size >= DROPPED_MAX) this.#dropped.clear()
-      this.#dropped.add(sid)
-    }
+    if (this.#channel.mode === 'tracking') this.#markReuse(sid)
     this.#options.onInvalidation()
   }
 

@@ -102,20 +102,18 @@ export class ReadPath {
       )
     }
     const read = shared.coherence.beginRead(sid)
-    const tracked = local !== undefined || shared.coherence.hadCopy(sid)
+    const tracked = shared.coherence.tracksRead(sid, local, tier === 'disk')
     const limit = (budget ?? shared.connection.budget()).run()
     let fresh: StoredRecord | undefined
     const started = performance.now()
     try {
-      if (local !== undefined && (await shared.redis.version(sid, limit)) === local.version) {
+      // NB: a copy whose read would not be tracked is not worth a version check: it could not become trusted.
+      if (tracked && local !== undefined && (await shared.redis.version(sid, limit)) === local.version) {
         const current = shared.coherence.isCurrent(read, local.version)
         const entry = this.#serve(sid, local, tier, current)
         if (current && tier === 'memory') shared.coherence.verified(local, now)
         return entry
       }
-      // NB: a session this instance holds no copy of is read without asking Redis to track it (tracking mode): one
-      // read per instance, as behind a load balancer without sticky sessions, then costs Redis no tracking entry and
-      // no invalidation; its copy is kept unverified, and the next read's version check makes Redis track it.
       fresh = await shared.redis.get(sid, limit, tracked)
     } catch (error) {
       if (isTieredSessionError(error) && error.code === ErrorCodes.DECODE_FAILED) {
@@ -134,6 +132,9 @@ export class ReadPath {
       shared.coherence.endRead(sid, read)
       ctx.latency.observe('get', 'redis', started)
     }
+    // NB: an untracked read that finds the copy held still current: this instance reads the session more often
+    // than it changes, so its next read is tracked.
+    if (!tracked && local !== undefined && fresh?.version === local.version) shared.coherence.reused(sid)
     return this.#fresh(shared, sid, fresh, read, tracked, tier === 'disk' && local !== undefined, now)
   }
 

@@ -94,6 +94,17 @@ export function sharedStoresWithClients(makeClient: () => { quit(): Promise<unkn
   return fixture
 }
 
+/**
+ * Reads `sid` on `store` until Redis tracks it for that instance (tracking mode): its first read there is not
+ * tracked, the second (another read, untracked) finds the copy still current, the third checks its version,
+ * tracked, and trusts the copy. Returns the last read's session.
+ */
+export async function readUntilTracked(store: TieredStore, sid: string): Promise<unknown> {
+  await store.get(sid)
+  await store.get(sid)
+  return store.get(sid)
+}
+
 /** A session expiring `ms` after `now`. */
 export function sharedSession(now: number, ms: number, data: Record<string, unknown> = {}) {
   return { cookie: { originalMaxAge: ms, expires: new Date(now + ms).toISOString(), path: '/' }, ...data }
