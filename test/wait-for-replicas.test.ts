@@ -16,6 +16,7 @@ import {
   useRedis,
 } from './helpers/redis-server.js'
 import { engineOf, sharedSession, sharedStores } from './helpers/shared-stores.js'
+import { startProxy } from './helpers/tcp-proxy.js'
 
 const HOUR = 3_600_000
 const LINK_DEADLINE_MS = 10_000
@@ -127,6 +128,32 @@ describe('redis.waitForReplicas', () => {
     expect(await redisCommand(replicaPort(), ['HGET', `${prefix}${storedKey('before')}`, 'd'])).toBe('1')
     expect(errors.map((e) => e.code)).toContain('TS_REDIS_UNAVAILABLE')
     expect(store.stats().errors.TS_REDIS_UNAVAILABLE).toBeGreaterThanOrEqual(1)
+  })
+
+  it('with 1: a WAIT whose reply comes after the command timeout is a shortfall (the write waits in the outbox), never a hung Redis', async () => {
+    const proxy = await startProxy(master.port)
+    const { open, clock, prefix } = sharedStores(() => ({ url: proxy.url, waitForReplicas: 1 }))
+    const store = await open('a')
+    let disconnects = 0
+    store.on('disconnect', () => disconnects++)
+    store.on('error', () => undefined)
+    await store.set('before', sharedSession(clock.now(), HOUR, { v: 0 }))
+    expect(store.stats().outbox).toBe(0)
+    // The write's own reply passes; the replies from its WAIT on are held past redis.commandTimeout (500 ms).
+    const hold = proxy.holdRepliesAfter(/WAIT/i)
+    await store.set('late', sharedSession(clock.now(), HOUR, { v: 1 }))
+    expect(store.stats().outbox).toBe(1)
+    expect(store.stats().redis?.connected).toBe(true)
+    hold.release()
+    while (store.stats().outbox > 0) {
+      await engineOf(store).replayed()
+      await pollDelay()
+    }
+    expect(await redisCommand(replicaPort(), ['HGET', `${prefix}${storedKey('late')}`, 'p'])).toContain(
+      '"v":1',
+    )
+    expect(disconnects).toBe(0)
+    expect(store.stats().redis?.connected).toBe(true)
   })
 
   it('with 0 (the default): no WAIT is sent', async () => {

@@ -15,6 +15,8 @@ interface Link {
   onHeld: (() => void) | undefined
   /** True once blackholed: nothing passes either way, and nothing is closed (a half-open connection). */
   dead: boolean
+  /** Set by holdRepliesAfter: the client's bytes that start holding this connection's replies. */
+  holdAfter: RegExp | undefined
 }
 
 export interface Proxy {
@@ -22,6 +24,12 @@ export interface Proxy {
   readonly url: string
   /** Holds the next reply on every non-subscriber connection until `release()`; `held` resolves once one is held. */
   holdNextReply(): { held: Promise<void>; release(): void }
+  /**
+   * On every non-subscriber connection, holds every reply from the moment the client sends bytes matching
+   * `command` (say, /WAIT/: the replies to it and to anything sent with or after it) until `release()`; `held`
+   * resolves once a reply is held.
+   */
+  holdRepliesAfter(command: RegExp): { held: Promise<void>; release(): void }
   /** Every pub/sub connection stops passing anything either way, without closing (a half-open connection). */
   blackholeSubscribers(): void
   /** Closes every pub/sub connection (as a network blip would). */
@@ -50,11 +58,17 @@ export async function startProxy(targetPort: number): Promise<Proxy> {
         held: undefined,
         onHeld: undefined,
         dead: false,
+        holdAfter: undefined,
       }
       links.add(link)
       client.on('data', (chunk) => {
         if (link.dead) return
-        if (/subscribe/i.test(chunk.toString('latin1'))) link.subscriber = true
+        const text = chunk.toString('latin1')
+        if (/subscribe/i.test(text)) link.subscriber = true
+        if (link.holdAfter?.test(text)) {
+          link.holdAfter = undefined
+          link.held = []
+        }
         upstream.write(chunk)
       })
       upstream.on('data', (chunk) => {
@@ -88,32 +102,44 @@ export async function startProxy(targetPort: number): Promise<Proxy> {
   server.listen(0, '127.0.0.1')
   await once(server, 'listening')
   const { port } = server.address() as AddressInfo
+  /** Starts holding replies on every non-subscriber connection (`arm` says from when); see holdNextReply. */
+  const holdOn = (arm: (link: Link) => void) => {
+    let resolveHeld: () => void = () => undefined
+    const held = new Promise<void>((resolve) => {
+      resolveHeld = resolve
+    })
+    const targets = [...links].filter((l) => !l.subscriber)
+    for (const link of targets) {
+      arm(link)
+      link.onHeld = () => {
+        link.onHeld = undefined
+        resolveHeld()
+      }
+    }
+    return {
+      held,
+      release() {
+        for (const link of targets) {
+          link.holdAfter = undefined
+          const chunks = link.held ?? []
+          link.held = undefined
+          for (const chunk of chunks) link.client.write(chunk)
+        }
+      },
+    }
+  }
   const proxy: Proxy = {
     port,
     url: `redis://127.0.0.1:${port}`,
     holdNextReply() {
-      let resolveHeld: () => void = () => undefined
-      const held = new Promise<void>((resolve) => {
-        resolveHeld = resolve
-      })
-      const targets = [...links].filter((l) => !l.subscriber)
-      for (const link of targets) {
+      return holdOn((link) => {
         link.held = []
-        link.onHeld = () => {
-          link.onHeld = undefined
-          resolveHeld()
-        }
-      }
-      return {
-        held,
-        release() {
-          for (const link of targets) {
-            const chunks = link.held ?? []
-            link.held = undefined
-            for (const chunk of chunks) link.client.write(chunk)
-          }
-        },
-      }
+      })
+    },
+    holdRepliesAfter(command) {
+      return holdOn((link) => {
+        link.holdAfter = command
+      })
     },
     delayReplies(ms) {
       delayMs = ms
