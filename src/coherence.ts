@@ -62,8 +62,8 @@ export class Coherence {
   /**
    * Tracking: sessions whose next read asks Redis to track them for this instance, though it holds no verified
    * copy: an invalidation dropped its copy (it was in use here), or a read found the copy it held still current
-   * (the session is read here more often than it changes). Consumed by that read. At most {@link REUSE_MAX};
-   * emptied when full (a read of one forgotten is merely not tracked: its copy is kept unverified).
+   * (the session is read here more often than it changes). Consumed by that read. At most {@link REUSE_MAX}, the
+   * oldest forgotten first (a read of one forgotten is merely not tracked: its copy is kept unverified).
    */
   readonly #reuse = new Set<string>()
 
@@ -117,6 +117,8 @@ export class Coherence {
   tracksRead(sid: string, local: StoredRecord | undefined, fromDisk: boolean): boolean {
     if (this.#channel.mode === 'channel') return true
     if (this.#reuse.delete(sid)) return true
+    // NB: a write (or read) of it in flight: an untracked read, sent at once, could overtake that write.
+    if (this.#inflight.has(sid)) return true
     if (local === undefined) return false
     return fromDisk || this.#everVerified.has(recordIdentity(local))
   }
@@ -127,7 +129,8 @@ export class Coherence {
   }
 
   #markReuse(sid: string): void {
-    if (this.#reuse.size >= REUSE_MAX) this.#reuse.clear()
+    // NB: the oldest mark goes first (a Set iterates in insertion order).
+    if (this.#reuse.size >= REUSE_MAX) this.#reuse.delete(this.#reuse.values().next().value as string)
     this.#reuse.add(sid)
   }
 

@@ -38,6 +38,16 @@ describe('write ordering', () => {
     expect(await store.ids()).toEqual([])
   })
 
+  it('shared mode: a get right after a set, not awaited in between, on an instance that never read the session, reads the set', async () => {
+    // NB: such a read is not tracked (CLIENT CACHING no, sent at once): it must not overtake the write.
+    const { open, clock } = sharedStores(() => ({ url: redis.url }))
+    const store = await open('a')
+    const writing = store.set('s', sessionFor(clock.now(), HOUR, { v: 1 }))
+    const reading = store.get('s')
+    await writing
+    expect(await reading).toMatchObject({ v: 1 })
+  })
+
   it.each(modes)('%s mode: set then merge, not awaited in between, keeps both', async (_, make) => {
     const { store, now } = await make()
     const session = sharedSession(now(), HOUR, { a: 1 })

@@ -101,8 +101,9 @@ export class ReadPath {
         ),
       )
     }
-    const read = shared.coherence.beginRead(sid)
+    // NB: before beginRead: tracksRead asks whether anything else of this session is in flight.
     const tracked = shared.coherence.tracksRead(sid, local, tier === 'disk')
+    const read = shared.coherence.beginRead(sid)
     const limit = (budget ?? shared.connection.budget()).run()
     let fresh: StoredRecord | undefined
     const started = performance.now()
@@ -163,8 +164,11 @@ export class ReadPath {
     const cacheable = fresh.legacy === undefined && !shared.outbox?.has(sid)
     if ((current || shared.coherence.lostDuring(read)) && cacheable) {
       const mine = ctx.memory.peekMeta(sid)
-      if (mine === undefined || mine.version <= fresh.version)
-        ctx.remember(sid, fresh, current && shared.coherence.covers(tracked) ? now : undefined)
+      const covered = shared.coherence.covers(tracked)
+      // NB: an untracked reply of the version held leaves our copy be: it may carry a touch not yet sent, or have
+      // been verified (by a write of ours, say) while this read was on its way.
+      if (mine === undefined || mine.version < fresh.version || (mine.version === fresh.version && covered))
+        ctx.remember(sid, fresh, current && covered ? now : undefined)
       if (diskCopy) ctx.dropCacheCopy(sid)
     }
     return { session, expiresAt: fresh.expiresAt, version: fresh.version, createdAt: fresh.createdAt }

@@ -355,8 +355,11 @@ export class RedisConnection extends EventEmitter {
   /**
    * HMGET of `key` that Redis does not track for this connection (see {@link untrackedReads}; without it, a
    * plain HMGET): `CLIENT CACHING no` and the HMGET go out together, in one write (a pipeline of their own, so
-   * nothing comes between them; commands called earlier in this turn and auto-pipelined may follow them). The
-   * first one's error (tracking not on yet on a new connection) changes nothing: that read is not tracked either.
+   * nothing comes between them). NB: it is written at once, so it may overtake auto-pipelined commands called
+   * before it (ioredis sends the next auto-pipeline batch only once the one in flight is answered): callers use
+   * it only for a session with no write of theirs in flight. The first one's error (tracking not on yet on a new
+   * connection) changes nothing: that read is not tracked either. A server that refuses `CLIENT CACHING` (an ACL:
+   * NOPERM) gets plain reads from then on: tracked, which costs what this saves, never a stale copy.
    */
   readUntracked(
     what: string,
@@ -373,6 +376,8 @@ export class RedisConnection extends EventEmitter {
           .client('CACHING', 'NO')
           .hmget(key, ...fields)
           .exec()
+        const refused = replies?.[0]?.[0]
+        if (refused && /NOPERM|unknown subcommand/i.test(String(refused.message))) this.untrackedReads = false
         const [error, values] = replies?.[1] ?? [new Error('ERR no reply to a pipelined HMGET'), null]
         if (error !== null) throw error
         return values as Array<string | null>

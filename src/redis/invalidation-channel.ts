@@ -4,8 +4,9 @@
 //   connection runs `CLIENT TRACKING ON REDIRECT <id> OPTOUT NOLOOP` towards a subscriber connection of ours
 //   (RESP2, subscribed to `__redis__:invalidate`): Redis remembers which keys that connection read (inside Lua
 //   scripts too) and tells only the instances that hold a copy, once per read, never about our own writes.
-//   OPTOUT: the first read of a session this instance holds no copy of is not remembered (`CLIENT CACHING no`):
-//   its copy is kept unverified, and only a second read (a version check) makes Redis track it.
+//   OPTOUT: a read of a session this instance never trusted a copy of is not remembered (`CLIENT CACHING no`;
+//   see Coherence.tracksRead): its copy is kept unverified until a read finds it still current, and the next
+//   read (a version check) makes Redis track it.
 // - 'channel' (Redis Cluster, or a server or proxy without CLIENT TRACKING): every write publishes
 //   `I|origin|version|sid` on one channel every instance subscribes to. On Cluster a PUBLISH reaches every node,
 //   so the subscription is a plain connection of our own to one node: its loss is then seen.
@@ -200,7 +201,8 @@ export class InvalidationChannel {
       await connection.run('an invalidation setup', (c) =>
         c.client('TRACKING', 'ON', 'REDIRECT', redirect, 'OPTOUT', 'NOLOOP'),
       )
-      connection.untrackedReads = true
+      // NB: not after a fallback to the channel meanwhile (where every read must count as tracked).
+      if (attempt === this.#attempt && this.#mode === 'tracking') connection.untrackedReads = true
     } catch (error) {
       // NB: refused (an old Redis, a proxy without the command): every write publishes anyway, so the channel
       // serves instead. Any other failure (an outage) waits for the next connection.
