@@ -16,6 +16,31 @@ import { makeTempDir } from './helpers/temp-dir.js'
 
 const HOUR = 3_600_000
 
+/**
+ * A replay target over `tier` whose replayed writes are held once sent: `onItsWay` resolves when the first one
+ * reaches it (read from the log, not yet run by Redis), and each waits for `release()`.
+ */
+function heldReplay(tier: RedisTier): { target: ReplayTarget; onItsWay: Promise<void>; release: () => void } {
+  let sent!: () => void
+  const onItsWay = new Promise<void>((resolve) => {
+    sent = resolve
+  })
+  let release!: () => void
+  const gate = new Promise<void>((resolve) => {
+    release = resolve
+  })
+  const target: ReplayTarget = {
+    setIfNewer: async (sid, written) => {
+      sent()
+      await gate
+      return tier.setIfNewer(sid, written)
+    },
+    delete: (sid, options) => tier.delete(sid, options),
+    confirm: (sid) => tier.confirm(sid),
+  }
+  return { target, onItsWay, release }
+}
+
 describe('Outbox', () => {
   const redis = useRedis()
 
@@ -238,23 +263,8 @@ describe('Outbox', () => {
   it("a live destroy of a session Redis never had leaves a tombstone while another store's write of it waits in the log: a replay of that write already on its way is refused", async () => {
     const { clock, tier, open, record } = await setup()
     // B's replay is held between reading its entry (still in the log, so B sends it) and Redis running it.
-    let sent!: () => void
-    const onItsWay = new Promise<void>((resolve) => {
-      sent = resolve
-    })
-    let release!: () => void
-    const gate = new Promise<void>((resolve) => {
-      release = resolve
-    })
-    const b = open({
-      setIfNewer: async (sid, written) => {
-        sent()
-        await gate
-        return tier.setIfNewer(sid, written)
-      },
-      delete: (sid, options) => tier.delete(sid, options),
-      confirm: (sid) => tier.confirm(sid),
-    })
+    const { target, onItsWay, release } = heldReplay(tier)
+    const b = open(target)
     const a = open()
     const outageWrite = record(1)
     await b.outbox.append('x', outageWrite, 10, () => undefined)
@@ -330,23 +340,8 @@ describe('Outbox', () => {
   it('an entry of ours that another store replays while our replay is under way leaves our pending set: its stale data is not served', async () => {
     const { tier, open, stale, record } = await setup()
     // A's replay is held on its first entry; meanwhile B replays the whole file, A's next entry (x) included.
-    let sent!: () => void
-    const onItsWay = new Promise<void>((resolve) => {
-      sent = resolve
-    })
-    let release!: () => void
-    const gate = new Promise<void>((resolve) => {
-      release = resolve
-    })
-    const a = open({
-      setIfNewer: async (sid, written) => {
-        sent()
-        await gate
-        return tier.setIfNewer(sid, written)
-      },
-      delete: (sid, options) => tier.delete(sid, options),
-      confirm: (sid) => tier.confirm(sid),
-    })
+    const { target, onItsWay, release } = heldReplay(tier)
+    const a = open(target)
     await a.outbox.append('first', record(1), 10, () => undefined)
     await a.outbox.append('x', record(2), 11, () => undefined)
     const b = open()
