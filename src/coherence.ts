@@ -99,14 +99,6 @@ export class Coherence {
   }
 
   /**
-   * True when a copy read with `tracked` may be trusted once the read is current: with the channel every write
-   * is announced to every instance; with tracking, only the keys Redis was asked to remember for us.
-   */
-  covers(tracked: boolean): boolean {
-    return tracked || this.#channel.mode === 'channel'
-  }
-
-  /**
    * Whether a read of `sid` in Redis should be tracked (and the copy it leaves trusted): always with the channel
    * (every write is announced to every instance); with tracking, for a copy in the spill cache (`fromDisk`: it
    * was in use here), when `local` (the memory copy) was once verified, or when `sid` was marked for reuse (see

@@ -164,11 +164,11 @@ export class ReadPath {
     const cacheable = fresh.legacy === undefined && !shared.outbox?.has(sid)
     if ((current || shared.coherence.lostDuring(read)) && cacheable) {
       const mine = ctx.memory.peekMeta(sid)
-      const covered = shared.coherence.covers(tracked)
       // NB: an untracked reply of the version held leaves our copy be: it may carry a touch not yet sent, or have
-      // been verified (by a write of ours, say) while this read was on its way.
-      if (mine === undefined || mine.version < fresh.version || (mine.version === fresh.version && covered))
-        ctx.remember(sid, fresh, current && covered ? now : undefined)
+      // been verified (by a write of ours, say) while this read was on its way. (`tracked` is true with the channel,
+      // which announces every write to every instance.)
+      if (mine === undefined || mine.version < fresh.version || (mine.version === fresh.version && tracked))
+        ctx.remember(sid, fresh, current && tracked ? now : undefined)
       if (diskCopy) ctx.dropCacheCopy(sid)
     }
     return { session, expiresAt: fresh.expiresAt, version: fresh.version, createdAt: fresh.createdAt }
