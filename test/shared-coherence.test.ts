@@ -1,6 +1,6 @@
 import { once } from 'node:events'
 import { describe, expect, it } from 'vitest'
-import { useRedis } from './helpers/redis-server.js'
+import { commandStats, useRedis } from './helpers/redis-server.js'
 import { engineOf, readUntilTracked, sharedSession, sharedStores } from './helpers/shared-stores.js'
 
 const HOUR = 3_600_000
@@ -170,5 +170,29 @@ describe('a Redis without CLIENT TRACKING', () => {
     await a.set('s', sharedSession(clock.now(), HOUR, { v: 2 }))
     await heard
     expect(await b.get('s')).toMatchObject({ v: 2 })
+  })
+})
+
+describe('a Redis whose ACL refuses CLIENT CACHING', () => {
+  // NB: tracking is allowed, its opt-out is not: a read cannot ask Redis to forget it.
+  const redis = useRedis({
+    args: ['--user', 'default', 'on', 'nopass', '~*', '&*', '+@all', '-client|caching'],
+  })
+
+  it('reads stay correct, and the store stops asking after the first refusal', async () => {
+    const { open, clock } = sharedStores(() => ({ url: redis.url }))
+    const a = await open('a')
+    const b = await open('b')
+    expect(b.stats().redis).toEqual({ connected: true, invalidation: 'tracking' })
+    const errors: unknown[] = []
+    b.on('error', (error) => errors.push(error))
+    for (const sid of ['s1', 's2', 's3']) await a.set(sid, sharedSession(clock.now(), HOUR, { sid, v: 1 }))
+    // B never read these: each read would go out untracked (CLIENT CACHING no); the first is refused.
+    for (const sid of ['s1', 's2', 's3']) expect(await b.get(sid)).toMatchObject({ sid, v: 1 })
+    await a.set('s1', sharedSession(clock.now(), HOUR, { sid: 's1', v: 2 }))
+    expect(await readUntilTracked(b, 's1')).toMatchObject({ v: 2 })
+    const stats = await commandStats(redis.port, 'client|caching')
+    expect(stats).toMatchObject({ calls: 0, rejected_calls: 1 })
+    expect(errors).toEqual([])
   })
 })

@@ -327,8 +327,22 @@ export function parseInfo(text: string): Map<string, string> {
 
 /** How many times the server at `port` has run `command` (INFO commandstats; commands inside scripts count). */
 export async function commandCalls(port: number, command: string): Promise<number> {
+  return (await commandStats(port, command)).calls ?? 0
+}
+
+/**
+ * The INFO commandstats line of `command` at `port` as numbers ({ calls, usec, rejected_calls, failed_calls, ... }),
+ * empty when the server has not seen it; a subcommand is `client|caching`.
+ */
+export async function commandStats(port: number, command: string): Promise<Record<string, number>> {
   const line = parseInfo(String(await redisCommand(port, ['INFO', 'commandstats']))).get(`cmdstat_${command}`)
-  return line === undefined ? 0 : Number(/calls=(\d+)/.exec(line)?.[1] ?? 0)
+  if (line === undefined) return {}
+  return Object.fromEntries(
+    line.split(',').map((pair) => {
+      const [key, value] = pair.split('=')
+      return [key, Number(value)]
+    }),
+  )
 }
 
 /** Yields to the event loop once, so a polling loop lets I/O callbacks run between attempts. */
