@@ -86,6 +86,15 @@ function settledLater<T>(command: Promise<T>): Promise<T> {
  */
 const REFUSAL_REPLY = /^(WRONGTYPE|ERR|NOSCRIPT|BUSY|OOM|MOVED|ASK|CROSSSLOT|EXECABORT|NOPERM)/
 
+/** A reply refused with WRONGTYPE: the key holds another type than the command reads. */
+export function isWrongType(error: unknown): boolean {
+  return (
+    error instanceof TieredSessionError &&
+    error.code === ErrorCodes.REDIS_REFUSED &&
+    /WRONGTYPE/.test(error.message)
+  )
+}
+
 function unavailable(message: string): TieredSessionError {
   return new TieredSessionError(ErrorCodes.REDIS_UNAVAILABLE, message)
 }

@@ -9,7 +9,7 @@ import { fromLegacy } from '../migrate/connect-redis-format.js'
 import type { RecordInput } from '../tiers/tier.js'
 import type { Budget } from './budget.js'
 import type { RedisConnection } from './connection.js'
-import { Script } from './connection.js'
+import { isWrongType, Script } from './connection.js'
 import { DUAL_READ_SCRIPT, LEGACY_CONVERT_SCRIPT, LEGACY_DROP_SCRIPT } from './scripts.js'
 
 const convertScript = new Script(LEGACY_CONVERT_SCRIPT)
@@ -35,11 +35,7 @@ export interface LegacySessionsOptions {
 
 /** A GET refused with WRONGTYPE (a list, a set at a legacy key): no session, reported as such. */
 function notAString(error: unknown): never {
-  if (
-    error instanceof TieredSessionError &&
-    error.code === ErrorCodes.REDIS_REFUSED &&
-    /WRONGTYPE/.test(error.message)
-  )
+  if (isWrongType(error))
     throw new TieredSessionError(
       ErrorCodes.DECODE_FAILED,
       'a connect-redis session key holds a value that is not a string',

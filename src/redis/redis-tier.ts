@@ -1,10 +1,11 @@
 // The Redis tier: sessions as hashes under `${prefix}${sid}` with a version and a PEXPIREAT expiry, written
-// by Lua scripts that also publish the invalidation; a per-user index of sids (one set per user).
+// by Lua scripts that also publish the invalidation; a per-user index of sids (one set per user). Its reads of
+// one session are in session-reads.ts, its whole-store listings in redis-listings.ts.
 
 import type { PayloadSealer } from '../at-rest/payload-sealer.js'
 import { plainPayloads } from '../at-rest/payload-sealer.js'
 import type { Clock } from '../clock.js'
-import { ErrorCodes, isTieredSessionError, TieredSessionError } from '../errors.js'
+import { ErrorCodes, TieredSessionError } from '../errors.js'
 import type {
   ClearOptions,
   DeferredTouches,
@@ -33,7 +34,7 @@ import {
   SET_SCRIPT,
   TOUCH_SCRIPT,
 } from './scripts.js'
-import { fromHash, SESSION_FIELDS } from './session-hash.js'
+import { SessionReads } from './session-reads.js'
 import { TouchBatch } from './touch-batch.js'
 import { UserIndex } from './user-index.js'
 
@@ -74,15 +75,6 @@ export interface RedisTierOptions {
   readonly sealer?: PayloadSealer
 }
 
-/** A reply refused with WRONGTYPE: the key holds another type than the command reads. */
-function isWrongType(error: unknown): boolean {
-  return (
-    error instanceof TieredSessionError &&
-    error.code === ErrorCodes.REDIS_REFUSED &&
-    /WRONGTYPE/.test(error.message)
-  )
-}
-
 /** What a compare-and-set did. */
 type CasResult =
   | { readonly ok: true; readonly record: StoredRecord }
@@ -105,6 +97,7 @@ export class RedisTier implements Tier, DeferredTouches {
   readonly #touches = new TouchBatch((sid, touch) => this.#touch(sid, touch))
   readonly #legacy: LegacySessions | undefined
   readonly #listings: RedisListings
+  readonly #reads: SessionReads
   readonly #scripts: typeof scripts
   readonly #sealer: PayloadSealer
 
@@ -124,6 +117,14 @@ export class RedisTier implements Tier, DeferredTouches {
     this.#origin = options.origin
     this.#clock = options.clock
     this.#index = new UserIndex(options)
+    this.#reads = new SessionReads({
+      connection: options.connection,
+      clock: options.clock,
+      sealer: this.#sealer,
+      legacy: options.legacy,
+      key: (sid) => this.key(sid),
+      delete: (sid, budget) => this.delete(sid, { budget }),
+    })
     this.#listings = new RedisListings({
       connection: options.connection,
       prefix: options.prefix,
@@ -164,106 +165,13 @@ export class RedisTier implements Tier, DeferredTouches {
    * (tracking mode): Redis does not remember the read for this instance, which then hears of no later change:
    * the caller keeps what it read unverified (see RedisConnection.readUntracked).
    */
-  async get(sid: string, budget?: Budget, track = true): Promise<StoredRecord | undefined> {
-    const legacy = this.#legacy
-    if (legacy?.dualWrite) return this.#dualGet(sid, budget)
-    const ours = await this.#readOurs(sid, budget, track)
-    // NB: `migrate`: a string at our key (our own prefix), or no key of ours at all, not even a tombstone
-    // (another prefix), may be a session connect-redis wrote.
-    if (legacy === undefined || (ours !== 'not-a-hash' && (ours[1] !== null || legacy.samePrefix)))
-      return ours === 'not-a-hash' ? undefined : this.#live(sid, ours)
-    const found = await this.#readLegacy(legacy, sid, budget)
-    if (found !== undefined) return found
-    // NB: converted (or moved) by another instance between the two reads: ours is read once more.
-    const again = await this.#readOurs(sid, budget)
-    // NB: still neither our hash nor a string: another type (a list, a set) at our key, which is no session.
-    if (again === 'not-a-hash')
-      throw new TieredSessionError(
-        ErrorCodes.DECODE_FAILED,
-        'a session key in Redis holds a value that is not ours',
-      )
-    return this.#live(sid, again)
-  }
-
-  /** HMGET of our hash; 'not-a-hash' for a string there with `migrate` on our prefix. */
-  async #readOurs(
-    sid: string,
-    budget: Budget | undefined,
-    track = true,
-  ): Promise<Array<string | null> | 'not-a-hash'> {
-    try {
-      return track
-        ? await this.#redis.run('a session read', (c) => c.hmget(this.key(sid), ...SESSION_FIELDS), budget)
-        : await this.#redis.readUntracked('a session read', this.key(sid), SESSION_FIELDS, budget)
-    } catch (error) {
-      if (!isWrongType(error)) throw error
-      if (this.#legacy?.samePrefix) return 'not-a-hash'
-      throw new TieredSessionError(
-        ErrorCodes.DECODE_FAILED,
-        'a session key in Redis holds a value that is not ours',
-        {
-          cause: error,
-        },
-      )
-    }
-  }
-
-  /** connect-redis's session of `sid`, or undefined (none, or no string any more: converted meanwhile). */
-  async #readLegacy(legacy: LegacySessions, sid: string, budget: Budget | undefined) {
-    const key = legacy.samePrefix ? this.key(sid) : legacy.key(sid)
-    try {
-      return await legacy.read(key, budget)
-    } catch (error) {
-      // NB: our own prefix: the string became our hash between the two reads.
-      if (legacy.samePrefix && isTieredSessionError(error) && /not a string/.test(error.message))
-        return undefined
-      throw error
-    }
-  }
-
-  /** Our record of HMGET `values` (its payload opened), if live. */
-  #live(sid: string, values: Array<string | null>): StoredRecord | undefined {
-    const record = fromHash(values, (stored) => this.#sealer.open(sid, stored))
-    return record !== undefined && record.expiresAt > this.#clock.now() ? record : undefined
-  }
-
-  /**
-   * dualWrite: ours while connect-redis's key still holds what we last mirrored; connect-redis's value when an
-   * old instance changed it (adopted by the next write); nothing when an old instance deleted it (a logout
-   * there), and then ours goes too.
-   */
-  async #dualGet(sid: string, budget: Budget | undefined): Promise<StoredRecord | undefined> {
-    const legacy = this.#legacy as LegacySessions
-    const both = await legacy.readBoth(this.key(sid), sid, budget)
-    const { ours } = both
-    if (ours[4] === '1') return undefined
-    const record = fromHash(ours, (stored) => this.#sealer.open(sid, stored))
-    const live = record !== undefined && record.expiresAt > this.#clock.now()
-    if (both.legacy === null) {
-      if (live) await this.delete(sid, { budget })
-      return undefined
-    }
-    if (live && ours[0] === both.legacy) return record
-    return legacy.record(both.legacy, both.pttl, ours[1] === null ? 0 : Number(ours[1]))
+  get(sid: string, budget?: Budget, track = true): Promise<StoredRecord | undefined> {
+    return this.#reads.get(sid, budget, track)
   }
 
   /** The stored version of `sid`, or undefined when it does not exist (or was destroyed). */
-  async version(sid: string, budget?: Budget): Promise<number | undefined> {
-    // NB: dualWrite: a copy is current only while connect-redis's key agrees (old instances never announce).
-    if (this.#legacy?.dualWrite) {
-      const record = await this.#dualGet(sid, budget)
-      return record === undefined || record.legacy !== undefined ? undefined : record.version
-    }
-    let v: string | null | undefined
-    let dead: string | null | undefined
-    try {
-      ;[v, dead] = await this.#redis.run('a version check', (c) => c.hmget(this.key(sid), 'v', 'd'), budget)
-    } catch (error) {
-      // NB: `migrate` on our prefix: an old instance wrote its string over our hash: no version of ours.
-      if (this.#legacy?.samePrefix && isWrongType(error)) return undefined
-      throw error
-    }
-    return v === null || v === undefined || dead === '1' ? undefined : Number(v)
+  version(sid: string, budget?: Budget): Promise<number | undefined> {
+    return this.#reads.version(sid, budget)
   }
 
   /**
