@@ -7,7 +7,7 @@
 // runs.
 //
 //   node bench/build-ab.js --baseline <checkout with a built dist/> [--mode read|write|new] [--sessions 1000]
-//                          [--ops 10000] [--rounds 12] [--shared]
+//                          [--ops 10000] [--rounds 12] [--shared] [--profile <dir>]
 //   node bench/build-ab.js --peer memory|memorystore|cr9|cr8 [--shared] [...]
 //
 // --peer: the baseline is that peer store (bench/lib/stores.js) instead of a second build of ours, driven the
@@ -15,6 +15,7 @@
 // and none of the HTTP server's noise. With Redis in the run, each round also reports the redis-server's CPU
 // (INFO cpu, read at each round's start and end; a deferred touch of ours that Redis runs during the peer's
 // next round is billed to the peer: the table says so).
+// --profile <dir>: both children run under --cpu-prof; summarize a profile with bench/profile.js.
 //
 // A request, 20 in flight (as 20 keep-alive connections would): read-mostly `read` is get, then touch (express-
 // session's unmodified request), or set for every tenth; `write` is get then set (counter + 1); `new` is a set
@@ -142,6 +143,7 @@ async function parent() {
       ops: { type: 'string', default: '10000' },
       rounds: { type: 'string', default: '12' },
       shared: { type: 'boolean', default: false },
+      profile: { type: 'string' },
     },
   })
   if ((args.baseline === undefined) === (args.peer === undefined)) {
@@ -178,7 +180,12 @@ async function parent() {
         redisUrl: name === 'ours' && !args.shared ? null : (redis?.url ?? null),
         ...(name === 'baseline' && args.peer !== undefined ? { peer: args.peer } : {}),
       }
-      const proc = track(fork(fileURLToPath(import.meta.url), ['--child', JSON.stringify(spec)]))
+      // NB: --profile: each child under --cpu-prof, in a directory of its own (its worker threads write theirs too).
+      const execArgv =
+        args.profile === undefined
+          ? []
+          : ['--cpu-prof', '--cpu-prof-dir', join(resolve(args.profile), `${name}-${Date.now()}`)]
+      const proc = track(fork(fileURLToPath(import.meta.url), ['--child', JSON.stringify(spec)], { execArgv }))
       await reply(proc, 'ready')
       procs[name] = proc
     }
