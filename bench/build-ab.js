@@ -185,7 +185,9 @@ async function parent() {
         args.profile === undefined
           ? []
           : ['--cpu-prof', '--cpu-prof-dir', join(resolve(args.profile), `${name}-${Date.now()}`)]
-      const proc = track(fork(fileURLToPath(import.meta.url), ['--child', JSON.stringify(spec)], { execArgv }))
+      const proc = track(
+        fork(fileURLToPath(import.meta.url), ['--child', JSON.stringify(spec)], { execArgv }),
+      )
       await reply(proc, 'ready')
       procs[name] = proc
     }
