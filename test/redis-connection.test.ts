@@ -106,35 +106,3 @@ describe('RedisConnection status', () => {
     expect(engineOf(store).connected).toBe(false)
   })
 })
-
-describe('RedisConnection sending', () => {
-  const redis = useRedis()
-
-  it('a command goes out while an earlier one still waits for its reply (no batch waits for the one before)', async () => {
-    const proxy = await startProxy(redis.port)
-    const connection = new RedisConnection({ url: proxy.url, commandTimeoutMs: 5000, connectTimeoutMs: 2000 })
-    onTestFinished(() => connection.close())
-    const direct = new Redis(redis.url)
-    onTestFinished(() => direct.disconnect())
-    await until(connection, 'ready')
-    const [first, second] = [
-      `sending-1-${process.pid}-${Date.now()}`,
-      `sending-2-${process.pid}-${Date.now()}`,
-    ]
-    const hold = proxy.holdNextReply()
-    const firstDone = connection.run('a first add', (c) => c.sadd(first, 'x'))
-    await hold.held
-    // NB: a later turn of the event loop, with the first command's reply still held by the proxy.
-    await new Promise((resolve) => setImmediate(resolve))
-    const secondDone = connection.run('a second add', (c) => c.sadd(second, 'y'))
-    // Redis runs the second command while the first one's reply is still held: it was sent at once. (ioredis's
-    // auto-pipelining would send it only once the first batch is answered.)
-    let arrived = 0
-    for (let i = 0; i < 2000 && arrived === 0; i++) arrived = await direct.exists(second)
-    expect(arrived).toBe(1)
-    hold.release()
-    expect(await firstDone).toBe(1)
-    expect(await secondDone).toBe(1)
-    await direct.del(first, second)
-  })
-})

@@ -136,8 +136,6 @@ export class RedisConnection extends EventEmitter {
    * it (`CLIENT CACHING no` right before it). False with the channel, and until tracking was first set up.
    */
   untrackedReads = false
-  /** The socket is corked until this turn of the event loop ends (see #corkForTick). */
-  #corked = false
 
   constructor(options: RedisConnectionOptions) {
     super()
@@ -154,10 +152,8 @@ export class RedisConnection extends EventEmitter {
         connectTimeout: Math.max(options.commandTimeoutMs, 1000),
         retryStrategy: (times: number) => Math.min(times * 100, 2000),
         lazyConnect: false,
-        // NB: no auto-pipelining: ioredis keeps one auto-pipelined batch in flight, so a command called while one
-        // is out waits a whole round trip before it is sent. The commands of one turn of the event loop still go
-        // out in one socket write: run() corks the socket until the turn ends (#corkForTick).
-        enableAutoPipelining: false,
+        // NB: the commands of one event-loop turn go out in one socket write (many requests in flight).
+        enableAutoPipelining: true,
       }) as unknown as RedisClientLike
       this.#owned = true
     }
@@ -329,7 +325,6 @@ export class RedisConnection extends EventEmitter {
       }, ms)
       timer.unref()
     })
-    this.#corkForTick()
     try {
       return await Promise.race([settledLater(command(this.client)), timeout])
     } catch (error) {
@@ -355,24 +350,6 @@ export class RedisConnection extends EventEmitter {
   }
 
   /**
-   * Our own client (single node): the socket is corked from the first command of this turn of the event loop until
-   * the turn ends (process.nextTick runs once its microtasks are done), so that turn's commands leave in one
-   * writev, in the order they were called, and Redis reads them in one go. Unlike ioredis's auto-pipelining, a
-   * batch never waits for the one before it to be answered. An adopted client is left as its owner made it.
-   */
-  #corkForTick(): void {
-    if (this.#corked || !this.#owned) return
-    const stream = (this.client as unknown as { stream?: { cork?: () => void; uncork: () => void } }).stream
-    if (typeof stream?.cork !== 'function') return
-    stream.cork()
-    this.#corked = true
-    process.nextTick(() => {
-      this.#corked = false
-      stream.uncork()
-    })
-  }
-
-  /**
    * While the first connection is being made, waits for it (within `connectTimeoutMs`; that wait does not
    * count against `budget`); fails with TS_REDIS_UNAVAILABLE when Redis is down.
    */
@@ -387,9 +364,9 @@ export class RedisConnection extends EventEmitter {
   /**
    * HMGET of `key` that Redis does not track for this connection (see {@link untrackedReads}; without it, a
    * plain HMGET): `CLIENT CACHING no` and the HMGET go out together, in one write (a pipeline of their own, so
-   * nothing comes between them). NB: it is written at once, so on an adopted client that auto-pipelines it may
-   * overtake commands called before it (ioredis sends the next auto-pipeline batch only once the one in flight
-   * is answered): callers use it only for a session with no read or write of theirs in flight. The first one's error (tracking not on yet on a new
+   * nothing comes between them). NB: it is written at once, so it may overtake auto-pipelined commands called
+   * before it (ioredis sends the next auto-pipeline batch only once the one in flight is answered): callers use
+   * it only for a session with no write of theirs in flight. The first one's error (tracking not on yet on a new
    * connection) changes nothing: that read is not tracked either. A server that refuses `CLIENT CACHING` (an ACL:
    * NOPERM) gets plain reads from then on: tracked, which costs what this saves, never a stale copy.
    */
