@@ -106,3 +106,37 @@ describe('RedisConnection status', () => {
     expect(engineOf(store).connected).toBe(false)
   })
 })
+
+describe('RedisConnection sending', () => {
+  const redis = useRedis()
+
+  it('a command goes out while an earlier one still waits for its reply (no batch waits for the one before)', async () => {
+    const proxy = await startProxy(redis.port)
+    const connection = new RedisConnection({ url: proxy.url, commandTimeoutMs: 5000, connectTimeoutMs: 2000 })
+    onTestFinished(() => connection.close())
+    const direct = new Redis(redis.url)
+    onTestFinished(() => direct.disconnect())
+    await until(connection, 'ready')
+    const [first, second] = [
+      `sending-1-${process.pid}-${Date.now()}`,
+      `sending-2-${process.pid}-${Date.now()}`,
+    ]
+    onTestFinished(async () => {
+      await direct.del(first, second)
+    })
+    const hold = proxy.holdNextReply()
+    const firstDone = connection.run('a first add', (c) => c.sadd(first, 'x'))
+    await hold.held
+    // NB: a later pass of the event loop, with the first command's reply still held by the proxy.
+    await new Promise((resolve) => setImmediate(resolve))
+    const secondDone = connection.run('a second add', (c) => c.sadd(second, 'y'))
+    // Redis runs the second command while the first one's reply is held: it was sent without waiting for it.
+    // (ioredis's auto-pipelining sends it only once the first batch is answered.)
+    let ran = 0
+    for (let i = 0; i < 2000 && ran === 0; i++) ran = await direct.exists(second)
+    expect(ran).toBe(1)
+    hold.release()
+    expect(await firstDone).toBe(1)
+    expect(await secondDone).toBe(1)
+  })
+})

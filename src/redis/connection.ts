@@ -136,6 +136,8 @@ export class RedisConnection extends EventEmitter {
    * it (`CLIENT CACHING no` right before it). False with the channel, and until tracking was first set up.
    */
   untrackedReads = false
+  /** The socket while it is corked (see #gather). */
+  #corked: { uncork(): void } | undefined
 
   constructor(options: RedisConnectionOptions) {
     super()
@@ -152,8 +154,9 @@ export class RedisConnection extends EventEmitter {
         connectTimeout: Math.max(options.commandTimeoutMs, 1000),
         retryStrategy: (times: number) => Math.min(times * 100, 2000),
         lazyConnect: false,
-        // NB: the commands of one event-loop turn go out in one socket write (many requests in flight).
-        enableAutoPipelining: true,
+        // NB: no auto-pipelining (its batches cost the app CPU per command): run() gathers commands itself, see
+        // #gather.
+        enableAutoPipelining: false,
       }) as unknown as RedisClientLike
       this.#owned = true
     }
@@ -325,6 +328,7 @@ export class RedisConnection extends EventEmitter {
       }, ms)
       timer.unref()
     })
+    this.#gather()
     try {
       return await Promise.race([settledLater(command(this.client)), timeout])
     } catch (error) {
@@ -350,6 +354,29 @@ export class RedisConnection extends EventEmitter {
   }
 
   /**
+   * Our own client (single node): corks the socket at a command until this pass of the event loop has handled
+   * its I/O (setImmediate), so that the commands called meanwhile (those of every request that pass served, and
+   * any a command sends after a reply, as a script's EVAL after NOSCRIPT) leave in one writev, in call order, and
+   * Redis reads them in one go. ioredis's auto-pipelining gathers them too, but holds a batch until the one
+   * before it is answered and builds a Pipeline per batch. An adopted client is left as its owner configured it.
+   */
+  #gather(): void {
+    if (this.#corked !== undefined || !this.#owned) return
+    const stream = (this.client as unknown as { stream?: { cork?: () => void; uncork: () => void } }).stream
+    if (typeof stream?.cork !== 'function') return
+    stream.cork()
+    this.#corked = stream
+    setImmediate(() => this.#letGo())
+  }
+
+  #letGo(): void {
+    const stream = this.#corked
+    if (stream === undefined) return
+    this.#corked = undefined
+    stream.uncork()
+  }
+
+  /**
    * While the first connection is being made, waits for it (within `connectTimeoutMs`; that wait does not
    * count against `budget`); fails with TS_REDIS_UNAVAILABLE when Redis is down.
    */
@@ -364,9 +391,10 @@ export class RedisConnection extends EventEmitter {
   /**
    * HMGET of `key` that Redis does not track for this connection (see {@link untrackedReads}; without it, a
    * plain HMGET): `CLIENT CACHING no` and the HMGET go out together, in one write (a pipeline of their own, so
-   * nothing comes between them). NB: it is written at once, so it may overtake auto-pipelined commands called
-   * before it (ioredis sends the next auto-pipeline batch only once the one in flight is answered): callers use
-   * it only for a session with no write of theirs in flight. The first one's error (tracking not on yet on a new
+   * nothing comes between them). NB: on our own client it joins the commands gathered before it, in call order;
+   * an adopted client that auto-pipelines writes it at once, ahead of auto-pipelined commands called before it
+   * (ioredis sends the next auto-pipeline batch only once the one in flight is answered): callers use it only
+   * for a session with no read or write of theirs in flight. The first one's error (tracking not on yet on a new
    * connection) changes nothing: that read is not tracked either. A server that refuses `CLIENT CACHING` (an ACL:
    * NOPERM) gets plain reads from then on: tracked, which costs what this saves, never a stale copy.
    */

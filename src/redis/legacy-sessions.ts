@@ -98,7 +98,7 @@ export class LegacySessions {
    */
   async read(key: string, budget: Budget | undefined): Promise<LegacyRecord | undefined> {
     const { connection, clock, userIdOf } = this.#options
-    // NB: sent together (one round trip with auto-pipelining; on Cluster to the one node of the key).
+    // NB: sent together (one round trip: one socket write; on Cluster to the one node of the key).
     const [text, pttl] = await Promise.all([
       connection.run('a connect-redis session read', (c) => c.get(key), budget).catch(notAString),
       connection.run('a connect-redis session read', (c) => c.pttl(key), budget),
