@@ -21,13 +21,19 @@ async function until(connection: RedisConnection, status: ConnectionStatus): Pro
   while (connection.status !== status) await once(connection, 'status')
 }
 
+/** A connection to `port` through a test proxy, closed when the test ends. */
+async function throughProxy(port: number, commandTimeoutMs: number) {
+  const proxy = await startProxy(port)
+  const connection = new RedisConnection({ url: proxy.url, commandTimeoutMs, connectTimeoutMs: 2000 })
+  onTestFinished(() => connection.close())
+  return { proxy, connection }
+}
+
 describe('RedisConnection status', () => {
   const redis = useRedis()
 
   it('moves connecting → ready → reconnecting → ready → closed, one event per change', async () => {
-    const proxy = await startProxy(redis.port)
-    const connection = new RedisConnection({ url: proxy.url, commandTimeoutMs: 2000, connectTimeoutMs: 2000 })
-    onTestFinished(() => connection.close())
+    const { proxy, connection } = await throughProxy(redis.port, 2000)
     const seen = track(connection)
     expect(connection.status).toBe('connecting')
     expect(connection.up).toBe(false)
@@ -49,9 +55,7 @@ describe('RedisConnection status', () => {
   })
 
   it('a command that times out on a ready connection makes it hung until a PING is answered', async () => {
-    const proxy = await startProxy(redis.port)
-    const connection = new RedisConnection({ url: proxy.url, commandTimeoutMs: 200, connectTimeoutMs: 2000 })
-    onTestFinished(() => connection.close())
+    const { proxy, connection } = await throughProxy(redis.port, 200)
     await until(connection, 'ready')
     const seen = track(connection)
     const held = proxy.holdNextReply()
@@ -111,9 +115,7 @@ describe('RedisConnection sending', () => {
   const redis = useRedis()
 
   it('a command goes out while an earlier one still waits for its reply (no batch waits for the one before)', async () => {
-    const proxy = await startProxy(redis.port)
-    const connection = new RedisConnection({ url: proxy.url, commandTimeoutMs: 5000, connectTimeoutMs: 2000 })
-    onTestFinished(() => connection.close())
+    const { proxy, connection } = await throughProxy(redis.port, 5000)
     const direct = new Redis(redis.url)
     onTestFinished(() => direct.disconnect())
     await until(connection, 'ready')

@@ -86,6 +86,10 @@ function settledLater<T>(command: Promise<T>): Promise<T> {
  */
 const REFUSAL_REPLY = /^(WRONGTYPE|ERR|NOSCRIPT|BUSY|OOM|MOVED|ASK|CROSSSLOT|EXECABORT|NOPERM)/
 
+/** A server that does not know a command or subcommand (an old Redis, a proxy, a renamed command), or forbids it
+ * (an ACL: NOPERM). */
+export const UNSUPPORTED = /unknown (sub)?command|NOPERM/i
+
 /** A reply refused with WRONGTYPE: the key holds another type than the command reads. */
 export function isWrongType(error: unknown): boolean {
   return (
@@ -414,7 +418,7 @@ export class RedisConnection extends EventEmitter {
           .hmget(key, ...fields)
           .exec()
         const refused = replies?.[0]?.[0]
-        if (refused && /NOPERM|unknown subcommand/i.test(String(refused.message))) this.untrackedReads = false
+        if (refused && UNSUPPORTED.test(String(refused.message))) this.untrackedReads = false
         const [error, values] = replies?.[1] ?? [new Error('ERR no reply to a pipelined HMGET'), null]
         if (error !== null) throw error
         return values as Array<string | null>

@@ -14,11 +14,8 @@
 // Either way the subscriber is pinged every second (Heartbeat): a half-open connection is noticed within 3 s.
 
 import { ErrorCodes, isTieredSessionError } from '../errors.js'
-import type { RedisClientLike, RedisConnection, StatusChange } from './connection.js'
+import { type RedisClientLike, type RedisConnection, type StatusChange, UNSUPPORTED } from './connection.js'
 import { Heartbeat } from './heartbeat.js'
-
-/** A reply saying the server cannot track: no such command (renamed away, a proxy) or not allowed. */
-const UNSUPPORTED = /unknown (sub)?command|NOPERM/i
 
 /** The channel Redis sends tracking invalidations on (RESP2, redirect mode). */
 const TRACKING_CHANNEL = '__redis__:invalidate'
